@@ -1,0 +1,1 @@
+"""THE decision: a call, a grant and facts in, a Verdict out. Pure."""

@@ -1,0 +1,234 @@
+"""The decision, in the documented order; the first failing rule answers. Pure.
+
+  1 key unknown / revoked → 401      2 key expired / suspended → 401
+  3 endpoint not allowed (or unpriceable, or unreadable) → 403 / 400
+  4 connected account not allowed → 403       5 parameter rule broken → 403
+  6 customer out of scope → 403               7 currency not allowed → 403
+  8 loop breaker → 429 (not yet enforced)     9 daily cap would be exceeded → 402 (after_reserve)
+  10 allow: reserve the cost, swap the key.
+
+`decide` runs rules 1–5 from the request alone and returns Pending when it needs facts (which may
+mean reading objects from the vendor); called again with facts it finishes 6–8. The cap check itself
+is atomic in Redis; `after_reserve` turns its answer into the verdict. Shadow policies turn every
+denial but those about the key itself into an Allow that carries the denial for the audit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tollgate.credentials import same_digest
+from tollgate.decide.call import Call
+from tollgate.decide.rules import Rule
+from tollgate.decide.verdict import Allow, Deny, Pending, Verdict
+from tollgate.money import format_usd, to_micro_usd
+from tollgate.policy.grant import Grant
+from tollgate.policy.spend_policy import Mode
+from tollgate.vendors.base import Endpoint, Facts, Invalid, Unpriced
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Everything rules 1–5 look at."""
+
+    call: Call
+    grant: Grant | None
+    token_sha256: str | None  # digest of the presented token; None when no token was presented
+    bound: bool  # the token digest is known to the store (it may still be revoked)
+    endpoint: Endpoint
+    accounts: frozenset[str]
+    now: datetime
+
+
+def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdict:
+    for rule in _REQUEST_RULES:
+        if deny := rule(s):
+            return _shadow(s.grant, deny)
+    if facts is None:
+        return Pending()
+    assert s.grant is not None
+    if isinstance(facts, Invalid):
+        return _shadow(s.grant, Deny(Rule.REQUEST_INVALID, facts.message, facts.param))
+    if isinstance(facts, Unpriced):
+        return _shadow(s.grant, Deny(Rule.ENDPOINT_UNPRICED, facts.message))
+    if deny := _customer_scope(s.grant, facts) or _currency(s.grant, facts):
+        return _shadow(s.grant, deny)
+    return Allow(cost_micro_usd=cost_micro_usd(s.grant, facts))
+
+
+def after_reserve(grant: Grant, allow: Allow, reserved: bool, spent_micro_usd: int, now: datetime) -> Verdict:
+    """Rule 9: the atomic reservation's answer, as a verdict."""
+    if reserved:
+        return allow
+    cap = grant.daily_cap_micro_usd
+    deny = Deny(
+        Rule.CAP_EXCEEDED,
+        f"Daily spend cap reached for vault key {grant.key_id}: {format_usd(spent_micro_usd)} of "
+        f"{format_usd(cap)} spent today and this call would add {format_usd(allow.cost_micro_usd)}. "
+        f"The cap resets at {day_ends_at(grant, now).isoformat()}. This is a Tollgate spend limit "
+        f"(SpendPolicy {grant.policy_id}), not a card decline; do not retry before the reset.",
+    )
+    return _shadow(grant, deny, cost=0)
+
+
+def cost_micro_usd(grant: Grant, facts: Facts) -> int:
+    if facts.cost is None:
+        return 0
+    rate = grant.usd_rate(facts.cost.currency)
+    assert rate is not None, "rule 7 lets no currency without a rate through"
+    return to_micro_usd(facts.cost, rate)
+
+
+def day_key(grant: Grant, now: datetime) -> str:
+    """The policy's current day as yyyymmdd: the window the cap counts in."""
+    return now.astimezone(ZoneInfo(grant.time_zone)).strftime("%Y%m%d")
+
+
+def day_ends_at(grant: Grant, now: datetime) -> datetime:
+    local = now.astimezone(ZoneInfo(grant.time_zone))
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(ZoneInfo("UTC"))
+
+
+# ---- rules 1–5: from the request alone ------------------------------------------------------------
+
+
+def _key_known(s: Subject) -> Deny | None:
+    if s.token_sha256 is None:
+        return Deny(Rule.KEY_UNKNOWN, "No vault key was presented. Send the token from your VaultKey Secret as the API key.")
+    if not s.bound:
+        return Deny(Rule.KEY_UNKNOWN, "Tollgate does not know this vault key. Use the token from your VaultKey Secret.")
+    if s.grant is None or not same_digest(s.grant.token_sha256, s.token_sha256):
+        return Deny(
+            Rule.KEY_REVOKED,
+            "This vault key has been revoked (its VaultKey was deleted or rotated, or its SpendPolicy removed). "
+            "Retrying will not help; ask an operator for a new key.",
+        )
+    return None
+
+
+def _key_current(s: Subject) -> Deny | None:
+    g = s.grant
+    assert g is not None
+    if g.expires_at is not None and s.now >= g.expires_at:
+        return Deny(
+            Rule.KEY_EXPIRED,
+            f"Vault key {g.key_id} expired at {g.expires_at.isoformat()} ({g.expired_by} expiresAt). "
+            "Ask an operator to extend it or issue a new key.",
+        )
+    if g.suspended:
+        return Deny(
+            Rule.KEY_SUSPENDED,
+            f"Vault key {g.key_id} is suspended (VaultKey spec.suspended: true). Ask an operator to resume it.",
+        )
+    return None
+
+
+def _endpoint(s: Subject) -> Deny | None:
+    g, call = s.grant, s.call
+    assert g is not None
+    if not any(p.matches(call.method, call.path) for p in g.allow):
+        return Deny(
+            Rule.ENDPOINT_NOT_ALLOWED,
+            f"SpendPolicy {g.policy_id} does not allow {call.method} {call.path} "
+            f"(allowed: {', '.join(g.allow)}). Add it to spec.allow if this agent needs it.",
+        )
+    if s.endpoint.pricing == "unpriced":
+        return Deny(
+            Rule.ENDPOINT_UNPRICED,
+            f"{call.method} {call.path} may move money in ways Tollgate cannot price, so it is refused "
+            "even though the policy allows it.",
+        )
+    if call.parse_error is not None:
+        return Deny(Rule.REQUEST_INVALID, f"Tollgate could not read this request exactly: {call.parse_error}.")
+    return None
+
+
+def _accounts(s: Subject) -> Deny | None:
+    g = s.grant
+    assert g is not None
+    allowed = set(g.connected_accounts or ())
+    for acct in sorted(s.accounts - allowed):
+        return Deny(
+            Rule.ACCOUNT_NOT_ALLOWED,
+            f"Connected account {acct} is not in SpendPolicy {g.policy_id} spec.connectedAccounts.",
+        )
+    return None
+
+
+def _params(s: Subject) -> Deny | None:
+    g, call = s.grant, s.call
+    assert g is not None
+    for rule in g.params:
+        if rule.applies_to(call.method, call.path) and not rule.holds(call.params):
+            got = call.params.get(rule.field)
+            shown = "absent" if got is None else repr(got)
+            return Deny(
+                Rule.PARAM_RULE_BROKEN,
+                f"SpendPolicy {g.policy_id} requires {rule.describe()}; this call has {rule.field}={shown}.",
+                rule.field,
+            )
+    return None
+
+
+_REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (_key_known, _key_current, _endpoint, _accounts, _params)
+
+
+# ---- rules 6–7: from facts ------------------------------------------------------------------------
+
+
+def _customer_scope(g: Grant, facts: Facts) -> Deny | None:
+    if g.customers is None or not facts.customer_related:
+        return None
+    if facts.unscoped is not None:
+        return Deny(
+            Rule.CUSTOMER_OUT_OF_SCOPE,
+            f"SpendPolicy {g.policy_id} limits calls to listed customers, and {facts.unscoped}. "
+            "Name an in-scope customer.",
+            "customer",
+        )
+    outside = sorted(facts.customers - set(g.customers))
+    if outside:
+        return Deny(
+            Rule.CUSTOMER_OUT_OF_SCOPE,
+            f"Customer {outside[0]} is outside the scope of SpendPolicy {g.policy_id} (spec.customers).",
+            "customer",
+        )
+    return None
+
+
+def _currency(g: Grant, facts: Facts) -> Deny | None:
+    if facts.cost is None or g.usd_rate(facts.cost.currency) is not None:
+        return None
+    return Deny(
+        Rule.CURRENCY_NOT_ALLOWED,
+        f"Currency {facts.cost.currency.upper()} is not allowed by SpendPolicy {g.policy_id} "
+        f"(allowed: {', '.join(c.upper() for c in g.usd_rates)}). Add it to spec.currencies with a usdRate.",
+        "currency",
+    )
+
+
+def _shadow(grant: Grant | None, deny: Deny, cost: int = 0) -> Verdict:
+    if grant is not None and grant.mode is Mode.SHADOW and not deny.rule.about_the_key:
+        return Allow(cost_micro_usd=cost, shadow_denial=deny)
+    return deny
+
+
+# ---- answers when no rule could be evaluated ------------------------------------------------------
+
+
+def unavailable(detail: str) -> Deny:
+    """Fail closed: a part Tollgate needs is down. The call was not forwarded; retrying later is safe."""
+    return Deny(Rule.UNAVAILABLE, f"Tollgate could not decide ({detail}); the call was not sent. Retry later.")
+
+
+def object_not_found(collection: str, object_id: str) -> Deny:
+    noun = collection.rstrip("s").replace("_", " ")
+    return Deny(Rule.OBJECT_NOT_FOUND, f"No such {noun}: '{object_id}'.")
+
+
+def unknown_vendor(name: str) -> Deny:
+    return Deny(Rule.ENDPOINT_NOT_ALLOWED, f"This gateway route names no known vendor ({name!r}).")

@@ -1,0 +1,55 @@
+"""Rule: the stable code of every outcome, and the HTTP status each one answers with. Pure.
+
+The same string is the vendor error `code`, the `x-tollgate-rule` header, the audit column and the
+metric label, so renaming one is a breaking change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Rule(StrEnum):
+    ALLOWED = "tollgate_allowed"
+    KEY_UNKNOWN = "tollgate_key_unknown"
+    KEY_REVOKED = "tollgate_key_revoked"
+    KEY_EXPIRED = "tollgate_key_expired"
+    KEY_SUSPENDED = "tollgate_key_suspended"
+    ENDPOINT_NOT_ALLOWED = "tollgate_endpoint_not_allowed"
+    ENDPOINT_UNPRICED = "tollgate_endpoint_unpriced"
+    REQUEST_INVALID = "tollgate_request_invalid"
+    ACCOUNT_NOT_ALLOWED = "tollgate_account_not_allowed"
+    PARAM_RULE_BROKEN = "tollgate_param_rule_broken"
+    CUSTOMER_OUT_OF_SCOPE = "tollgate_customer_out_of_scope"
+    CURRENCY_NOT_ALLOWED = "tollgate_currency_not_allowed"
+    CAP_EXCEEDED = "tollgate_cap_exceeded"
+    OBJECT_NOT_FOUND = "tollgate_object_not_found"
+    UNAVAILABLE = "tollgate_unavailable"
+
+    @property
+    def status(self) -> int:
+        return STATUS[self]
+
+    @property
+    def about_the_key(self) -> bool:
+        """Rules about the credential itself: never relaxed by shadow mode."""
+        return self in (Rule.KEY_UNKNOWN, Rule.KEY_REVOKED, Rule.KEY_EXPIRED, Rule.KEY_SUSPENDED)
+
+
+STATUS: dict[Rule, int] = {
+    Rule.ALLOWED: 200,
+    Rule.KEY_UNKNOWN: 401,
+    Rule.KEY_REVOKED: 401,
+    Rule.KEY_EXPIRED: 401,
+    Rule.KEY_SUSPENDED: 401,
+    Rule.ENDPOINT_NOT_ALLOWED: 403,
+    Rule.ENDPOINT_UNPRICED: 403,
+    Rule.REQUEST_INVALID: 400,
+    Rule.ACCOUNT_NOT_ALLOWED: 403,
+    Rule.PARAM_RULE_BROKEN: 403,
+    Rule.CUSTOMER_OUT_OF_SCOPE: 403,
+    Rule.CURRENCY_NOT_ALLOWED: 403,
+    Rule.CAP_EXCEEDED: 402,
+    Rule.OBJECT_NOT_FOUND: 404,
+    Rule.UNAVAILABLE: 503,
+}

@@ -1,0 +1,32 @@
+"""Verdict = Allow | Deny | Pending. Pure values; denials are never exceptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tollgate.decide.rules import Rule
+
+
+@dataclass(frozen=True)
+class Deny:
+    rule: Rule
+    message: str
+    param: str | None = None
+
+    @property
+    def status(self) -> int:
+        return self.rule.status
+
+
+@dataclass(frozen=True)
+class Allow:
+    cost_micro_usd: int  # what to reserve against the cap before forwarding
+    shadow_denial: Deny | None = None  # shadow mode: what enforcement would have answered
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Rules 1–5 passed; the rest needs facts that may require reading vendor objects."""
+
+
+Verdict = Allow | Deny | Pending

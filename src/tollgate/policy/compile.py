@@ -1,0 +1,59 @@
+"""specs → Grant. Pure: the caller supplies the token digest and the sealed vendor key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from pydantic_core import to_jsonable_python
+
+from tollgate.policy.grant import Grant
+from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.vault_key import VaultKeySpec
+
+
+def compile_grant(
+    *,
+    key_id: str,
+    key: VaultKeySpec,
+    policy_id: str,
+    policy: SpendPolicySpec,
+    token_sha256: str,
+    sealed_credential: str,
+    credential_fingerprint: str,
+) -> Grant:
+    expires_at, expired_by = _earliest(key.expires_at, "VaultKey", policy.expires_at, "SpendPolicy")
+    body = {
+        "key_id": key_id,
+        "policy_id": policy_id,
+        "vendor": policy.vendor.value,
+        "mode": policy.mode,
+        "token_sha256": token_sha256,
+        "credential": sealed_credential,
+        "credential_fingerprint": credential_fingerprint,
+        "daily_cap_micro_usd": policy.daily_cap_micro_usd,
+        "allow": list(policy.allow),
+        "customers": policy.customers,
+        "connected_accounts": policy.connected_accounts,
+        "params": policy.params,
+        "usd_rates": {c.code: str(c.rate) for c in policy.currencies},
+        "time_zone": policy.time_zone,
+        "expires_at": expires_at,
+        "expired_by": expired_by,
+        "suspended": key.suspended,
+    }
+    # The version names what the key may do, not the ciphertext (which changes on every seal).
+    versioned = {k: v for k, v in body.items() if k != "credential"}
+    digest = hashlib.sha256(json.dumps(to_jsonable_python(versioned), sort_keys=True).encode()).hexdigest()[:16]
+    return Grant(version=digest, **body)
+
+
+def _earliest(
+    a: datetime | None, a_name: str, b: datetime | None, b_name: str
+) -> tuple[datetime | None, str | None]:
+    if a is None and b is None:
+        return None, None
+    if b is None or (a is not None and a <= b):
+        return a, a_name
+    return b, b_name

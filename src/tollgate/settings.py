@@ -1,0 +1,52 @@
+"""Process settings, from the environment (TOLLGATE_<SECTION>__<FIELD>). Built once per entry point."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_VENDOR_URLS = {"stripe": "https://api.stripe.com"}
+
+
+class RedisSettings(BaseModel):
+    url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS).")
+    timeout_ms: int = Field(default=500, ge=10, description="Per-command timeout; a timeout denies (fail closed).")
+
+
+class ExtAuthzSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9001, ge=1, le=65535)
+    vendor_urls: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_VENDOR_URLS),
+        description="Base URL per vendor for the gateway's own reads (full-refund amounts, customers of objects).",
+    )
+    lookup_timeout_s: float = Field(default=5.0, gt=0)
+    lookup_cache_size: int = Field(default=10_000, ge=0)
+
+
+class CredentialSettings(BaseModel):
+    keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys sealing vendor keys in Redis, newest first (comma-separated in the environment).",
+    )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    def plain(self) -> list[str]:
+        return [k.get_secret_value() for k in self.keys]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_", env_nested_delimiter="__", extra="ignore")
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    extauthz: ExtAuthzSettings = Field(default_factory=ExtAuthzSettings)
+    credentials: CredentialSettings = Field(default_factory=CredentialSettings)
+    log_level: str = "INFO"

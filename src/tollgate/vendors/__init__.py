@@ -1,0 +1,12 @@
+"""Vendor knowledge: which endpoints exist, what they cost, whom they touch, how errors look. Pure."""
+
+from __future__ import annotations
+
+from tollgate.vendors.base import Vendor
+from tollgate.vendors.stripe import STRIPE
+
+VENDORS: dict[str, Vendor] = {STRIPE.name: STRIPE}
+
+
+def vendor(name: str) -> Vendor | None:
+    return VENDORS.get(name)

@@ -1,0 +1,143 @@
+"""The seam every vendor implements, and the values that cross it. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tollgate.money import Money
+from tollgate.policy.rules import ParamValue
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation of a vendor's API, as matched from method + path."""
+
+    method: str
+    template: str  # "/v1/refunds/{id}"
+    name: str  # "refunds.create"
+    pricing: str  # vendor-specific pricing rule; "free" moves no money
+    scope: str  # vendor-specific rule for whom the call touches
+    path_ids: Mapping[str, str] = field(default_factory=dict)  # values of {placeholders}
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A vendor object the gateway must read (with the real key) to price or scope a call."""
+
+    collection: str  # "charges"
+    id: str
+
+
+@dataclass(frozen=True)
+class Need:
+    """Facts cannot be known without reading these objects; `fresh` forbids cached copies (amounts move)."""
+
+    refs: tuple[ObjectRef, ...]
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The request cannot be read exactly or is incomplete; deny with this message."""
+
+    message: str
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    """The endpoint (or this use of it) may move money Tollgate cannot price; deny rather than guess."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a call does, in the terms rules speak: how much money, whose, on which account."""
+
+    cost: Money | None  # None: moves no money
+    customers: frozenset[str] = frozenset()  # customers the call touches
+    unscoped: str | None = None  # why the customers can't be told, for a call that does touch customers
+    customer_related: bool = False
+
+
+@dataclass
+class Found:
+    """Objects read from the vendor during one check; `fresh` marks those read for this call (not cached)."""
+
+    objects: dict[ObjectRef, Mapping[str, Any]] = field(default_factory=dict)
+    fresh: set[ObjectRef] = field(default_factory=set)
+
+    def get(self, ref: ObjectRef, *, fresh: bool) -> Mapping[str, Any] | None:
+        if ref in self.objects and (not fresh or ref in self.fresh):
+            return self.objects[ref]
+        return None
+
+
+@dataclass(frozen=True)
+class Denial:
+    """What a vendor's error renderer needs: a stable code, the HTTP status and words for a human."""
+
+    code: str
+    status: int
+    message: str
+    retry: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Vendor(Protocol):
+    name: str
+
+    def vault_token(self, headers: Mapping[str, str]) -> str | None:
+        """The vault token the agent presented, from wherever this vendor's SDK puts its key."""
+        ...
+
+    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
+        """Body + query as one flat map; raises ValueError on anything ambiguous."""
+        ...
+
+    def match(self, method: str, path: str) -> Endpoint:
+        """The endpoint; paths the vendor module does not know come back with pricing "unpriced"
+        (writes, denied) or "free" with scope "unknown" (reads)."""
+        ...
+
+    def accounts(
+        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
+    ) -> frozenset[str]:
+        """Connected accounts the call acts on or pays, from the request alone."""
+        ...
+
+    def facts(
+        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str],
+        found: Found, scope_customers: bool,
+    ) -> Facts | Need | Invalid | Unpriced:
+        ...
+
+    def lookup_path(self, ref: ObjectRef) -> str:
+        """Path (under the vendor's base URL) that reads `ref`."""
+        ...
+
+    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The part of `obj` that can never change, safe to cache across calls; None: do not cache."""
+        ...
+
+    def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers to set on the forwarded request so the vendor sees the real key."""
+        ...
+
+    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers for the gateway's own reads of objects the call refers to."""
+        ...
+
+    def deny(self, denial: Denial) -> Rendered:
+        """The denial in this vendor's own error format, so its SDK raises its usual exception."""
+        ...

@@ -1,0 +1,91 @@
+"""Stripe: everything Tollgate knows about api.stripe.com, behind the Vendor seam. Pure."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from tollgate.policy.rules import ParamValue
+from tollgate.vendors import form
+from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
+from tollgate.vendors.stripe import endpoints, errors
+from tollgate.vendors.stripe import facts as _facts
+
+# Object fields that never change once set; everything else (amounts refunded, captured) is read fresh.
+# An object missing one of them is not cached: a charge's empty customer, say, may be filled in later.
+_IMMUTABLE = {
+    "charges": ("currency", "customer"),
+    "refunds": ("charge", "currency"),
+    "disputes": ("charge", "currency"),
+    "invoices": ("customer", "currency"),
+    "payment_intents": ("currency",),
+    "subscriptions": ("customer",),
+}
+
+
+class StripeVendor:
+    name = "stripe"
+
+    def vault_token(self, headers: Mapping[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        if scheme.lower() == "basic":
+            # `curl -u sk_…:` — the key is the user name, the password is empty.
+            try:
+                user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return user if user and not password else None
+        return None
+
+    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if body and mime not in ("application/x-www-form-urlencoded", ""):
+            raise form.Ambiguous(f"Stripe takes form-encoded bodies, not {mime!r}")
+        return form.parse_form(body, query)
+
+    def match(self, method: str, path: str) -> Endpoint:
+        return endpoints.match(method, path)
+
+    def accounts(
+        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
+    ) -> frozenset[str]:
+        return _facts.accounts(endpoint, params, headers)
+
+    def facts(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, ParamValue],
+        headers: Mapping[str, str],
+        found: Found,
+        scope_customers: bool,
+    ) -> Facts | Need | Invalid | Unpriced:
+        return _facts.facts(endpoint, params, headers, found, scope_customers)
+
+    def lookup_path(self, ref: ObjectRef) -> str:
+        return f"/v1/{ref.collection}/{ref.id}"
+
+    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        fields = _IMMUTABLE.get(ref.collection)
+        if not fields or any(obj.get(k) is None for k in fields):
+            return None
+        return {"id": ref.id, **{k: obj[k] for k in fields}}
+
+    def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return {"authorization": f"Bearer {vendor_key}"}
+
+    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        out = {"authorization": f"Bearer {vendor_key}"}
+        if acct := headers.get("stripe-account"):
+            out["stripe-account"] = acct  # the object lives in the connected account
+        return out
+
+    def deny(self, denial: Denial) -> Rendered:
+        return errors.render(denial)
+
+
+STRIPE = StripeVendor()
