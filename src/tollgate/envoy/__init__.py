@@ -1,0 +1,1 @@
+"""Envoy configuration as data: parameters in, a bootstrap document out."""
