@@ -59,7 +59,7 @@ def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdi
     return Allow(cost_micro_usd=cost_micro_usd(s.grant, facts))
 
 
-def after_reserve(grant: Grant, allow: Allow, reserved: bool, spent_micro_usd: int, now: datetime) -> Verdict:
+def after_reserve(grant: Grant, allow: Allow, reserved: bool, spent_micro_usd: int, now: datetime) -> Allow | Deny:
     """Rule 9: the atomic reservation's answer, as a verdict."""
     if reserved:
         return allow
@@ -98,9 +98,15 @@ def day_ends_at(grant: Grant, now: datetime) -> datetime:
 
 def _key_known(s: Subject) -> Deny | None:
     if s.token_sha256 is None:
-        return Deny(Rule.KEY_UNKNOWN, "No vault key was presented. Send the token from your VaultKey Secret as the API key.")
+        return Deny(
+            Rule.KEY_UNKNOWN,
+            "No vault key was presented. Send the token from your VaultKey Secret as the API key.",
+        )
     if not s.bound:
-        return Deny(Rule.KEY_UNKNOWN, "Tollgate does not know this vault key. Use the token from your VaultKey Secret.")
+        return Deny(
+            Rule.KEY_UNKNOWN,
+            "Tollgate does not know this vault key. Use the token from your VaultKey Secret.",
+        )
     if s.grant is None or not same_digest(s.grant.token_sha256, s.token_sha256):
         return Deny(
             Rule.KEY_REVOKED,
@@ -143,7 +149,9 @@ def _endpoint(s: Subject) -> Deny | None:
             "even though the policy allows it.",
         )
     if call.parse_error is not None:
-        return Deny(Rule.REQUEST_INVALID, f"Tollgate could not read this request exactly: {call.parse_error}.")
+        return Deny(
+            Rule.REQUEST_INVALID, f"Tollgate could not read this request exactly: {call.parse_error}."
+        )
     return None
 
 
@@ -174,7 +182,13 @@ def _params(s: Subject) -> Deny | None:
     return None
 
 
-_REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (_key_known, _key_current, _endpoint, _accounts, _params)
+_REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (
+    _key_known,
+    _key_current,
+    _endpoint,
+    _accounts,
+    _params,
+)
 
 
 # ---- rules 6–7: from facts ------------------------------------------------------------------------
@@ -211,7 +225,7 @@ def _currency(g: Grant, facts: Facts) -> Deny | None:
     )
 
 
-def _shadow(grant: Grant | None, deny: Deny, cost: int = 0) -> Verdict:
+def _shadow(grant: Grant | None, deny: Deny, cost: int = 0) -> Allow | Deny:
     if grant is not None and grant.mode is Mode.SHADOW and not deny.rule.about_the_key:
         return Allow(cost_micro_usd=cost, shadow_denial=deny)
     return deny
@@ -222,7 +236,9 @@ def _shadow(grant: Grant | None, deny: Deny, cost: int = 0) -> Verdict:
 
 def unavailable(detail: str) -> Deny:
     """Fail closed: a part Tollgate needs is down. The call was not forwarded; retrying later is safe."""
-    return Deny(Rule.UNAVAILABLE, f"Tollgate could not decide ({detail}); the call was not sent. Retry later.")
+    return Deny(
+        Rule.UNAVAILABLE, f"Tollgate could not decide ({detail}); the call was not sent. Retry later."
+    )
 
 
 def object_not_found(collection: str, object_id: str) -> Deny:

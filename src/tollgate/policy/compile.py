@@ -45,7 +45,9 @@ def compile_grant(
     }
     # The version names what the key may do, not the ciphertext (which changes on every seal).
     versioned = {k: v for k, v in body.items() if k != "credential"}
-    digest = hashlib.sha256(json.dumps(to_jsonable_python(versioned), sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(to_jsonable_python(versioned), sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
     return Grant(version=digest, **body)
 
 

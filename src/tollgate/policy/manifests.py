@@ -105,9 +105,10 @@ def add_document(out: Manifests, doc: Any, where: str) -> list[str]:
             spec = model.model_validate(doc.get("spec"))
         except ValidationError as exc:
             return [f"{label}: {msg}" for msg in field_errors(exc, "spec")]
-        target: dict[str, Any] = out.policies if kind == "SpendPolicy" else out.keys
-        obj = PolicyObject(namespace, name, spec) if isinstance(spec, SpendPolicySpec) else KeyObject(namespace, name, spec)  # type: ignore[arg-type]
-        target[f"{namespace}/{name}"] = obj
+        if isinstance(spec, SpendPolicySpec):
+            out.policies[f"{namespace}/{name}"] = PolicyObject(namespace, name, spec)
+        elif isinstance(spec, VaultKeySpec):
+            out.keys[f"{namespace}/{name}"] = KeyObject(namespace, name, spec)
         return []
     if kind == "Secret" and api == "v1":
         data, problems = _secret_data(doc, label)
@@ -121,7 +122,9 @@ def field_errors(exc: ValidationError, root: str) -> list[str]:
     """pydantic errors as 'spec.field.path: message' using the YAML (camelCase) names."""
     out = []
     for err in exc.errors():
-        loc = ".".join([root, *(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])]).replace(".[", "[")
+        loc = ".".join([root, *(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])]).replace(
+            ".[", "["
+        )
         msg = err["msg"].removeprefix("Value error, ")
         out.append(f"{loc}: {msg}")
     return out
@@ -142,4 +145,6 @@ def _secret_data(doc: dict[str, Any], label: str) -> tuple[dict[str, str], list[
 def _check_references(m: Manifests, problems: list[str]) -> None:
     for key in m.keys.values():
         if key.policy_id not in m.policies:
-            problems.append(f"VaultKey {key.id}: spec.policyRef.name: no SpendPolicy {key.policy_id} in these manifests")
+            problems.append(
+                f"VaultKey {key.id}: spec.policyRef.name: no SpendPolicy {key.policy_id} in these manifests"
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
@@ -104,7 +105,8 @@ class ParamRule(BaseModel):
     field: str = Field(description="Parameter name as sent on the wire, e.g. `amount` or `metadata[reason]`.")
     op: Op = Field(description="Comparison operator.")
     value: str | int | list[str | int] | None = Field(
-        default=None, description="Operand: a list for in/not_in, a number for lt/lte/gt/gte, none for absent/present."
+        default=None,
+        description="Operand: a list for in/not_in, a number for lt/lte/gt/gte, none for absent/present.",
     )
     endpoints: list[EndpointPattern] | None = Field(
         default=None, description="Apply only to these endpoints; all allowed endpoints when omitted."
@@ -124,9 +126,8 @@ class ParamRule(BaseModel):
             raise ValueError(f"op '{self.op}' takes no value")
         if self.op in _LIST and not isinstance(v, list):
             raise ValueError(f"op '{self.op}' needs a list value")
-        if self.op in _NUMERIC:
-            if isinstance(v, list) or v is None or _number(v) is None:
-                raise ValueError(f"op '{self.op}' needs a numeric value")
+        if self.op in _NUMERIC and (isinstance(v, list) or v is None or _number(v) is None):
+            raise ValueError(f"op '{self.op}' needs a numeric value")
         if self.op in (Op.EQ, Op.NE) and (v is None or isinstance(v, list)):
             raise ValueError(f"op '{self.op}' needs a single value")
         if self.op is Op.MATCHES:
@@ -141,7 +142,7 @@ class ParamRule(BaseModel):
     def applies_to(self, method: str, path: str) -> bool:
         return self.endpoints is None or any(p.matches(method, path) for p in self.endpoints)
 
-    def holds(self, params: dict[str, ParamValue]) -> bool:
+    def holds(self, params: Mapping[str, ParamValue]) -> bool:
         """True when `params` satisfy the rule."""
         present = self.field in params
         if self.op is Op.ABSENT:
@@ -185,9 +186,15 @@ class ParamRule(BaseModel):
         if self.op in _NO_VALUE:
             return f"{self.field} must be {self.op}"
         words = {
-            Op.IN: "must be one of", Op.NOT_IN: "must not be one of", Op.EQ: "must equal",
-            Op.NE: "must not equal", Op.LT: "must be <", Op.LTE: "must be ≤", Op.GT: "must be >",
-            Op.GTE: "must be ≥", Op.MATCHES: "must match",
+            Op.IN: "must be one of",
+            Op.NOT_IN: "must not be one of",
+            Op.EQ: "must equal",
+            Op.NE: "must not equal",
+            Op.LT: "must be <",
+            Op.LTE: "must be ≤",
+            Op.GT: "must be >",
+            Op.GTE: "must be ≥",
+            Op.MATCHES: "must match",
         }[self.op]
         return f"{self.field} {words} {self.value}"
 

@@ -26,9 +26,7 @@ _STRIPE_CUSTOMER = re.compile(r"^cus_[A-Za-z0-9]+$")
 class Spec(BaseModel):
     """Base for CRD specs: camelCase on the wire, strict about unknown keys."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel)
 
 
 class Vendor(StrEnum):
@@ -62,7 +60,9 @@ class CurrencySpec(Spec):
     def _rate(self) -> CurrencySpec:
         if self.usd_rate is None:
             if self.code != "usd":
-                raise ValueError(f"currency {self.code!r} needs usdRate (USD per unit) to be counted against the cap")
+                raise ValueError(
+                    f"currency {self.code!r} needs usdRate (USD per unit) to be counted against the cap"
+                )
             return self
         try:
             rate = Decimal(self.usd_rate)
@@ -94,7 +94,8 @@ class SpendPolicySpec(Spec):
     )
     daily_cap_usd: UsdAmount = Field(description="Most a key may spend per day, in USD.")
     allow: list[EndpointPattern] = Field(
-        min_length=1, description="Endpoints allowed, as 'METHOD /path' with '*' for one segment, '**' for the rest."
+        min_length=1,
+        description="Endpoints allowed, as 'METHOD /path' with '*' for one segment, '**' for the rest.",
     )
     customers: list[str] | None = Field(
         default=None, description="Customers (cus_…) calls may touch; any customer when omitted."
@@ -103,12 +104,18 @@ class SpendPolicySpec(Spec):
         default=None,
         description="Connected accounts (acct_…) allowed in Stripe-Account or as a transfer destination; none when omitted.",
     )
-    params: list[ParamRule] = Field(default_factory=list, description="Parameter rules every matching call must satisfy.")
+    params: list[ParamRule] = Field(
+        default_factory=list, description="Parameter rules every matching call must satisfy."
+    )
     currencies: list[CurrencySpec] = Field(
-        default_factory=_default_currencies, min_length=1, description="Currencies allowed; USD only when omitted."
+        default_factory=_default_currencies,
+        min_length=1,
+        description="Currencies allowed; USD only when omitted.",
     )
     time_zone: str = Field(default="UTC", description="IANA time zone whose midnight resets the daily cap.")
-    expires_at: datetime | None = Field(default=None, description="RFC 3339 time after which every key on it is refused.")
+    expires_at: datetime | None = Field(
+        default=None, description="RFC 3339 time after which every key on it is refused."
+    )
 
     @field_validator("daily_cap_usd", mode="before")
     @classmethod

@@ -48,7 +48,9 @@ class VaultKeySpec(Spec):
 
     policy_ref: PolicyRef = Field(description="The SpendPolicy this key is held to.")
     vendor_key_secret_ref: SecretKeyRef = Field(description="Where the real vendor API key lives.")
-    expires_at: datetime | None = Field(default=None, description="RFC 3339 time after which the key is refused.")
+    expires_at: datetime | None = Field(
+        default=None, description="RFC 3339 time after which the key is refused."
+    )
     suspended: bool = Field(default=False, description="Pause the key without deleting it.")
 
     @field_validator("expires_at")

@@ -6,8 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from tests.builders import NOW, TOKEN, call, grant, spend_policy, vault_key
+
 from tollgate.credentials import token_digest
 from tollgate.decide.engine import Subject, after_reserve, day_ends_at, day_key, decide
 from tollgate.decide.rules import Rule
@@ -27,12 +27,28 @@ GOOD = {"charge": "ch_1", "amount": "500", "reason": "duplicate"}
 GOOD_FACTS = Facts(cost=Money.minor(500, "usd"), customers=frozenset({"cus_A"}), customer_related=True)
 
 
-def subject(g: Grant | None, *, params: dict | None = None, path: str = "/v1/refunds", method: str = "POST",
-            token: str | None = TOKEN, bound: bool = True, accounts: frozenset = frozenset(),
-            parse_error: str | None = None, now=NOW) -> Subject:
+def subject(
+    g: Grant | None,
+    *,
+    params: dict | None = None,
+    path: str = "/v1/refunds",
+    method: str = "POST",
+    token: str | None = TOKEN,
+    bound: bool = True,
+    accounts: frozenset = frozenset(),
+    parse_error: str | None = None,
+    now=NOW,
+) -> Subject:
     c = replace(call(method, path, params if params is not None else GOOD), parse_error=parse_error)
-    return Subject(call=c, grant=g, token_sha256=token_digest(token) if token else None, bound=bound,
-                   endpoint=STRIPE.match(method, path), accounts=accounts, now=now)
+    return Subject(
+        call=c,
+        grant=g,
+        token_sha256=token_digest(token) if token else None,
+        bound=bound,
+        endpoint=STRIPE.match(method, path),
+        accounts=accounts,
+        now=now,
+    )
 
 
 def run(s: Subject, facts: Any = GOOD_FACTS):
@@ -50,36 +66,88 @@ BAD_FACTS = Facts(cost=Money.minor(1, "gbp"), customers=frozenset({"cus_Z"}), cu
 @pytest.mark.parametrize(
     ("s", "facts", "rule"),
     [
-        pytest.param(subject(G, token=None, path="/v1/secret"), BAD_FACTS, Rule.KEY_UNKNOWN, id="1 no key → 401"),
-        pytest.param(subject(G, bound=False, path="/v1/secret"), BAD_FACTS, Rule.KEY_UNKNOWN, id="1 unknown key → 401"),
+        pytest.param(
+            subject(G, token=None, path="/v1/secret"), BAD_FACTS, Rule.KEY_UNKNOWN, id="1 no key → 401"
+        ),
+        pytest.param(
+            subject(G, bound=False, path="/v1/secret"), BAD_FACTS, Rule.KEY_UNKNOWN, id="1 unknown key → 401"
+        ),
         pytest.param(subject(None, path="/v1/secret"), BAD_FACTS, Rule.KEY_REVOKED, id="1 revoked key → 401"),
-        pytest.param(subject(G, token="tgk_rotated_away", path="/v1/secret"), BAD_FACTS, Rule.KEY_REVOKED,
-                     id="1 rotated-away token → 401"),
-        pytest.param(subject(EXPIRED, path="/v1/secret"), BAD_FACTS, Rule.KEY_EXPIRED, id="2 expired key → 401"),
-        pytest.param(subject(POLICY_EXPIRED, path="/v1/secret"), BAD_FACTS, Rule.KEY_EXPIRED,
-                     id="2 expired policy → 401"),
-        pytest.param(subject(SUSPENDED, path="/v1/secret"), BAD_FACTS, Rule.KEY_SUSPENDED, id="2 suspended → 401"),
-        pytest.param(subject(G, path="/v1/secret", accounts=frozenset({"acct_bad"}), params={}), BAD_FACTS,
-                     Rule.ENDPOINT_NOT_ALLOWED, id="3 path not allowed → 403"),
-        pytest.param(subject(G, method="GET", path="/v1/refunds", accounts=frozenset({"acct_bad"})), BAD_FACTS,
-                     Rule.ENDPOINT_NOT_ALLOWED, id="3 method not allowed → 403"),
-        pytest.param(subject(G, parse_error="parameter 'amount' is given more than once",
-                             accounts=frozenset({"acct_bad"})), BAD_FACTS, Rule.REQUEST_INVALID,
-                     id="3 unreadable body → 400"),
-        pytest.param(subject(G, accounts=frozenset({"acct_bad"}), params={"charge": "ch_1"}), BAD_FACTS,
-                     Rule.ACCOUNT_NOT_ALLOWED, id="4 foreign Stripe-Account → 403"),
-        pytest.param(subject(G, params={"charge": "ch_1", "reason": "fraudulent"}), BAD_FACTS,
-                     Rule.PARAM_RULE_BROKEN, id="5 parameter rule broken → 403"),
-        pytest.param(subject(G, params={"charge": "ch_1"}), BAD_FACTS, Rule.PARAM_RULE_BROKEN,
-                     id="5 rule on an absent parameter → 403"),
-        pytest.param(subject(G), Invalid("a refund needs exactly one of 'charge' or 'payment_intent'"),
-                     Rule.REQUEST_INVALID, id="5b incomplete request → 400"),
+        pytest.param(
+            subject(G, token="tgk_rotated_away", path="/v1/secret"),
+            BAD_FACTS,
+            Rule.KEY_REVOKED,
+            id="1 rotated-away token → 401",
+        ),
+        pytest.param(
+            subject(EXPIRED, path="/v1/secret"), BAD_FACTS, Rule.KEY_EXPIRED, id="2 expired key → 401"
+        ),
+        pytest.param(
+            subject(POLICY_EXPIRED, path="/v1/secret"),
+            BAD_FACTS,
+            Rule.KEY_EXPIRED,
+            id="2 expired policy → 401",
+        ),
+        pytest.param(
+            subject(SUSPENDED, path="/v1/secret"), BAD_FACTS, Rule.KEY_SUSPENDED, id="2 suspended → 401"
+        ),
+        pytest.param(
+            subject(G, path="/v1/secret", accounts=frozenset({"acct_bad"}), params={}),
+            BAD_FACTS,
+            Rule.ENDPOINT_NOT_ALLOWED,
+            id="3 path not allowed → 403",
+        ),
+        pytest.param(
+            subject(G, method="GET", path="/v1/refunds", accounts=frozenset({"acct_bad"})),
+            BAD_FACTS,
+            Rule.ENDPOINT_NOT_ALLOWED,
+            id="3 method not allowed → 403",
+        ),
+        pytest.param(
+            subject(
+                G, parse_error="parameter 'amount' is given more than once", accounts=frozenset({"acct_bad"})
+            ),
+            BAD_FACTS,
+            Rule.REQUEST_INVALID,
+            id="3 unreadable body → 400",
+        ),
+        pytest.param(
+            subject(G, accounts=frozenset({"acct_bad"}), params={"charge": "ch_1"}),
+            BAD_FACTS,
+            Rule.ACCOUNT_NOT_ALLOWED,
+            id="4 foreign Stripe-Account → 403",
+        ),
+        pytest.param(
+            subject(G, params={"charge": "ch_1", "reason": "fraudulent"}),
+            BAD_FACTS,
+            Rule.PARAM_RULE_BROKEN,
+            id="5 parameter rule broken → 403",
+        ),
+        pytest.param(
+            subject(G, params={"charge": "ch_1"}),
+            BAD_FACTS,
+            Rule.PARAM_RULE_BROKEN,
+            id="5 rule on an absent parameter → 403",
+        ),
+        pytest.param(
+            subject(G),
+            Invalid("a refund needs exactly one of 'charge' or 'payment_intent'"),
+            Rule.REQUEST_INVALID,
+            id="5b incomplete request → 400",
+        ),
         pytest.param(subject(G), BAD_FACTS, Rule.CUSTOMER_OUT_OF_SCOPE, id="6 customer out of scope → 403"),
-        pytest.param(subject(G), Facts(cost=Money.minor(1, "gbp"), unscoped="the call names no customer",
-                                       customer_related=True), Rule.CUSTOMER_OUT_OF_SCOPE,
-                     id="6 no customer under a customer scope → 403"),
-        pytest.param(subject(G), replace(BAD_FACTS, customers=frozenset({"cus_A"})), Rule.CURRENCY_NOT_ALLOWED,
-                     id="7 currency not allowed → 403"),
+        pytest.param(
+            subject(G),
+            Facts(cost=Money.minor(1, "gbp"), unscoped="the call names no customer", customer_related=True),
+            Rule.CUSTOMER_OUT_OF_SCOPE,
+            id="6 no customer under a customer scope → 403",
+        ),
+        pytest.param(
+            subject(G),
+            replace(BAD_FACTS, customers=frozenset({"cus_A"})),
+            Rule.CURRENCY_NOT_ALLOWED,
+            id="7 currency not allowed → 403",
+        ),
     ],
 )
 def test_the_first_failing_rule_answers(s: Subject, facts: Any, rule: Rule) -> None:

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
-
 from tests.builders import spend_policy, vault_key
+
 from tollgate.policy.manifests import field_errors
 from tollgate.policy.rules import EndpointPattern, ParamRule
 
@@ -25,14 +25,30 @@ def test_a_valid_policy_compiles_its_cap_to_micro_usd() -> None:
         pytest.param({"customers": ["alice"]}, "customers", "cus_", id="customer id shape"),
         pytest.param({"connectedAccounts": ["acct-1"]}, "connectedAccounts", "acct_", id="account id shape"),
         pytest.param({"currencies": [{"code": "eur"}]}, "currencies", "usdRate", id="non-USD without rate"),
-        pytest.param({"currencies": [{"code": "usd"}, {"code": "USD"}]}, "currencies", "twice", id="duplicate currency"),
+        pytest.param(
+            {"currencies": [{"code": "usd"}, {"code": "USD"}]}, "currencies", "twice", id="duplicate currency"
+        ),
         pytest.param({"timeZone": "Mars/Olympus"}, "timeZone", "IANA", id="bad time zone"),
         pytest.param({"expiresAt": "2026-12-01T00:00:00"}, "expiresAt", "time zone", id="naive expiry"),
         pytest.param({"dailyCapUSD": "5"}, "dailyCapUSD", "Extra inputs", id="misspelled key"),
-        pytest.param({"params": [{"field": "amount", "op": "lte"}]}, "params[0]", "numeric", id="lte without value"),
-        pytest.param({"params": [{"field": "amount", "op": "between", "value": 1}]}, "params[0].op", "in", id="unknown op"),
-        pytest.param({"params": [{"field": "x", "op": "matches", "value": "("}]}, "params[0]", "regular", id="bad regex"),
-        pytest.param({"params": [{"field": "x", "op": "in", "value": "a"}]}, "params[0]", "list", id="in without list"),
+        pytest.param(
+            {"params": [{"field": "amount", "op": "lte"}]}, "params[0]", "numeric", id="lte without value"
+        ),
+        pytest.param(
+            {"params": [{"field": "amount", "op": "between", "value": 1}]},
+            "params[0].op",
+            "in",
+            id="unknown op",
+        ),
+        pytest.param(
+            {"params": [{"field": "x", "op": "matches", "value": "("}]},
+            "params[0]",
+            "regular",
+            id="bad regex",
+        ),
+        pytest.param(
+            {"params": [{"field": "x", "op": "in", "value": "a"}]}, "params[0]", "list", id="in without list"
+        ),
     ],
 )
 def test_invalid_policies_are_rejected_naming_the_field(overrides: dict, field: str, words: str) -> None:
@@ -76,13 +92,21 @@ def test_endpoint_patterns_match_whole_segments(pattern: str, method: str, path:
         ({"field": "amount", "op": "lte", "value": 5000}, {}, False),
         ({"field": "amount", "op": "lte", "value": 5000}, {"amount": "12abc"}, False),
         ({"field": "capture_method", "op": "in", "value": ["manual"]}, {"capture_method": "manual"}, True),
-        ({"field": "capture_method", "op": "in", "value": ["manual"]}, {"capture_method": "automatic"}, False),
+        (
+            {"field": "capture_method", "op": "in", "value": ["manual"]},
+            {"capture_method": "automatic"},
+            False,
+        ),
         ({"field": "cancel_at_period_end", "op": "absent"}, {}, True),
         ({"field": "cancel_at_period_end", "op": "absent"}, {"cancel_at_period_end": "true"}, False),
         ({"field": "metadata[reason]", "op": "present"}, {"metadata[reason]": "dup"}, True),
         ({"field": "reason", "op": "matches", "value": "dup.*"}, {"reason": "duplicate"}, True),
         ({"field": "reason", "op": "matches", "value": "dup"}, {"reason": "duplicate"}, False),
-        ({"field": "expand[]", "op": "in", "value": ["customer"]}, {"expand[]": ["customer", "invoice"]}, False),
+        (
+            {"field": "expand[]", "op": "in", "value": ["customer"]},
+            {"expand[]": ["customer", "invoice"]},
+            False,
+        ),
         ({"field": "currency", "op": "eq", "value": "usd"}, {"currency": "usd"}, True),
         ({"field": "currency", "op": "ne", "value": "usd"}, {"currency": "usd"}, False),
     ],

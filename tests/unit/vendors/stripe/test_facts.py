@@ -9,8 +9,15 @@ from tollgate.vendors.base import Facts, Found, Invalid, Need, ObjectRef, Unpric
 from tollgate.vendors.stripe import STRIPE
 
 
-def facts(method: str, path: str, params: dict[str, Any] | None = None, objects: dict | None = None,
-          fresh: bool = True, scope: bool = True, headers: dict | None = None):
+def facts(
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    objects: dict | None = None,
+    fresh: bool = True,
+    scope: bool = True,
+    headers: dict | None = None,
+):
     found = Found()
     for ref, obj in (objects or {}).items():
         found.objects[ref] = obj
@@ -21,31 +28,77 @@ def facts(method: str, path: str, params: dict[str, Any] | None = None, objects:
 
 
 CH = ObjectRef("charges", "ch_1")
-CHARGE = {"id": "ch_1", "amount": 5000, "amount_captured": 5000, "amount_refunded": 1200,
-          "currency": "usd", "customer": "cus_A"}
+CHARGE = {
+    "id": "ch_1",
+    "amount": 5000,
+    "amount_captured": 5000,
+    "amount_refunded": 1200,
+    "currency": "usd",
+    "customer": "cus_A",
+}
 
 
 @pytest.mark.parametrize(
     ("method", "path", "params", "cost"),
     [
-        pytest.param("POST", "/v1/charges", {"amount": "1999", "currency": "usd"}, Money.minor(1999, "usd"), id="charge"),
-        pytest.param("POST", "/v1/charges", {"amount": "1999", "currency": "usd", "capture": "false"}, None,
-                     id="uncaptured charge is an authorisation only"),
-        pytest.param("POST", "/v1/payment_intents", {"amount": "500", "currency": "eur"}, None,
-                     id="payment intent without confirm moves nothing"),
-        pytest.param("POST", "/v1/payment_intents", {"amount": "500", "currency": "eur", "confirm": "true"},
-                     Money.minor(500, "eur"), id="payment intent with confirm"),
-        pytest.param("POST", "/v1/payment_intents",
-                     {"amount": "500", "currency": "usd", "confirm": "true", "capture_method": "manual"}, None,
-                     id="manual capture only authorises"),
-        pytest.param("POST", "/v1/transfers", {"amount": "700", "currency": "usd", "destination": "acct_1"},
-                     Money.minor(700, "usd"), id="transfer"),
-        pytest.param("POST", "/v1/payouts", {"amount": "100", "currency": "jpy"}, Money.minor(100, "jpy"),
-                     id="payout in a zero-decimal currency"),
+        pytest.param(
+            "POST",
+            "/v1/charges",
+            {"amount": "1999", "currency": "usd"},
+            Money.minor(1999, "usd"),
+            id="charge",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/charges",
+            {"amount": "1999", "currency": "usd", "capture": "false"},
+            None,
+            id="uncaptured charge is an authorisation only",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/payment_intents",
+            {"amount": "500", "currency": "eur"},
+            None,
+            id="payment intent without confirm moves nothing",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/payment_intents",
+            {"amount": "500", "currency": "eur", "confirm": "true"},
+            Money.minor(500, "eur"),
+            id="payment intent with confirm",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/payment_intents",
+            {"amount": "500", "currency": "usd", "confirm": "true", "capture_method": "manual"},
+            None,
+            id="manual capture only authorises",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/transfers",
+            {"amount": "700", "currency": "usd", "destination": "acct_1"},
+            Money.minor(700, "usd"),
+            id="transfer",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/payouts",
+            {"amount": "100", "currency": "jpy"},
+            Money.minor(100, "jpy"),
+            id="payout in a zero-decimal currency",
+        ),
         pytest.param("GET", "/v1/charges/ch_1", {}, None, id="reads are free"),
         pytest.param("DELETE", "/v1/subscriptions/sub_1", {}, None, id="plain cancel is free"),
-        pytest.param("POST", "/v1/subscriptions/sub_1", {"cancel_at_period_end": "true"}, None,
-                     id="cancel at period end is free"),
+        pytest.param(
+            "POST",
+            "/v1/subscriptions/sub_1",
+            {"cancel_at_period_end": "true"},
+            None,
+            id="cancel at period end is free",
+        ),
     ],
 )
 def test_cost_is_parsed_from_the_request(method: str, path: str, params: dict, cost: Money | None) -> None:
@@ -57,14 +110,22 @@ def test_cost_is_parsed_from_the_request(method: str, path: str, params: dict, c
 def test_refund_with_amount_needs_only_the_charge_currency_which_may_be_cached() -> None:
     need = facts("POST", "/v1/refunds", {"charge": "ch_1", "amount": "300"}, scope=False)
     assert need == Need((CH,), fresh=False)
-    got = facts("POST", "/v1/refunds", {"charge": "ch_1", "amount": "300"}, {CH: {"currency": "usd"}}, fresh=False,
-                scope=False)
+    got = facts(
+        "POST",
+        "/v1/refunds",
+        {"charge": "ch_1", "amount": "300"},
+        {CH: {"currency": "usd"}},
+        fresh=False,
+        scope=False,
+    )
     assert isinstance(got, Facts) and got.cost == Money.minor(300, "usd")
 
 
 def test_full_refund_reads_the_charge_fresh_and_prices_what_is_left() -> None:
     # a cached copy is not enough: amounts move
-    assert facts("POST", "/v1/refunds", {"charge": "ch_1"}, {CH: CHARGE}, fresh=False) == Need((CH,), fresh=True)
+    assert facts("POST", "/v1/refunds", {"charge": "ch_1"}, {CH: CHARGE}, fresh=False) == Need(
+        (CH,), fresh=True
+    )
     got = facts("POST", "/v1/refunds", {"charge": "ch_1"}, {CH: CHARGE})
     assert isinstance(got, Facts)
     assert got.cost == Money.minor(3800, "usd")
@@ -77,7 +138,9 @@ def test_full_refund_through_a_payment_intent_follows_its_latest_charge() -> Non
     assert facts("POST", "/v1/refunds", {"payment_intent": "pi_1"}, {pi: {"latest_charge": "ch_1"}}) == Need(
         (CH,), fresh=True
     )
-    got = facts("POST", "/v1/refunds", {"payment_intent": "pi_1"}, {pi: {"latest_charge": "ch_1"}, CH: CHARGE})
+    got = facts(
+        "POST", "/v1/refunds", {"payment_intent": "pi_1"}, {pi: {"latest_charge": "ch_1"}, CH: CHARGE}
+    )
     assert isinstance(got, Facts) and got.cost == Money.minor(3800, "usd")
 
 
@@ -99,39 +162,68 @@ def test_confirming_a_payment_intent_prices_its_amount_unless_capture_is_manual(
 @pytest.mark.parametrize(
     ("method", "path", "params", "expected"),
     [
-        pytest.param("POST", "/v1/refunds", {"charge": "ch_1", "payment_intent": "pi_1"}, Invalid, id="both targets"),
+        pytest.param(
+            "POST", "/v1/refunds", {"charge": "ch_1", "payment_intent": "pi_1"}, Invalid, id="both targets"
+        ),
         pytest.param("POST", "/v1/refunds", {}, Invalid, id="no target"),
-        pytest.param("POST", "/v1/charges", {"amount": "-5", "currency": "usd"}, Invalid, id="negative amount"),
-        pytest.param("POST", "/v1/charges", {"amount": "5.5", "currency": "usd"}, Invalid, id="fractional amount"),
+        pytest.param(
+            "POST", "/v1/charges", {"amount": "-5", "currency": "usd"}, Invalid, id="negative amount"
+        ),
+        pytest.param(
+            "POST", "/v1/charges", {"amount": "5.5", "currency": "usd"}, Invalid, id="fractional amount"
+        ),
         pytest.param("POST", "/v1/charges", {"currency": "usd"}, Invalid, id="missing amount"),
         pytest.param("POST", "/v1/payouts", {"amount": "5"}, Invalid, id="missing currency"),
-        pytest.param("POST", "/v1/subscriptions/sub_1", {"items[0][price]": "price_1"}, Unpriced,
-                     id="changing subscription items bills"),
-        pytest.param("DELETE", "/v1/subscriptions/sub_1", {"invoice_now": "true"}, Unpriced, id="invoice now"),
+        pytest.param(
+            "POST",
+            "/v1/subscriptions/sub_1",
+            {"items[0][price]": "price_1"},
+            Unpriced,
+            id="changing subscription items bills",
+        ),
+        pytest.param(
+            "DELETE", "/v1/subscriptions/sub_1", {"invoice_now": "true"}, Unpriced, id="invoice now"
+        ),
         pytest.param("POST", "/v1/subscriptions", {}, Unpriced, id="unknown write"),
     ],
 )
-def test_requests_that_cannot_be_priced_exactly_are_refused(method: str, path: str, params: dict,
-                                                             expected: type) -> None:
+def test_requests_that_cannot_be_priced_exactly_are_refused(
+    method: str, path: str, params: dict, expected: type
+) -> None:
     assert isinstance(facts(method, path, params, scope=False), expected)
 
 
 @pytest.mark.parametrize(
     ("method", "path", "params", "customers", "unscoped"),
     [
-        pytest.param("POST", "/v1/charges", {"amount": "1", "currency": "usd", "customer": "cus_A"}, {"cus_A"}, None,
-                     id="customer parameter"),
-        pytest.param("POST", "/v1/charges", {"amount": "1", "currency": "usd"}, set(), "names no customer",
-                     id="charge without customer"),
-        pytest.param("GET", "/v1/charges", {"customer": "cus_A"}, {"cus_A"}, None, id="list filtered by customer"),
+        pytest.param(
+            "POST",
+            "/v1/charges",
+            {"amount": "1", "currency": "usd", "customer": "cus_A"},
+            {"cus_A"},
+            None,
+            id="customer parameter",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/charges",
+            {"amount": "1", "currency": "usd"},
+            set(),
+            "names no customer",
+            id="charge without customer",
+        ),
+        pytest.param(
+            "GET", "/v1/charges", {"customer": "cus_A"}, {"cus_A"}, None, id="list filtered by customer"
+        ),
         pytest.param("GET", "/v1/charges", {}, set(), "not filtered", id="unfiltered list"),
         pytest.param("GET", "/v1/customers/cus_B", {}, {"cus_B"}, None, id="customer in the path"),
         pytest.param("GET", "/v1/customers", {}, set(), "cannot tell", id="customer list"),
         pytest.param("GET", "/v1/whatever", {}, set(), "cannot tell", id="unknown read"),
     ],
 )
-def test_customers_touched_from_the_request(method: str, path: str, params: dict, customers: set,
-                                            unscoped: str | None) -> None:
+def test_customers_touched_from_the_request(
+    method: str, path: str, params: dict, customers: set, unscoped: str | None
+) -> None:
     got = facts(method, path, params)
     assert isinstance(got, Facts)
     assert got.customers == customers
@@ -148,7 +240,9 @@ def test_customer_of_a_refund_is_its_charges_customer() -> None:
     re_ = ObjectRef("refunds", "re_1")
     assert facts("GET", "/v1/refunds/re_1") == Need((re_,), fresh=False)
     assert facts("GET", "/v1/refunds/re_1", objects={re_: {"charge": "ch_1"}}) == Need((CH,), fresh=False)
-    got = facts("GET", "/v1/refunds/re_1", objects={re_: {"charge": "ch_1"}, CH: {"customer": {"id": "cus_A"}}})
+    got = facts(
+        "GET", "/v1/refunds/re_1", objects={re_: {"charge": "ch_1"}, CH: {"customer": {"id": "cus_A"}}}
+    )
     assert isinstance(got, Facts) and got.customers == {"cus_A"}
 
 

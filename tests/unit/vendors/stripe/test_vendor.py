@@ -35,8 +35,13 @@ def test_denials_render_as_stripe_errors_that_say_not_to_retry() -> None:
     assert r.headers["stripe-should-retry"] == "false"
     assert r.headers["content-type"] == "application/json"
     body = json.loads(r.body)
-    assert body == {"error": {"type": "invalid_request_error", "code": "tollgate_cap_exceeded",
-                              "message": "Daily spend cap reached"}}
+    assert body == {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "tollgate_cap_exceeded",
+            "message": "Daily spend cap reached",
+        }
+    }
 
 
 def test_unavailable_denials_invite_a_retry() -> None:

@@ -1,0 +1,1 @@
+"""Tollgate's data plane: the Envoy ext_authz gRPC server."""

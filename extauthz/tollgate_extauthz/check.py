@@ -1,0 +1,191 @@
+"""The phase sequence, and the only place where I/O and the decision meet:
+
+identify (cache, else store) → decide rules 1–5 (pure) → facts (vendor, reading objects when it must)
+→ decide rules 6–8 (pure) → commit (store, atomic: grant still current + reserve) → after_reserve (pure).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tollgate.credentials import CredentialBox, token_digest
+from tollgate.decide import engine
+from tollgate.decide.engine import Subject
+from tollgate.decide.verdict import Allow, Deny, Pending
+from tollgate.policy.grant import Grant
+from tollgate.store.base import CommitStatus, Store
+from tollgate.vendors.base import Endpoint, Facts, Found, Invalid, Need, Unpriced, Vendor
+from tollgate_extauthz.lookup import Lookup, ObjectNotFound
+from tollgate_extauthz.request import Incoming
+
+MAX_LOOKUP_ROUNDS = 4
+MAX_COMMIT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: str
+    verdict: Allow | Deny
+    grant: Grant | None = None
+    endpoint: Endpoint | None = None
+    facts: Facts | None = None
+    reservation_id: str | None = None
+    day: str | None = None
+    spent_micro_usd: int | None = None
+    vendor_key: str | None = None  # the real key, only on Allow; never logged
+
+    @property
+    def allowed(self) -> bool:
+        return isinstance(self.verdict, Allow)
+
+
+class GrantCache:
+    """Process-local copies of grants, so a warm call costs one Redis round trip (the commit).
+
+    Safe because nothing is allowed on a cached grant alone: the commit script checks the grant's
+    version atomically with the reservation, and a mismatch (revoke, rotate, policy change) sends the
+    check back to Redis. Token → key id never changes once minted, so it is cached as is."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, str] = OrderedDict()
+        self._grants: OrderedDict[str, Grant] = OrderedDict()
+
+    def key_for(self, digest: str) -> str | None:
+        return self._keys.get(digest)
+
+    def remember_key(self, digest: str, key_id: str) -> None:
+        self._put(self._keys, digest, key_id)
+
+    def grant(self, key_id: str) -> Grant | None:
+        return self._grants.get(key_id)
+
+    def remember_grant(self, grant: Grant) -> None:
+        self._put(self._grants, grant.key_id, grant)
+
+    def forget_grant(self, key_id: str) -> None:
+        self._grants.pop(key_id, None)
+
+    def _put(self, d: OrderedDict[str, Any], k: str, v: Any) -> None:
+        d[k] = v
+        d.move_to_end(k)
+        while len(d) > self._size:
+            d.popitem(last=False)
+
+
+class Checker:
+    def __init__(
+        self,
+        store: Store,
+        box: CredentialBox,
+        lookup: Lookup,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: GrantCache | None = None,
+    ) -> None:
+        self._store, self._box, self._lookup, self._clock = store, box, lookup, clock
+        self._cache = cache if cache is not None else GrantCache()
+
+    async def check(self, incoming: Incoming) -> Decision:
+        did = "dec_" + secrets.token_hex(8)
+        call, vendor = incoming.call, incoming.vendor
+        if vendor is None:
+            return Decision(did, engine.unknown_vendor(call.vendor))
+        digest = token_digest(incoming.token) if incoming.token else None
+        key_id = await self._key_id(digest)
+        endpoint = vendor.match(call.method, call.path)
+        accounts = vendor.accounts(endpoint, call.params, call.headers)
+        # A cached grant may be stale: the commit says so, and the call is decided again from Redis.
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            grant = await self._grant(key_id, cached=attempt == 0)
+            now = self._clock()
+            subject = Subject(call, grant, digest, key_id is not None, endpoint, accounts, now)
+            decided = await self._decide(did, subject, vendor)
+            if isinstance(decided, Decision):  # decided without needing the grant to be current
+                return decided
+            verdict, facts = decided
+            assert grant is not None
+            cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
+            day = engine.day_key(grant, now)
+            c = await self._store.commit(
+                grant.key_id, grant.version, grant.vendor, day, cost, grant.daily_cap_micro_usd
+            )
+            if c.status is CommitStatus.STALE:
+                self._cache.forget_grant(grant.key_id)
+                continue
+            if isinstance(verdict, Allow):
+                reserved = c.status is CommitStatus.COMMITTED
+                verdict = engine.after_reserve(grant, verdict, reserved, c.spent_micro_usd, now)
+            return self._finish(
+                did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
+            )
+        return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
+
+    async def _key_id(self, digest: str | None) -> str | None:
+        if digest is None:
+            return None
+        if (key_id := self._cache.key_for(digest)) is not None:
+            return key_id
+        key_id = await self._store.key_for_token(digest)
+        if key_id is not None:
+            self._cache.remember_key(digest, key_id)
+        return key_id
+
+    async def _grant(self, key_id: str | None, *, cached: bool) -> Grant | None:
+        if key_id is None:
+            return None
+        if cached and (g := self._cache.grant(key_id)) is not None:
+            return g
+        g = await self._store.grant(key_id)
+        if g is None:
+            self._cache.forget_grant(key_id)
+        else:
+            self._cache.remember_grant(g)
+        return g
+
+    async def _decide(
+        self, did: str, subject: Subject, vendor: Vendor
+    ) -> Decision | tuple[Allow | Deny, Facts | None]:
+        """Rules 1–8, reading vendor objects when the vendor module needs them. A Decision is final
+        (no grant to commit against); a (verdict, facts) pair still has to be committed."""
+        grant, call, endpoint = subject.grant, subject.call, subject.endpoint
+        verdict = engine.decide(subject)
+        if grant is None:
+            assert isinstance(verdict, Deny)
+            return Decision(did, verdict, None, endpoint)
+        if not isinstance(verdict, Pending):
+            return verdict, None
+        found = Found()
+        facts: Facts | Need | Invalid | Unpriced = Need(())
+        for _ in range(MAX_LOOKUP_ROUNDS):
+            facts = vendor.facts(endpoint, call.params, call.headers, found, grant.customers is not None)
+            if not isinstance(facts, Need):
+                break
+            try:
+                await self._lookup.fetch(vendor, grant, call.headers, facts, found)
+            except ObjectNotFound as nf:
+                return engine.object_not_found(nf.ref.collection, nf.ref.id), None
+        if isinstance(facts, Need):
+            return engine.unavailable("objects referenced too deeply"), None
+        final = engine.decide(subject, facts)
+        assert not isinstance(final, Pending)
+        return final, facts if isinstance(facts, Facts) else None
+
+    def _finish(
+        self,
+        did: str,
+        verdict: Allow | Deny | Pending,
+        grant: Grant | None,
+        endpoint: Endpoint | None,
+        facts: Facts | None = None,
+        reservation_id: str | None = None,
+        day: str | None = None,
+        spent: int | None = None,
+    ) -> Decision:
+        assert not isinstance(verdict, Pending)
+        vendor_key = self._box.open(grant.credential) if isinstance(verdict, Allow) and grant else None
+        return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)

@@ -1,0 +1,132 @@
+"""Decision → CheckResponse: the key swap on allow, the vendor-shaped error on deny, and the
+dynamic metadata that carries the decision into Envoy's access log (the audit's source)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2, status_pb2
+
+from tollgate.decide.call import Call
+from tollgate.decide.rules import Rule
+from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors.base import Denial, Rendered, Vendor
+from tollgate.vendors.stripe.errors import render as render_stripe_like
+from tollgate_extauthz.check import Decision
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def to_response(decision: Decision, call: Call, vendor: Vendor | None) -> external_auth_pb2.CheckResponse:
+    meta = _metadata(decision, call)
+    v = decision.verdict
+    if isinstance(v, Allow):
+        assert vendor is not None and decision.vendor_key is not None
+        ok = external_auth_pb2.OkHttpResponse(
+            headers=[
+                _header(k, val)
+                for k, val in vendor.upstream_headers(decision.vendor_key, call.headers).items()
+            ],
+            response_headers_to_add=[_header("x-tollgate-decision", decision.id)],
+        )
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(code=code_pb2.OK), ok_response=ok, dynamic_metadata=meta
+        )
+    return denied(v, decision.id, vendor, meta)
+
+
+def denied(
+    deny: Deny, decision_id: str, vendor: Vendor | None, meta: struct_pb2.Struct
+) -> external_auth_pb2.CheckResponse:
+    denial = Denial(
+        code=deny.rule.value,
+        status=deny.status,
+        message=deny.message,
+        retry=deny.rule is Rule.UNAVAILABLE,
+        headers={"x-tollgate-rule": deny.rule.value, "x-tollgate-decision": decision_id},
+    )
+    # Without a vendor there is no SDK to please; Stripe's shape is as good a JSON error as any.
+    rendered: Rendered = vendor.deny(denial) if vendor else render_stripe_like(denial)
+    return external_auth_pb2.CheckResponse(
+        status=status_pb2.Status(
+            code=code_pb2.PERMISSION_DENIED if deny.status != 503 else code_pb2.UNAVAILABLE
+        ),
+        denied_response=external_auth_pb2.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=rendered.status),
+            headers=[_header(k, val) for k, val in rendered.headers.items()],
+            body=rendered.body.decode(),
+        ),
+        dynamic_metadata=meta,
+    )
+
+
+def metadata_for_failure(decision_id: str, call: Call | None, rule: Rule) -> struct_pb2.Struct:
+    fields: dict[str, Any] = {"decision_id": decision_id, "decision": "deny", "rule": rule.value}
+    if call is not None:
+        fields.update(_call_fields(call))
+    return _struct(fields)
+
+
+def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
+    v = d.verdict
+    fields: dict[str, Any] = {
+        "decision_id": d.id,
+        "decision": "allow" if isinstance(v, Allow) else "deny",
+        "rule": Rule.ALLOWED.value if isinstance(v, Allow) else v.rule.value,
+        **_call_fields(call),
+    }
+    if isinstance(v, Allow):
+        fields["cost_micro_usd"] = v.cost_micro_usd
+        if v.shadow_denial is not None:
+            fields["shadow_rule"] = v.shadow_denial.rule.value
+    else:
+        fields["reason"] = v.message
+    if d.grant is not None:
+        fields.update(
+            vault_key_id=d.grant.key_id,
+            policy_id=d.grant.policy_id,
+            grant_version=d.grant.version,
+            mode=d.grant.mode.value,
+        )
+    if d.endpoint is not None:
+        fields["endpoint"] = d.endpoint.name
+    if d.facts is not None and d.facts.customers:
+        fields["customer"] = ",".join(sorted(d.facts.customers))
+    if d.facts is not None and d.facts.cost is not None:
+        fields.update(amount_minor=d.facts.cost.amount, currency=d.facts.cost.currency)
+    if d.reservation_id:
+        fields.update(reservation_id=d.reservation_id, day=d.day)
+    if d.spent_micro_usd is not None:
+        fields["spent_micro_usd"] = d.spent_micro_usd
+    return _struct(fields)
+
+
+def _call_fields(call: Call) -> dict[str, Any]:
+    out: dict[str, Any] = {"vendor": call.vendor, "method": call.method, "path": call.path}
+    for name, header in (
+        ("idempotency_key", "idempotency-key"),
+        ("agent_run_id", "x-agent-run-id"),
+        ("connected_account", "stripe-account"),
+    ):
+        if value := call.headers.get(header):
+            out[name] = value
+    return out
+
+
+def _struct(fields: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    # Struct numbers are doubles: send integers as strings where they could exceed 2**53.
+    s.update(
+        {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in fields.items()}
+    )
+    return s
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE
+    )

@@ -1,0 +1,1 @@
+"""The `tollgate` command: every subcommand is a thin call into the library."""

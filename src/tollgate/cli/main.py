@@ -1,0 +1,109 @@
+"""`tollgate` console script."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tollgate.policy.manifests import InvalidManifests, load_path
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Spend caps and scopes for AI agents' API keys."
+)
+
+
+@app.command()
+def check(
+    manifests: Annotated[Path, typer.Argument(help="A manifest file or a folder of them.", exists=True)],
+) -> None:
+    """Validate SpendPolicy / VaultKey / Secret manifests exactly as the gateway would."""
+    try:
+        m = load_path(manifests)
+    except InvalidManifests as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret")
+
+
+@app.command()
+def local(
+    manifests: Annotated[
+        Path, typer.Argument(help="A folder of SpendPolicy, VaultKey and Secret manifests.", exists=True)
+    ],
+    port: Annotated[int, typer.Option(help="Port agents point their SDK at.")] = 10000,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Use this Redis instead of starting a private one.")
+    ] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(help="Send a vendor's traffic elsewhere: stripe=http://127.0.0.1:12111"),
+    ] = None,
+    localstripe: Annotated[
+        bool, typer.Option(help="Start localstripe and send Stripe traffic to it (no network).")
+    ] = False,
+) -> None:
+    """Run a whole gateway on this machine until interrupted: Redis, ext_authz and Envoy."""
+    from tollgate.local.gateway import GatewayOptions, LocalGateway
+
+    options = GatewayOptions(
+        manifests=manifests, listen_port=port, redis_url=redis_url, localstripe=localstripe
+    )
+    for item in upstream or []:
+        name, sep, url = item.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            typer.echo(f"error: --upstream {item!r} must look like stripe=https://host", err=True)
+            raise typer.Exit(2)
+        options.upstreams[name] = url
+    try:
+        gateway = LocalGateway(options).start()
+    except InvalidManifests as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        _print_banner(gateway)
+        _wait_for_signal()
+    finally:
+        typer.echo("stopping…", err=True)
+        gateway.stop()
+
+
+def _print_banner(gateway: object) -> None:
+    from tollgate.local.gateway import LocalGateway
+
+    assert isinstance(gateway, LocalGateway)
+    typer.echo(f"Tollgate is up. Point agents' SDKs at {gateway.base_url('stripe')}")
+    for vendor, url in sorted(gateway.upstreams.items()):
+        typer.echo(f"  {vendor}: {gateway.base_url(vendor)} → {url}")
+    typer.echo("Vault keys (hand one to each agent; they are shown only now):")
+    for key_id, outcome in sorted(gateway.outcomes.items()):
+        token = gateway.tokens.get(key_id)
+        typer.echo(
+            f"  {key_id}: {token}" if token else f"  {key_id}: not ready ({outcome.state}: {outcome.message})"
+        )
+    typer.echo(f"Access log (one JSON line per call): {gateway.access_log}")
+    typer.echo("Try it:")
+    typer.echo(f'  curl {gateway.base_url("stripe")}/v1/balance -u "<vault key>:"')
+    typer.echo(
+        f'  python -c \'import stripe; c = stripe.StripeClient("<vault key>", '
+        f'base_addresses={{"api": "{gateway.base_url("stripe")}"}}); print(c.v1.balance.retrieve())\''
+    )
+    typer.echo("Ctrl-C stops everything.")
+    sys.stdout.flush()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+if __name__ == "__main__":
+    app()

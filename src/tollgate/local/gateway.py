@@ -1,0 +1,159 @@
+"""A whole working gateway on this machine: Redis, ext_authz and Envoy as local processes, loaded
+from manifests through the same reconcile code the operator uses. `tollgate local` and the
+integration tests both run it, so local mode is exercised by every test run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tollgate.credentials import CredentialBox, new_box_key
+from tollgate.envoy.params import EnvoyParams, VendorUpstream
+from tollgate.envoy.render import render_yaml
+from tollgate.local.processes import (
+    ManagedProcess,
+    free_port,
+    start_envoy,
+    start_localstripe,
+    start_process,
+    start_redis,
+)
+from tollgate.policy.manifests import Manifests, load_path
+from tollgate.reconcile.manifests import apply_manifests
+from tollgate.reconcile.vault_keys import Outcome
+from tollgate.settings import DEFAULT_VENDOR_URLS
+from tollgate.store.redis import RedisStore
+
+
+@dataclass
+class GatewayOptions:
+    manifests: Path | None = None
+    listen_port: int = 0  # 0: any free port
+    redis_url: str | None = None  # None: start a private redis-server
+    upstreams: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VENDOR_URLS))
+    localstripe: bool = False  # start localstripe and send Stripe traffic there
+    workdir: Path | None = None
+    extauthz_timeout_ms: int = 1000
+
+
+class LocalGateway:
+    def __init__(self, options: GatewayOptions) -> None:
+        self.options = options
+        self.box_key = new_box_key()
+        self.box = CredentialBox([self.box_key])
+        self.redis: ManagedProcess | None = None
+        self.localstripe: ManagedProcess | None = None
+        self.extauthz: ManagedProcess | None = None
+        self.envoy: ManagedProcess | None = None
+        self.redis_url = options.redis_url or ""
+        self.upstreams = dict(options.upstreams)
+        self.port = options.listen_port or free_port()
+        self.extauthz_port = free_port()
+        self._own_workdir = options.workdir is None
+        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
+        self.access_log = self.workdir / "access.log"
+        self.tokens: dict[str, str] = {}
+        self.outcomes: dict[str, Outcome] = {}
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> LocalGateway:
+        try:
+            manifests = load_path(self.options.manifests) if self.options.manifests else None
+            if not self.redis_url:
+                self.redis = start_redis(workdir=self.workdir)
+                assert self.redis.url is not None
+                self.redis_url = self.redis.url
+            if self.options.localstripe:
+                self.localstripe = start_localstripe(log_dir=self.workdir)
+                self.upstreams["stripe"] = f"http://127.0.0.1:{self.localstripe.port}"
+            if manifests is not None:
+                self.apply(manifests)
+            self.start_extauthz()
+            self.start_envoy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_extauthz(self) -> None:
+        env = {
+            **os.environ,
+            "TOLLGATE_REDIS__URL": self.redis_url,
+            "TOLLGATE_EXTAUTHZ__HOST": "127.0.0.1",
+            "TOLLGATE_EXTAUTHZ__PORT": str(self.extauthz_port),
+            "TOLLGATE_EXTAUTHZ__VENDOR_URLS": _json(self.upstreams),
+            "TOLLGATE_CREDENTIALS__KEYS": self.box_key,
+        }
+        self.extauthz = start_process(
+            "extauthz",
+            [sys.executable, "-m", "tollgate_extauthz"],
+            env=env,
+            ready_port=self.extauthz_port,
+            log_dir=self.workdir,
+        )
+
+    def stop_extauthz(self) -> None:
+        if self.extauthz is not None:
+            self.extauthz.stop()
+            self.extauthz = None
+
+    def start_envoy(self) -> None:
+        params = EnvoyParams(
+            listen_port=self.port,
+            extauthz_endpoints=[f"127.0.0.1:{self.extauthz_port}"],
+            extauthz_timeout_ms=self.options.extauthz_timeout_ms,
+            access_log_path=str(self.access_log),
+            vendors=[
+                VendorUpstream(name=n, prefix=f"/{n}", url=u) for n, u in sorted(self.upstreams.items())
+            ],
+        )
+        config = self.workdir / "envoy.yaml"
+        config.write_text(render_yaml(params))
+        self.envoy = start_envoy(config, listen_port=self.port, log_path=self.workdir / "envoy.log")
+
+    def stop(self) -> None:
+        for proc in (self.envoy, self.extauthz, self.localstripe, self.redis):
+            if proc is not None:
+                proc.stop()
+        self.envoy = self.extauthz = self.localstripe = self.redis = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- what a person (or a test) uses ------------------------------------------------------------
+
+    def base_url(self, vendor: str = "stripe") -> str:
+        return f"http://127.0.0.1:{self.port}/{vendor}"
+
+    def apply(self, manifests: Manifests | Path) -> dict[str, str]:
+        """Load manifests into Redis (fresh tokens for every key); returns key id → vault token."""
+        if isinstance(manifests, Path):
+            manifests = load_path(manifests)
+        result = asyncio.run(self._apply(manifests))
+        self.outcomes = {k: o for k, (_, o) in result.items()}
+        self.tokens = {k: t for k, (t, o) in result.items() if o.ready}
+        return self.tokens
+
+    async def _apply(self, manifests: Manifests) -> dict[str, tuple[str, Outcome]]:
+        store = RedisStore.from_url(self.redis_url)
+        try:
+            return await apply_manifests(store, self.box, manifests)
+        finally:
+            await store.close()
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value)

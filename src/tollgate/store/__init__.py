@@ -1,0 +1,1 @@
+"""Redis and nothing else: where grants live and spend is reserved atomically."""

@@ -1,0 +1,48 @@
+"""Every Redis key name Tollgate uses, and nowhere else builds one.
+
+Layout (all keys prefixed `tg:`; `{vk:<key_id>}` is a hash tag, so everything one Lua script touches
+sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a managed Redis):
+
+  tg:token:<sha256(token)>               → key id ("namespace/name")            index, no TTL
+  tg:{vk:<key_id>}:grant                 → Grant JSON                           no TTL
+  tg:{vk:<key_id>}:version               → the grant's version                  no TTL
+  tg:{vk:<key_id>}:spend:<vendor>:<day>  → integer micro-USD reserved that day  TTL: 2 days
+  tg:{vk:<key_id>}:resv:<reservation>    → integer micro-USD of one reservation TTL: 2 days
+  tg:grants                              → set of key ids with a grant          for resync / listing
+
+ext_authz may decide from a cached grant: the commit script then checks `version` in the same atomic
+step that reserves the cost, so a revoke (which deletes it) or any change wins over the cache.
+Vault tokens are never stored, only their SHA-256. Vendor keys are stored only sealed inside grants.
+"""
+
+from __future__ import annotations
+
+PREFIX = "tg:"
+
+
+def _tag(key_id: str) -> str:
+    return f"{PREFIX}{{vk:{key_id}}}"
+
+
+def token(token_sha256: str) -> str:
+    return f"{PREFIX}token:{token_sha256}"
+
+
+def grant(key_id: str) -> str:
+    return f"{_tag(key_id)}:grant"
+
+
+def version(key_id: str) -> str:
+    return f"{_tag(key_id)}:version"
+
+
+def spend(key_id: str, vendor: str, day: str) -> str:
+    return f"{_tag(key_id)}:spend:{vendor}:{day}"
+
+
+def reservation(key_id: str, reservation_id: str) -> str:
+    return f"{_tag(key_id)}:resv:{reservation_id}"
+
+
+def grants_index() -> str:
+    return f"{PREFIX}grants"

@@ -1,0 +1,145 @@
+"""RedisStore: the one Store implementation. Driver errors become StoreUnavailable, never a pass."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tollgate.errors import StoreUnavailable
+from tollgate.policy.grant import Grant
+from tollgate.store import keys
+from tollgate.store.base import Commit, CommitStatus
+
+T = TypeVar("T")
+# Counters and reservations outlive their day by one, so a late settlement still finds them.
+DAY_TTL_S = 2 * 24 * 3600
+RETIRED_TOKEN_TTL_S = 7 * 24 * 3600
+
+
+def _script(name: str) -> str:
+    return resources.files("tollgate.store").joinpath("lua", name).read_text()
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._r = client
+        self._commit = client.register_script(_script("commit.lua"))
+        self._release = client.register_script(_script("release.lua"))
+        self._settle = client.register_script(_script("settle.lua"))
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> RedisStore:
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            max_connections=max_connections,
+            decode_responses=True,
+        )
+        return cls(client)
+
+    async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await op()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    # ---- data plane -------------------------------------------------------------------------------
+
+    async def key_for_token(self, token_sha256: str) -> str | None:
+        v: Any = await self._do(lambda: self._r.get(keys.token(token_sha256)))
+        return v
+
+    async def grant(self, key_id: str) -> Grant | None:
+        raw: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
+        return Grant.model_validate_json(raw) if raw else None
+
+    async def commit(
+        self, key_id: str, version: str, vendor: str, day: str, amount_micro_usd: int, cap_micro_usd: int
+    ) -> Commit:
+        """Check the grant is still at `version` and reserve the amount, atomically (commit.lua)."""
+        rid = secrets.token_hex(8)
+        status, spent = await self._do(
+            lambda: self._commit(
+                keys=[keys.version(key_id), keys.spend(key_id, vendor, day), keys.reservation(key_id, rid)],
+                args=[version, amount_micro_usd, cap_micro_usd, DAY_TTL_S],
+            )
+        )
+        st = CommitStatus(int(status))
+        reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
+        return Commit(st, int(spent), rid if reserved else None)
+
+    async def release(self, key_id: str, vendor: str, day: str, reservation_id: str) -> int:
+        n = await self._do(
+            lambda: self._release(
+                keys=[keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
+            )
+        )
+        return int(n)
+
+    async def settle(
+        self, key_id: str, vendor: str, day: str, reservation_id: str, actual_micro_usd: int
+    ) -> int:
+        n = await self._do(
+            lambda: self._settle(
+                keys=[keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)],
+                args=[actual_micro_usd],
+            )
+        )
+        return int(n)
+
+    async def spent(self, key_id: str, vendor: str, day: str) -> int:
+        v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day)))
+        return int(v or 0)
+
+    # ---- reconcile --------------------------------------------------------------------------------
+
+    async def put_grant(self, grant: Grant) -> None:
+        """Write the grant, then index its token. Replacing the grant is what revokes an old token."""
+        old: Any = await self._do(lambda: self._r.get(keys.grant(grant.key_id)))
+
+        async def write() -> None:
+            # grant and version share a slot: one MULTI keeps them in step
+            pipe = self._r.pipeline(transaction=True)
+            pipe.set(keys.grant(grant.key_id), grant.model_dump_json())
+            pipe.set(keys.version(grant.key_id), grant.version)
+            await pipe.execute()
+            pipe = self._r.pipeline(transaction=False)
+            pipe.set(keys.token(grant.token_sha256), grant.key_id)
+            pipe.sadd(keys.grants_index(), grant.key_id)
+            await pipe.execute()
+
+        await self._do(write)
+        if old:
+            previous = Grant.model_validate_json(old).token_sha256
+            if previous != grant.token_sha256:
+                await self._retire_token(previous)
+
+    async def revoke(self, key_id: str) -> bool:
+        """Delete the grant: the very next call with its token is refused as revoked."""
+        old: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
+        removed = await self._do(lambda: self._r.delete(keys.version(key_id), keys.grant(key_id)))
+        await self._do(lambda: self._r.srem(keys.grants_index(), key_id))
+        if old:
+            await self._retire_token(Grant.model_validate_json(old).token_sha256)
+        return bool(removed)
+
+    async def _retire_token(self, token_sha256: str) -> None:
+        # A retired token keeps pointing at its key for a while, so its holder is told "revoked"
+        # (and stops) rather than "unknown"; then the index entry ages out.
+        await self._do(lambda: self._r.expire(keys.token(token_sha256), RETIRED_TOKEN_TTL_S))
+
+    async def grant_ids(self) -> set[str]:
+        ids: Any = await self._do(lambda: self._r.smembers(keys.grants_index()))
+        return set(ids)
+
+    async def ping(self) -> None:
+        await self._do(lambda: self._r.ping())
+
+    async def close(self) -> None:
+        await self._r.aclose()

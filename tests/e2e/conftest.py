@@ -1,0 +1,71 @@
+"""One real gateway per session: redis-server, the ext_authz process, Envoy, and localstripe as the
+Stripe upstream. Tests load their own manifests into it and drive it with the official stripe SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import stripe
+
+from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
+from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.vault_key import VaultKeySpec
+
+REAL_KEY = "sk_test_tollgate_real_vendor_key"
+NAMESPACE = "agents"
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
+    gw = LocalGateway(GatewayOptions(localstripe=True, workdir=tmp_path_factory.mktemp("gateway")))
+    with gw:
+        yield gw
+
+
+@pytest.fixture
+def direct(gateway: LocalGateway) -> stripe.StripeClient:
+    """The platform's own client, straight to the Stripe fake (no gateway), to set up and inspect.
+
+    Requesting it starts a test from an empty world: no Stripe objects, no grants, no spend."""
+    httpx.delete(f"{gateway.upstreams['stripe']}/_config/data").raise_for_status()
+    with redis.Redis.from_url(gateway.redis_url) as r:
+        r.flushall()
+    return stripe.StripeClient(REAL_KEY, base_addresses={"api": gateway.upstreams["stripe"]})
+
+
+Deploy = Callable[..., stripe.StripeClient]
+
+
+@pytest.fixture
+def deploy(gateway: LocalGateway) -> Deploy:
+    """Apply one SpendPolicy + VaultKey and return a stripe client holding only the vault key."""
+
+    def _deploy(
+        policy: dict[str, Any], key: dict[str, Any] | None = None, **client: Any
+    ) -> stripe.StripeClient:
+        m = Manifests()
+        m.policies[f"{NAMESPACE}/bot-policy"] = PolicyObject(
+            NAMESPACE, "bot-policy", SpendPolicySpec.model_validate({"vendor": "stripe", **policy})
+        )
+        m.keys[f"{NAMESPACE}/bot"] = KeyObject(
+            NAMESPACE,
+            "bot",
+            VaultKeySpec.model_validate(
+                {
+                    "policyRef": {"name": "bot-policy"},
+                    "vendorKeySecretRef": {"name": "stripe-key", "key": "api-key"},
+                    **(key or {}),
+                }
+            ),
+        )
+        m.secrets[f"{NAMESPACE}/stripe-key"] = SecretObject(NAMESPACE, "stripe-key", {"api-key": REAL_KEY})
+        tokens = gateway.apply(m)
+        token = tokens[f"{NAMESPACE}/bot"]
+        return stripe.StripeClient(token, base_addresses={"api": gateway.base_url("stripe")}, **client)
+
+    return _deploy

@@ -1,0 +1,146 @@
+"""RedisStore against a real redis-server: grants, revocation, and the atomic cap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.builders import grant, spend_policy
+
+from tollgate.credentials import token_digest
+from tollgate.errors import StoreUnavailable
+from tollgate.store import keys
+from tollgate.store.base import CommitStatus
+from tollgate.store.redis import RedisStore
+
+KEY = "agents/support-bot"
+
+
+async def test_a_grant_is_found_by_its_token_digest(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    assert await store.key_for_token(g.token_sha256) == KEY
+    assert await store.grant(KEY) == g
+    assert await store.grant_ids() == {KEY}
+
+
+async def test_the_token_itself_is_never_stored(store: RedisStore, redis_server) -> None:
+    import redis.asyncio as aioredis
+
+    await store.put_grant(grant(token="tgk_very_secret"))
+    client = aioredis.Redis.from_url(redis_server.url)
+    dump = b"".join([k + (await client.dump(k) or b"") for k in await client.keys("*")])
+    await client.aclose()
+    assert b"tgk_very_secret" not in dump
+    assert b"sk_test_real_vendor_key" not in dump  # the vendor key is stored sealed only
+
+
+async def test_revoking_removes_the_grant_but_remembers_the_token_as_revoked(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    assert await store.revoke(KEY) is True
+    assert await store.grant(KEY) is None
+    assert await store.key_for_token(g.token_sha256) == KEY  # → "revoked", not "unknown"
+    assert await store.revoke(KEY) is False
+
+
+async def test_rotating_replaces_the_token(store: RedisStore) -> None:
+    old, new = grant(token="tgk_old"), grant(token="tgk_new")
+    await store.put_grant(old)
+    await store.put_grant(new)
+    current = await store.grant(KEY)
+    assert current is not None and current.token_sha256 == token_digest("tgk_new")
+
+
+async def test_commit_reserves_up_to_the_cap_and_no_further(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    c1 = await store.commit(KEY, g.version, "stripe", "20261125", 60, 100)
+    c2 = await store.commit(KEY, g.version, "stripe", "20261125", 40, 100)
+    c3 = await store.commit(KEY, g.version, "stripe", "20261125", 1, 100)
+    assert (c1.status, c1.spent_micro_usd) == (CommitStatus.COMMITTED, 60)
+    assert (c2.status, c2.spent_micro_usd) == (CommitStatus.COMMITTED, 100)
+    assert (c3.status, c3.spent_micro_usd, c3.reservation_id) == (CommitStatus.OVER_CAP, 100, None)
+    assert await store.spent(KEY, "stripe", "20261125") == 100
+    assert await store.spent(KEY, "stripe", "20261126") == 0  # a new day starts at zero
+
+
+async def test_a_free_call_commits_without_reserving(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    c = await store.commit(KEY, g.version, "stripe", "d", 0, 0)
+    assert (c.status, c.reservation_id) == (CommitStatus.COMMITTED, None)
+
+
+async def test_a_decision_on_a_revoked_or_changed_grant_is_stale_and_reserves_nothing(
+    store: RedisStore,
+) -> None:
+    g = grant()
+    await store.put_grant(g)
+    changed = grant(spend_policy(dailyCapUsd="5"))
+    assert changed.version != g.version
+    await store.put_grant(changed)
+    assert (await store.commit(KEY, g.version, "stripe", "d", 10, 100)).status is CommitStatus.STALE
+    await store.revoke(KEY)
+    assert (await store.commit(KEY, changed.version, "stripe", "d", 10, 100)).status is CommitStatus.STALE
+    assert await store.spent(KEY, "stripe", "d") == 0
+
+
+async def test_release_and_settle_give_money_back_once(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    c = await store.commit(KEY, g.version, "stripe", "d", 70, 100)
+    assert c.reservation_id
+    assert await store.release(KEY, "stripe", "d", c.reservation_id) == 70
+    assert await store.release(KEY, "stripe", "d", c.reservation_id) == 0
+    assert await store.spent(KEY, "stripe", "d") == 0
+    c = await store.commit(KEY, g.version, "stripe", "d", 70, 100)
+    assert c.reservation_id
+    assert await store.settle(KEY, "stripe", "d", c.reservation_id, 50) == 20
+    assert await store.settle(KEY, "stripe", "d", c.reservation_id, 50) == 0
+    assert await store.spent(KEY, "stripe", "d") == 50
+
+
+async def test_counters_expire_after_their_day(store: RedisStore, redis_server) -> None:
+    import redis.asyncio as aioredis
+
+    g = grant()
+    await store.put_grant(g)
+    await store.commit(KEY, g.version, "stripe", "d", 1, 100)
+    client = aioredis.Redis.from_url(redis_server.url)
+    ttl = await client.ttl(keys.spend(KEY, "stripe", "d"))
+    await client.aclose()
+    assert 24 * 3600 < ttl <= 2 * 24 * 3600
+
+
+async def test_two_hundred_concurrent_commits_never_overshoot_the_cap(
+    store: RedisStore, redis_server
+) -> None:
+    # Separate connections, truly concurrent: 200 × $0.37 against a $50 cap.
+    stores = [RedisStore.from_url(redis_server.url) for _ in range(20)]
+    g = grant()
+    await stores[0].put_grant(g)
+    cap, each = 50_000_000, 370_000
+    results = await asyncio.gather(
+        *(stores[i % 20].commit(KEY, g.version, "stripe", "d", each, cap) for i in range(200))
+    )
+    granted = [r for r in results if r.status is CommitStatus.COMMITTED]
+    assert len(granted) == cap // each  # 135 fit, to the micro-dollar
+    assert await stores[0].spent(KEY, "stripe", "d") == len(granted) * each <= cap
+    for s in stores:
+        await s.close()
+
+
+async def test_an_unreachable_redis_raises_store_unavailable() -> None:
+    from tollgate.local.processes import free_port
+
+    s = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
+    with pytest.raises(StoreUnavailable):
+        await s.grant(KEY)
+    await s.close()
+
+
+async def test_grants_survive_a_round_trip_through_json(store: RedisStore) -> None:
+    g = grant(spend_policy(params=[{"field": "amount", "op": "lte", "value": 5000}], customers=["cus_A"]))
+    await store.put_grant(g)
+    assert await store.grant(KEY) == g

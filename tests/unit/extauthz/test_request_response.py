@@ -1,0 +1,111 @@
+"""Proto ↔ domain mapping, without a server."""
+
+from __future__ import annotations
+
+import json
+
+from envoy.service.auth.v3 import external_auth_pb2
+from google.rpc import code_pb2
+from tests.builders import VENDOR_KEY, grant
+
+from tollgate.decide.rules import Rule
+from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors.stripe import STRIPE
+from tollgate_extauthz.check import Decision
+from tollgate_extauthz.request import to_incoming
+from tollgate_extauthz.response import to_response
+
+
+def check_request(
+    path: str, body: bytes = b"", method: str = "POST", **headers: str
+) -> external_auth_pb2.CheckRequest:
+    req = external_auth_pb2.CheckRequest()
+    http = req.attributes.request.http
+    http.method, http.path, http.raw_body, http.id = method, path, body, "42"
+    for k, v in headers.items():
+        http.headers[k.replace("_", "-")] = v
+    req.attributes.context_extensions["vendor"] = "stripe"
+    req.attributes.context_extensions["prefix"] = "/stripe"
+    return req
+
+
+def test_request_strips_the_vendor_prefix_and_merges_query_into_params() -> None:
+    inc = to_incoming(
+        check_request(
+            "/stripe/v1/refunds?expand[]=charge",
+            b"charge=ch_1&amount=5",
+            authorization="Bearer tgk_x",
+            content_type="application/x-www-form-urlencoded",
+        )
+    )
+    assert inc.vendor is STRIPE
+    assert inc.token == "tgk_x"
+    assert inc.call.path == "/v1/refunds"
+    assert inc.call.params == {"charge": "ch_1", "amount": "5", "expand[]": ["charge"]}
+
+
+def test_credentials_never_reach_the_call() -> None:
+    inc = to_incoming(
+        check_request(
+            "/stripe/v1/refunds", authorization="Bearer tgk_x", cookie="s=1", proxy_authorization="Basic x"
+        )
+    )
+    assert not {"authorization", "cookie", "proxy-authorization"} & set(inc.call.headers)
+    assert "tgk_x" not in repr(inc.call)
+
+
+def test_an_ambiguous_body_becomes_a_parse_error_not_an_exception() -> None:
+    inc = to_incoming(check_request("/stripe/v1/refunds?amount=1", b"amount=2", authorization="Bearer t"))
+    assert inc.call.parse_error is not None and "both the body and the query" in inc.call.parse_error
+
+
+def test_an_unknown_vendor_route_has_no_vendor() -> None:
+    req = check_request("/x/v1/refunds")
+    req.attributes.context_extensions["vendor"] = "paypal"
+    assert to_incoming(req).vendor is None
+
+
+def test_allow_swaps_in_the_real_key_and_records_metadata() -> None:
+    inc = to_incoming(
+        check_request(
+            "/stripe/v1/refunds",
+            b"charge=ch_1",
+            authorization="Bearer tgk_x",
+            x_agent_run_id="run-7",
+            idempotency_key="idem-1",
+        )
+    )
+    d = Decision(
+        "dec_1",
+        Allow(cost_micro_usd=5_000_000),
+        grant(),
+        STRIPE.match("POST", "/v1/refunds"),
+        reservation_id="r1",
+        day="20261125",
+        spent_micro_usd=5_000_000,
+        vendor_key=VENDOR_KEY,
+    )
+    resp = to_response(d, inc.call, inc.vendor)
+    assert resp.status.code == code_pb2.OK
+    headers = {h.header.key: h.header.value for h in resp.ok_response.headers}
+    assert headers == {"authorization": f"Bearer {VENDOR_KEY}"}
+    meta = dict(resp.dynamic_metadata)
+    assert meta["decision"] == "allow" and meta["rule"] == Rule.ALLOWED.value
+    assert meta["cost_micro_usd"] == "5000000"
+    assert meta["vault_key_id"] == "agents/support-bot"
+    assert meta["agent_run_id"] == "run-7" and meta["idempotency_key"] == "idem-1"
+    assert meta["reservation_id"] == "r1"
+    assert VENDOR_KEY not in str(resp.dynamic_metadata) and "tgk_x" not in str(resp.dynamic_metadata)
+
+
+def test_deny_answers_in_stripe_format_with_the_rule_header() -> None:
+    inc = to_incoming(check_request("/stripe/v1/payouts", authorization="Bearer tgk_x"))
+    d = Decision("dec_2", Deny(Rule.ENDPOINT_NOT_ALLOWED, "not allowed"), grant())
+    resp = to_response(d, inc.call, inc.vendor)
+    assert resp.status.code == code_pb2.PERMISSION_DENIED
+    assert resp.denied_response.status.code == 403
+    headers = {h.header.key: h.header.value for h in resp.denied_response.headers}
+    assert headers["x-tollgate-rule"] == "tollgate_endpoint_not_allowed"
+    assert headers["stripe-should-retry"] == "false"
+    assert json.loads(resp.denied_response.body)["error"]["code"] == "tollgate_endpoint_not_allowed"
+    assert dict(resp.dynamic_metadata)["decision"] == "deny"
