@@ -37,7 +37,9 @@ def vault_key(**overrides: Any) -> VaultKeySpec:
     return VaultKeySpec.model_validate(spec)
 
 
-def grant(policy: SpendPolicySpec | None = None, key: VaultKeySpec | None = None, token: str = TOKEN) -> Grant:
+def grant(
+    policy: SpendPolicySpec | None = None, key: VaultKeySpec | None = None, token: str = TOKEN
+) -> Grant:
     return compile_grant(
         key_id="agents/support-bot",
         key=key or vault_key(),
@@ -49,7 +51,9 @@ def grant(policy: SpendPolicySpec | None = None, key: VaultKeySpec | None = None
     )
 
 
-def call(method: str = "POST", path: str = "/v1/refunds", params: dict[str, Any] | None = None, **headers: str) -> Call:
+def call(
+    method: str = "POST", path: str = "/v1/refunds", params: dict[str, Any] | None = None, **headers: str
+) -> Call:
     return Call(
         vendor="stripe",
         method=method,

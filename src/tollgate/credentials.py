@@ -48,7 +48,9 @@ class CredentialBox:
         try:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
         except (ValueError, TypeError) as exc:
-            raise ConfigError("credential encryption keys must be Fernet keys (32 url-safe base64 bytes)") from exc
+            raise ConfigError(
+                "credential encryption keys must be Fernet keys (32 url-safe base64 bytes)"
+            ) from exc
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -15,9 +15,26 @@ MAX_MICRO_USD = 2**53 - 1
 
 # https://docs.stripe.com/currencies#zero-decimal and #three-decimal
 ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
 )
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
 def exponent(currency: str) -> int:
@@ -58,7 +75,7 @@ def to_micro_usd(money: Money, usd_per_unit: Decimal) -> int:
 
 def parse_usd(value: str | int | Decimal) -> int:
     """'12.50' → 12_500_000 micro-USD; rejects floats' noise, negatives and sub-micro precision."""
-    if isinstance(value, float):  # type: ignore[unreachable]
+    if isinstance(value, float):
         raise ValueError("give USD amounts as a string or integer, not a float")
     try:
         d = Decimal(str(value))

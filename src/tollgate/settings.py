@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
 from typing import Annotated
 
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_VENDOR_URLS = {"stripe": "https://api.stripe.com"}
@@ -12,7 +12,9 @@ DEFAULT_VENDOR_URLS = {"stripe": "https://api.stripe.com"}
 
 class RedisSettings(BaseModel):
     url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS).")
-    timeout_ms: int = Field(default=500, ge=10, description="Per-command timeout; a timeout denies (fail closed).")
+    timeout_ms: int = Field(
+        default=500, ge=10, description="Per-command timeout; a timeout denies (fail closed)."
+    )
 
 
 class ExtAuthzSettings(BaseModel):

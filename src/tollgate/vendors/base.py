@@ -117,10 +117,13 @@ class Vendor(Protocol):
         ...
 
     def facts(
-        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str],
-        found: Found, scope_customers: bool,
-    ) -> Facts | Need | Invalid | Unpriced:
-        ...
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, ParamValue],
+        headers: Mapping[str, str],
+        found: Found,
+        scope_customers: bool,
+    ) -> Facts | Need | Invalid | Unpriced: ...
 
     def lookup_path(self, ref: ObjectRef) -> str:
         """Path (under the vendor's base URL) that reads `ref`."""

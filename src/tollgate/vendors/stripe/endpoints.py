@@ -73,7 +73,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/customers/{customer}", "customers.retrieve", "free", "customer_path"),
     Route("POST", "/v1/customers/{customer}", "customers.update", "free", "customer_path"),
     Route("DELETE", "/v1/customers/{customer}", "customers.delete", "free", "customer_path"),
-    Route("GET", "/v1/customers/{customer}/payment_methods", "customers.payment_methods", "free", "customer_path"),
+    Route(
+        "GET",
+        "/v1/customers/{customer}/payment_methods",
+        "customers.payment_methods",
+        "free",
+        "customer_path",
+    ),
     Route("GET", "/v1/invoices", "invoices.list", "free", "list"),
     Route("GET", "/v1/invoices/{id}", "invoices.retrieve", "free", "object"),
     Route("POST", "/v1/invoices/{id}/pay", "invoices.pay", "invoice_pay", "object"),
@@ -97,7 +103,9 @@ def match(method: str, path: str) -> Endpoint:
     method = method.upper()
     for route, regex in _COMPILED:
         if route.method == method and (m := regex.match(path)):
-            return Endpoint(route.method, route.template, route.name, route.pricing, route.scope, m.groupdict())
+            return Endpoint(
+                route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
+            )
     if method in ("GET", "HEAD"):
         return Endpoint(method, path, "unknown.read", "free", "unknown")
     return Endpoint(method, path, "unknown.write", "unpriced", "unknown")

@@ -18,12 +18,27 @@ from tollgate.vendors.stripe.endpoints import collection_of
 _INT = re.compile(r"^[0-9]{1,15}$")
 _CURRENCY = re.compile(r"^[a-zA-Z]{3}$")
 _ID_COLLECTION = {
-    "ch": "charges", "py": "charges", "pi": "payment_intents", "in": "invoices",
-    "re": "refunds", "pyr": "refunds", "dp": "disputes", "du": "disputes", "sub": "subscriptions",
+    "ch": "charges",
+    "py": "charges",
+    "pi": "payment_intents",
+    "in": "invoices",
+    "re": "refunds",
+    "pyr": "refunds",
+    "dp": "disputes",
+    "du": "disputes",
+    "sub": "subscriptions",
 }
 # Subscription fields whose change bills nothing now or later.
 _SUB_SAFE = frozenset(
-    {"metadata", "description", "cancel_at_period_end", "cancel_at", "cancellation_details", "pause_collection", "expand"}
+    {
+        "metadata",
+        "description",
+        "cancel_at_period_end",
+        "cancel_at",
+        "cancellation_details",
+        "pause_collection",
+        "expand",
+    }
 )
 
 
@@ -98,12 +113,14 @@ class _Reader:
         return got
 
 
-def _price(ep: Endpoint, r: _Reader) -> Money | None | Unpriced:
+def _price(ep: Endpoint, r: _Reader) -> Money | Unpriced | None:
     p = ep.pricing
     if p == "free":
         return None
     if p == "unpriced":
-        return Unpriced(f"{ep.method} {ep.template} may move money in ways Tollgate cannot price, so it is refused")
+        return Unpriced(
+            f"{ep.method} {ep.template} may move money in ways Tollgate cannot price, so it is refused"
+        )
     if p == "amount":
         return Money.minor(_req(r.amount("amount", required=True)), r.currency())
     if p == "charge":
@@ -135,11 +152,15 @@ def _price(ep: Endpoint, r: _Reader) -> Money | None | Unpriced:
     if p == "sub_update":
         changed = sorted({k.split("[", 1)[0] for k in r.params} - _SUB_SAFE)
         if changed:
-            return Unpriced(f"changing {', '.join(changed)} on a subscription can bill the customer; Tollgate cannot price it")
+            return Unpriced(
+                f"changing {', '.join(changed)} on a subscription can bill the customer; Tollgate cannot price it"
+            )
         return None
     if p == "sub_cancel":
         if r.text("invoice_now") == "true":
-            return Unpriced("cancelling with invoice_now=true bills pending usage now; Tollgate cannot price it")
+            return Unpriced(
+                "cancelling with invoice_now=true bills pending usage now; Tollgate cannot price it"
+            )
         return None
     raise AssertionError(f"unknown pricing {p!r}")
 
