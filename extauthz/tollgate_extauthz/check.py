@@ -16,6 +16,7 @@ from typing import Any
 from tollgate.credentials import CredentialBox, token_digest
 from tollgate.decide import engine
 from tollgate.decide.engine import Subject
+from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
 from tollgate.store.base import CommitStatus, Store
@@ -112,7 +113,15 @@ class Checker:
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
             day = engine.day_key(grant, now)
             c = await self._store.commit(
-                grant.key_id, grant.version, grant.vendor, day, cost, grant.daily_cap_micro_usd
+                grant.key_id,
+                grant.version,
+                grant.vendor,
+                day,
+                cost,
+                grant.daily_cap_micro_usd,
+                rule=verdict.rule.value if isinstance(verdict, Deny) else Rule.ALLOWED.value,
+                decision_id=did,
+                at_ms=int(now.timestamp() * 1000),
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)

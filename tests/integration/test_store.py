@@ -72,6 +72,32 @@ async def test_a_free_call_commits_without_reserving(store: RedisStore) -> None:
     assert (c.status, c.reservation_id) == (CommitStatus.COMMITTED, None)
 
 
+async def test_commit_records_the_last_decision_for_status(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    assert await store.last_decision(KEY) is None
+    await store.commit(
+        KEY,
+        g.version,
+        "stripe",
+        "d",
+        0,
+        0,
+        rule="tollgate_endpoint_not_allowed",
+        decision_id="dec_1",
+        at_ms=5,
+    )
+    last = await store.last_decision(KEY)
+    assert last is not None and (last.rule, last.decision_id, last.at_ms) == (
+        "tollgate_endpoint_not_allowed",
+        "dec_1",
+        5,
+    )
+    await store.commit(KEY, g.version, "stripe", "d", 10, 5, decision_id="dec_2", at_ms=6)
+    last = await store.last_decision(KEY)
+    assert last is not None and (last.rule, last.decision_id) == ("tollgate_cap_exceeded", "dec_2")
+
+
 async def test_a_decision_on_a_revoked_or_changed_grant_is_stale_and_reserves_nothing(
     store: RedisStore,
 ) -> None:

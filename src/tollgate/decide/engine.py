@@ -59,7 +59,9 @@ def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdi
     return Allow(cost_micro_usd=cost_micro_usd(s.grant, facts))
 
 
-def after_reserve(grant: Grant, allow: Allow, reserved: bool, spent_micro_usd: int, now: datetime) -> Allow | Deny:
+def after_reserve(
+    grant: Grant, allow: Allow, reserved: bool, spent_micro_usd: int, now: datetime
+) -> Allow | Deny:
     """Rule 9: the atomic reservation's answer, as a verdict."""
     if reserved:
         return allow

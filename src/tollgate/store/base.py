@@ -22,18 +22,36 @@ class Commit:
     reservation_id: str | None
 
 
+@dataclass(frozen=True)
+class LastDecision:
+    rule: str
+    decision_id: str
+    at_ms: int
+
+
 class Store(Protocol):
     # data plane
     async def key_for_token(self, token_sha256: str) -> str | None: ...
     async def grant(self, key_id: str) -> Grant | None: ...
     async def commit(
-        self, key_id: str, version: str, vendor: str, day: str, amount_micro_usd: int, cap_micro_usd: int
+        self,
+        key_id: str,
+        version: str,
+        vendor: str,
+        day: str,
+        amount_micro_usd: int,
+        cap_micro_usd: int,
+        *,
+        rule: str = "tollgate_allowed",
+        decision_id: str = "",
+        at_ms: int = 0,
     ) -> Commit: ...
     async def release(self, key_id: str, vendor: str, day: str, reservation_id: str) -> int: ...
     async def settle(
         self, key_id: str, vendor: str, day: str, reservation_id: str, actual_micro_usd: int
     ) -> int: ...
     async def spent(self, key_id: str, vendor: str, day: str) -> int: ...
+    async def last_decision(self, key_id: str) -> LastDecision | None: ...
     # reconcile
     async def put_grant(self, grant: Grant) -> None: ...
     async def revoke(self, key_id: str) -> bool: ...

@@ -8,6 +8,7 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:version               → the grant's version                  no TTL
   tg:{vk:<key_id>}:spend:<vendor>:<day>  → integer micro-USD reserved that day  TTL: 2 days
   tg:{vk:<key_id>}:resv:<reservation>    → integer micro-USD of one reservation TTL: 2 days
+  tg:{vk:<key_id>}:last                  → hash: rule, decision_id, at_ms        for status
   tg:grants                              → set of key ids with a grant          for resync / listing
 
 ext_authz may decide from a cached grant: the commit script then checks `version` in the same atomic
@@ -42,6 +43,10 @@ def spend(key_id: str, vendor: str, day: str) -> str:
 
 def reservation(key_id: str, reservation_id: str) -> str:
     return f"{_tag(key_id)}:resv:{reservation_id}"
+
+
+def last_decision(key_id: str) -> str:
+    return f"{_tag(key_id)}:last"
 
 
 def grants_index() -> str:

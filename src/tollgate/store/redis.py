@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import Commit, CommitStatus
+from tollgate.store.base import Commit, CommitStatus, LastDecision
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
@@ -60,14 +60,30 @@ class RedisStore:
         return Grant.model_validate_json(raw) if raw else None
 
     async def commit(
-        self, key_id: str, version: str, vendor: str, day: str, amount_micro_usd: int, cap_micro_usd: int
+        self,
+        key_id: str,
+        version: str,
+        vendor: str,
+        day: str,
+        amount_micro_usd: int,
+        cap_micro_usd: int,
+        *,
+        rule: str = "tollgate_allowed",
+        decision_id: str = "",
+        at_ms: int = 0,
     ) -> Commit:
-        """Check the grant is still at `version` and reserve the amount, atomically (commit.lua)."""
+        """Check the grant is still at `version` and reserve the amount, atomically (commit.lua);
+        also records the decision as the key's last one."""
         rid = secrets.token_hex(8)
         status, spent = await self._do(
             lambda: self._commit(
-                keys=[keys.version(key_id), keys.spend(key_id, vendor, day), keys.reservation(key_id, rid)],
-                args=[version, amount_micro_usd, cap_micro_usd, DAY_TTL_S],
+                keys=[
+                    keys.version(key_id),
+                    keys.spend(key_id, vendor, day),
+                    keys.reservation(key_id, rid),
+                    keys.last_decision(key_id),
+                ],
+                args=[version, amount_micro_usd, cap_micro_usd, DAY_TTL_S, rule, decision_id, at_ms],
             )
         )
         st = CommitStatus(int(status))
@@ -97,6 +113,12 @@ class RedisStore:
         v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day)))
         return int(v or 0)
 
+    async def last_decision(self, key_id: str) -> LastDecision | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.last_decision(key_id)))
+        if not h:
+            return None
+        return LastDecision(h.get("rule", ""), h.get("decision_id", ""), int(h.get("at_ms", 0)))
+
     # ---- reconcile --------------------------------------------------------------------------------
 
     async def put_grant(self, grant: Grant) -> None:
@@ -123,7 +145,9 @@ class RedisStore:
     async def revoke(self, key_id: str) -> bool:
         """Delete the grant: the very next call with its token is refused as revoked."""
         old: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
-        removed = await self._do(lambda: self._r.delete(keys.version(key_id), keys.grant(key_id)))
+        removed = await self._do(
+            lambda: self._r.delete(keys.version(key_id), keys.grant(key_id), keys.last_decision(key_id))
+        )
         await self._do(lambda: self._r.srem(keys.grants_index(), key_id))
         if old:
             await self._retire_token(Grant.model_validate_json(old).token_sha256)

@@ -1,0 +1,1 @@
+"""Tollgate control plane: the kopf operator that reconciles SpendPolicy and VaultKey into Redis."""
