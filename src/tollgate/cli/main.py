@@ -74,6 +74,60 @@ def local(
         gateway.stop()
 
 
+envoy_app = typer.Typer(no_args_is_help=True, help="Envoy configuration.")
+app.add_typer(envoy_app, name="envoy")
+
+
+@envoy_app.command("render")
+def envoy_render(
+    extauthz: Annotated[list[str], typer.Option(help="ext_authz endpoint host:port (repeat for several).")],
+    vendor: Annotated[
+        list[str], typer.Option(help="name=base URL, e.g. stripe=https://api.stripe.com (repeat).")
+    ],
+    listen_address: Annotated[str, typer.Option(help="Address Envoy listens on.")] = "0.0.0.0",
+    listen_port: Annotated[int, typer.Option(help="Port agents' SDKs point at.")] = 8080,
+    admin_port: Annotated[int | None, typer.Option(help="Envoy admin port (bound to 127.0.0.1).")] = None,
+    extauthz_timeout_ms: Annotated[
+        int, typer.Option(help="Check timeout; on timeout the call is denied.")
+    ] = 1000,
+    access_log_path: Annotated[
+        str, typer.Option(help="Where Envoy writes one JSON line per call.")
+    ] = "/dev/stdout",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Render the Envoy config (the only source of it: local mode and the chart's init container use this)."""
+    from pydantic import ValidationError
+
+    from tollgate.envoy.params import EnvoyParams, VendorUpstream
+    from tollgate.envoy.render import render_yaml
+
+    try:
+        vendors = []
+        for item in vendor:
+            name, sep, url = item.partition("=")
+            if not sep:
+                raise typer.BadParameter(f"--vendor {item!r} must look like stripe=https://api.stripe.com")
+            vendors.append(VendorUpstream(name=name, prefix=f"/{name}", url=url))
+        params = EnvoyParams(
+            listen_address=listen_address,
+            listen_port=listen_port,
+            admin_port=admin_port,
+            extauthz_endpoints=extauthz,
+            extauthz_timeout_ms=extauthz_timeout_ms,
+            access_log_path=access_log_path,
+            vendors=vendors,
+        )
+    except ValidationError as exc:
+        for err in exc.errors():
+            typer.echo(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+    text = render_yaml(params)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
 def _print_banner(gateway: object) -> None:
     from tollgate.local.gateway import LocalGateway
 

@@ -52,6 +52,21 @@ class VaultKeySpec(Spec):
         default=None, description="RFC 3339 time after which the key is refused."
     )
     suspended: bool = Field(default=False, description="Pause the key without deleting it.")
+    token_secret_name: str | None = Field(
+        default=None,
+        description="Secret the operator writes the vault token into (key `token`); `<name>-vault-token` when omitted.",
+    )
+    token_rotation: str | None = Field(
+        default=None,
+        description="Change this value (a date, a counter) to mint a new token; the old one is revoked at once.",
+    )
+
+    @field_validator("token_secret_name")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        if v is not None and not _DNS_NAME.match(v):
+            raise ValueError(f"{v!r} is not a valid Secret name")
+        return v
 
     @field_validator("expires_at")
     @classmethod
