@@ -12,7 +12,12 @@ from tollgate_extauthz.server import serve
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(settings))
+    try:
+        import uvloop
+    except ImportError:  # optional: plain asyncio works, uvloop is faster
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

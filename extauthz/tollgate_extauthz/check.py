@@ -56,6 +56,7 @@ class GrantCache:
         self._size = size
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._grants: OrderedDict[str, Grant] = OrderedDict()
+        self._plain: OrderedDict[str, str] = OrderedDict()
 
     def key_for(self, digest: str) -> str | None:
         return self._keys.get(digest)
@@ -71,6 +72,13 @@ class GrantCache:
 
     def forget_grant(self, key_id: str) -> None:
         self._grants.pop(key_id, None)
+
+    def vendor_key(self, grant: Grant, box: CredentialBox) -> str:
+        """The grant's vendor key, opened once per sealed value (decrypting costs more than the rest of a check)."""
+        if (plain := self._plain.get(grant.credential)) is None:
+            plain = box.open(grant.credential)
+            self._put(self._plain, grant.credential, plain)
+        return plain
 
     def _put(self, d: OrderedDict[str, Any], k: str, v: Any) -> None:
         d[k] = v
@@ -196,5 +204,7 @@ class Checker:
         spent: int | None = None,
     ) -> Decision:
         assert not isinstance(verdict, Pending)
-        vendor_key = self._box.open(grant.credential) if isinstance(verdict, Allow) and grant else None
+        vendor_key = (
+            self._cache.vendor_key(grant, self._box) if isinstance(verdict, Allow) and grant else None
+        )
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)

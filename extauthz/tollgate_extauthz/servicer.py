@@ -36,7 +36,9 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
             log.exception("check failed")
             return self._fail(incoming, f"internal error {type(exc).__name__}")
         v = decision.verdict
-        log.info(
+        # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
+        log.log(
+            logging.DEBUG if decision.allowed else logging.INFO,
             "decision id=%s rule=%s key=%s vendor=%s %s %s",
             decision.id,
             getattr(v, "rule", Rule.ALLOWED).value,

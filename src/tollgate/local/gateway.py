@@ -5,6 +5,7 @@ integration tests both run it, so local mode is exercised by every test run."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -39,6 +40,9 @@ class GatewayOptions:
     localstripe: bool = False  # start localstripe and send Stripe traffic there
     workdir: Path | None = None
     extauthz_timeout_ms: int = 1000
+    # Envoy keeps few long-lived HTTP/2 connections, so processes sharing a port would not share load:
+    # each ext_authz process gets its own port and Envoy round-robins across them.
+    extauthz_procs: int = 1
 
 
 class LocalGateway:
@@ -48,12 +52,12 @@ class LocalGateway:
         self.box = CredentialBox([self.box_key])
         self.redis: ManagedProcess | None = None
         self.localstripe: ManagedProcess | None = None
-        self.extauthz: ManagedProcess | None = None
+        self.extauthz: list[ManagedProcess] = []
         self.envoy: ManagedProcess | None = None
         self.redis_url = options.redis_url or ""
         self.upstreams = dict(options.upstreams)
         self.port = options.listen_port or free_port()
-        self.extauthz_port = free_port()
+        self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.workdir / "access.log"
@@ -82,31 +86,34 @@ class LocalGateway:
         return self
 
     def start_extauthz(self) -> None:
-        env = {
-            **os.environ,
-            "TOLLGATE_REDIS__URL": self.redis_url,
-            "TOLLGATE_EXTAUTHZ__HOST": "127.0.0.1",
-            "TOLLGATE_EXTAUTHZ__PORT": str(self.extauthz_port),
-            "TOLLGATE_EXTAUTHZ__VENDOR_URLS": _json(self.upstreams),
-            "TOLLGATE_CREDENTIALS__KEYS": self.box_key,
-        }
-        self.extauthz = start_process(
-            "extauthz",
-            [sys.executable, "-m", "tollgate_extauthz"],
-            env=env,
-            ready_port=self.extauthz_port,
-            log_dir=self.workdir,
-        )
+        for i, port in enumerate(self.extauthz_ports):
+            env = {
+                **os.environ,
+                "TOLLGATE_REDIS__URL": self.redis_url,
+                "TOLLGATE_EXTAUTHZ__HOST": "127.0.0.1",
+                "TOLLGATE_EXTAUTHZ__PORT": str(port),
+                "TOLLGATE_EXTAUTHZ__VENDOR_URLS": json.dumps(self.upstreams),
+                "TOLLGATE_CREDENTIALS__KEYS": self.box_key,
+            }
+            name = "extauthz" if i == 0 else f"extauthz-{i}"
+            proc = start_process(
+                name,
+                [sys.executable, "-m", "tollgate_extauthz"],
+                env=env,
+                ready_port=port,
+                log_dir=self.workdir,
+            )
+            self.extauthz.append(proc)
 
     def stop_extauthz(self) -> None:
-        if self.extauthz is not None:
-            self.extauthz.stop()
-            self.extauthz = None
+        for proc in self.extauthz:
+            proc.stop()
+        self.extauthz = []
 
     def start_envoy(self) -> None:
         params = EnvoyParams(
             listen_port=self.port,
-            extauthz_endpoints=[f"127.0.0.1:{self.extauthz_port}"],
+            extauthz_endpoints=[f"127.0.0.1:{port}" for port in self.extauthz_ports],
             extauthz_timeout_ms=self.options.extauthz_timeout_ms,
             access_log_path=str(self.access_log),
             vendors=[
@@ -118,10 +125,11 @@ class LocalGateway:
         self.envoy = start_envoy(config, listen_port=self.port, log_path=self.workdir / "envoy.log")
 
     def stop(self) -> None:
-        for proc in (self.envoy, self.extauthz, self.localstripe, self.redis):
+        for proc in (self.envoy, *self.extauthz, self.localstripe, self.redis):
             if proc is not None:
                 proc.stop()
-        self.envoy = self.extauthz = self.localstripe = self.redis = None
+        self.envoy = self.localstripe = self.redis = None
+        self.extauthz = []
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -151,9 +159,3 @@ class LocalGateway:
             return await apply_manifests(store, self.box, manifests)
         finally:
             await store.close()
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value)

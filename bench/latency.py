@@ -1,0 +1,296 @@
+"""Benchmark: latency Tollgate adds, and ext_authz checks per second. Prints figures; not a test.
+
+One run starts redis-server, a fast local upstream, the ext_authz server and two real Envoys in
+front of the same upstream: one with the ext_authz filter (the gateway) and one without (the
+baseline). It then sends the same open-loop load (default 500 req/s of money-moving
+`POST /v1/charges`) through each and prints p50/p99 of both and the difference, and finally drives
+ext_authz's Check directly, as hard as it will go, to print checks/s.
+
+    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from tollgate.envoy.params import EnvoyParams, VendorUpstream
+from tollgate.envoy.render import render
+from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.processes import ManagedProcess, free_port, start_envoy, start_process
+from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
+from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.vault_key import VaultKeySpec
+
+UPSTREAM = """
+import sys
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    return web.json_response({"id": "ch_bench", "object": "charge", "amount": 100, "currency": "usd"})
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+BODY = "amount=100&currency=usd&source=tok_bench"
+
+
+def manifests() -> Manifests:
+    m = Manifests()
+    m.policies["bench/p"] = PolicyObject(
+        "bench",
+        "p",
+        SpendPolicySpec.model_validate(
+            {
+                "vendor": "stripe",
+                "dailyCapUsd": "1000000000",
+                "allow": ["POST /v1/charges", "GET /v1/balance"],
+            }
+        ),
+    )
+    m.keys["bench/k"] = KeyObject(
+        "bench",
+        "k",
+        VaultKeySpec.model_validate(
+            {"policyRef": {"name": "p"}, "vendorKeySecretRef": {"name": "s", "key": "k"}}
+        ),
+    )
+    m.secrets["bench/s"] = SecretObject("bench", "s", {"k": "sk_test_bench"})
+    return m
+
+
+def baseline_envoy(params: EnvoyParams, workdir: Path) -> ManagedProcess:
+    """The same rendered Envoy without the ext_authz filter: what a plain egress proxy costs."""
+    config = render(params)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if "ext_authz" not in f["name"]]
+    path = workdir / "baseline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return start_envoy(path, listen_port=params.listen_port, log_path=workdir / "baseline-envoy.log")
+
+
+async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[float]:
+    """Send `rate` requests per second on a fixed schedule (no coordinated omission); latencies in ms."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/x-www-form-urlencoded"}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(scheduled: float) -> None:
+            nonlocal errors
+            async with session.post(url, data=BODY, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    errors += 1
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        # warm up connections and caches
+        await asyncio.gather(*(one(time.perf_counter()) for _ in range(50)))
+        latencies.clear()
+        start, n, tasks = time.perf_counter(), int(rate * seconds), []
+        for i in range(n):
+            at = start + i / rate
+            delay = at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(at)))
+        await asyncio.gather(*tasks)
+    if errors:
+        raise SystemExit(f"{errors} requests failed")
+    return latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(p * 10) - 1]
+
+
+def check_request(token: str) -> bytes:
+    """One serialized CheckRequest for a money-moving call, as Envoy would send it."""
+    from envoy.service.auth.v3 import external_auth_pb2
+
+    req = external_auth_pb2.CheckRequest()
+    http = req.attributes.request.http
+    http.method, http.path, http.raw_body = "POST", "/stripe/v1/charges", BODY.encode()
+    http.headers["authorization"] = f"Bearer {token}"
+    http.headers["content-type"] = "application/x-www-form-urlencoded"
+    req.attributes.context_extensions["vendor"] = "stripe"
+    req.attributes.context_extensions["prefix"] = "/stripe"
+    return req.SerializeToString()
+
+
+def checks_with_h2load(ports: list[int], token: str, seconds: float, workdir: Path) -> float:
+    """h2load (C, from Debian's nghttp2-client) speaks gRPC's framing well enough and costs the
+    server's cores far less than a Python client would."""
+    msg = check_request(token)
+    body = workdir / "check.bin"
+    body.write_bytes(b"\x00" + struct.pack(">I", len(msg)) + msg)
+    procs = [
+        subprocess.Popen(
+            [
+                "h2load",
+                "-D",
+                str(int(seconds)),
+                "-c",
+                "2",
+                "-m",
+                "32",
+                "-t",
+                "1",
+                "-d",
+                str(body),
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                f"http://127.0.0.1:{port}/envoy.service.auth.v3.Authorization/Check",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for port in ports
+    ]
+    total = 0.0
+    for p in procs:
+        out = p.communicate()[0]
+        m = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out)
+        ok = re.search(r"(\d+) succeeded, 0 failed", out)
+        if not m or not ok:
+            raise SystemExit(f"h2load failed:\n{out}")
+        total += float(m[1])
+    return total
+
+
+def checks_worker(
+    port: int, token: str, seconds: float, concurrency: int, out: multiprocessing.Queue
+) -> None:
+    import grpc
+    from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+    req = external_auth_pb2.CheckRequest.FromString(check_request(token))
+
+    async def run() -> int:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = external_auth_pb2_grpc.AuthorizationStub(ch)
+            done, deadline = 0, time.perf_counter() + seconds
+
+            async def loop() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    resp = await stub.Check(req)
+                    assert resp.HasField("ok_response"), resp
+                    done += 1
+
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+            return done
+
+    out.put(asyncio.run(run()))
+
+
+def checks_with_python(ports: list[int], token: str, seconds: float) -> float:
+    q: multiprocessing.Queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=checks_worker, args=(p, token, seconds, 64, q)) for p in ports]
+    for p in procs:
+        p.start()
+    total = sum(q.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--check-seconds", type=float, default=5)
+    ap.add_argument(
+        "--extauthz-procs", type=int, default=1, help="ext_authz processes (one per core is typical)"
+    )
+    args = ap.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    up_port = free_port()
+    upstream = start_process(
+        "upstream", [sys.executable, "-c", UPSTREAM, str(up_port)], ready_port=up_port, log_dir=workdir
+    )
+    gw = LocalGateway(
+        GatewayOptions(
+            manifests=None,
+            upstreams={"stripe": f"http://127.0.0.1:{up_port}"},
+            workdir=workdir,
+            extauthz_procs=args.extauthz_procs,
+        )
+    )
+    try:
+        gw.start()
+        token = gw.apply(manifests())["bench/k"]
+        params = EnvoyParams(
+            listen_port=free_port(),
+            extauthz_endpoints=[f"127.0.0.1:{port}" for port in gw.extauthz_ports],
+            vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=f"http://127.0.0.1:{up_port}")],
+            access_log_path=str(workdir / "baseline-access.log"),
+        )
+        base = baseline_envoy(params, workdir)
+        try:
+            path = "/stripe/v1/charges"
+            plain = asyncio.run(
+                open_loop(f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds)
+            )
+            gated = asyncio.run(open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds))
+        finally:
+            base.stop()
+        if shutil.which("h2load"):
+            driver = "h2load"
+            cps = checks_with_h2load(gw.extauthz_ports, token, args.check_seconds, workdir)
+        else:
+            driver = "python grpc client (apt-get install nghttp2-client for h2load: less load on the cores measured)"
+            cps = checks_with_python(gw.extauthz_ports, token, args.check_seconds)
+    finally:
+        gw.stop()
+        upstream.stop()
+
+    figures = {
+        "rate_rps": args.rate,
+        "extauthz_procs": args.extauthz_procs,
+        "requests_each": len(plain),
+        "baseline_p50_ms": round(pct(plain, 50), 3),
+        "baseline_p99_ms": round(pct(plain, 99), 3),
+        "gateway_p50_ms": round(pct(gated, 50), 3),
+        "gateway_p99_ms": round(pct(gated, 99), 3),
+        "added_p50_ms": round(pct(gated, 50) - pct(plain, 50), 3),
+        "added_p99_ms": round(pct(gated, 99) - pct(plain, 99), 3),
+        "extauthz_checks_per_s": round(cps),
+    }
+    print(
+        f"load: {args.rate} req/s of POST /v1/charges for {args.seconds:g}s per path, "
+        f"{args.extauthz_procs} ext_authz process(es)"
+    )
+    print(
+        f"baseline Envoy   p50 {figures['baseline_p50_ms']:.3f} ms   p99 {figures['baseline_p99_ms']:.3f} ms"
+    )
+    print(f"Tollgate         p50 {figures['gateway_p50_ms']:.3f} ms   p99 {figures['gateway_p99_ms']:.3f} ms")
+    print(
+        f"added            p50 {figures['added_p50_ms']:.3f} ms   p99 {figures['added_p99_ms']:.3f} ms   (target ≤ 1 / ≤ 3)"
+    )
+    print(
+        f"ext_authz Check: {figures['extauthz_checks_per_s']} checks/s   (target ≥ 4000), driven by {driver}"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
