@@ -190,3 +190,25 @@ def test_two_hundred_concurrent_refunds_never_exceed_the_cap(
     assert outcomes.count("ok") == 50
     assert outcomes.count("tollgate_cap_exceeded") == 150
     assert refunded(direct, ch.id) == 5000  # exactly the $50 cap, never more
+
+
+def test_payment_intents_count_when_confirmed_and_not_when_only_created(
+    direct: stripe.StripeClient, deploy: Deploy
+) -> None:
+    agent = deploy(
+        {"dailyCapUsd": "30", "allow": ["POST /v1/payment_intents", "POST /v1/payment_intents/*/confirm"]}
+    )
+    # created without confirm: no money moves, nothing is counted
+    draft = agent.v1.payment_intents.create(
+        params={"amount": 2500, "currency": "usd", "payment_method": "pm_card_visa"}
+    )
+    # confirming it moves $25: priced by reading the intent from Stripe
+    agent.v1.payment_intents.confirm(draft.id)
+    # a second $25 intent created with confirm=true would cross the $30 cap
+    with pytest.raises(stripe.CardError) as exc:
+        agent.v1.payment_intents.create(
+            params={"amount": 2500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+        )
+    assert exc.value.error.code == "tollgate_cap_exceeded"
+    assert "$25.00 of $30.00" in exc.value.user_message
+    assert [pi.status for pi in direct.v1.payment_intents.list().data] == ["succeeded"]

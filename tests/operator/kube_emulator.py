@@ -1,0 +1,84 @@
+"""A stand-in Kubernetes API server for the operator tier: KMock's emulator, in its own process.
+
+The emulator runs apart from the test so that kopf (a subprocess) and the test talk to it over HTTP
+exactly as they would to a real API server. It knows the built-in kinds (Secrets, Events) and the
+tollgate.dev CRDs with a status subresource. `python -m tests.operator.kube_emulator --port N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import itertools
+import signal
+import uuid
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+
+GROUP_VERSION = "tollgate.dev/v1alpha1"
+KINDS = {
+    "spendpolicies": ("SpendPolicy", "spendpolicy", {"sp"}),
+    "vaultkeys": ("VaultKey", "vaultkey", {"vk"}),
+}
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    """The emulator plus what kopf relies on from a real API server: every write gets a new
+    `metadata.resourceVersion` (kopf tests it in its JSON patches, and skips watch events older than
+    its own last patch by it), and a created object gets a `uid` and a `creationTimestamp`."""
+
+    _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        data: Any = request.data
+        version = str(next(self._versions))
+        if request.action == kmock.action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            meta["resourceVersion"] = version
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", datetime.datetime.now(datetime.UTC).isoformat())
+        elif request.action == kmock.action.UPDATE and isinstance(data, dict):
+            data.setdefault("metadata", {})["resourceVersion"] = version
+        elif request.action == kmock.action.UPDATE and isinstance(data, list):
+            data.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
+        return await super()._handle(request)
+
+
+def emulator() -> ApiServer:
+    emu = ApiServer()
+    emu.resources.load_bundled()
+    for plural, (kind, singular, short) in KINDS.items():
+        emu.resources[f"{GROUP_VERSION}/{plural}"] = kmock.ResourceInfo(
+            kind=kind,
+            singular=singular,
+            namespaced=True,
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+            shortnames=short,
+            subresources={"status"},
+        )
+    return emu
+
+
+async def serve(port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    emu = emulator()
+    async with emu, kmock.Server(emu, port=port):
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    asyncio.run(serve(parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()
