@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
+from tollgate.logging_setup import configure
 from tollgate.settings import Settings
 from tollgate_extauthz.server import serve
 
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(settings.log_level)
     try:
         import uvloop
     except ImportError:  # optional: plain asyncio works, uvloop is faster

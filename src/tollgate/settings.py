@@ -45,10 +45,18 @@ class CredentialSettings(BaseModel):
         return [k.get_secret_value() for k in self.keys]
 
 
+class AuditSettings(BaseModel):
+    url: str = Field(default="sqlite:///tollgate-audit.db", description="sqlite:///file.db or postgresql://…")
+    log_path: str = Field(
+        default="/var/log/tollgate/access.log", description="Envoy's JSON access log to ingest."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_", env_nested_delimiter="__", extra="ignore")
 
     redis: RedisSettings = Field(default_factory=RedisSettings)
     extauthz: ExtAuthzSettings = Field(default_factory=ExtAuthzSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     log_level: str = "INFO"

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from tollgate.cli import audit as audit_cli
 from tollgate.policy.manifests import InvalidManifests, load_path
 
 app = typer.Typer(
@@ -73,6 +74,8 @@ def local(
         typer.echo("stopping…", err=True)
         gateway.stop()
 
+
+app.add_typer(audit_cli.app, name="audit")
 
 envoy_app = typer.Typer(no_args_is_help=True, help="Envoy configuration.")
 app.add_typer(envoy_app, name="envoy")
@@ -142,6 +145,7 @@ def _print_banner(gateway: object) -> None:
             f"  {key_id}: {token}" if token else f"  {key_id}: not ready ({outcome.state}: {outcome.message})"
         )
     typer.echo(f"Access log (one JSON line per call): {gateway.access_log}")
+    typer.echo(f"Audit (one SQL row per call): tollgate audit spend --db {gateway.audit_url}")
     typer.echo("Try it:")
     typer.echo(f'  curl {gateway.base_url("stripe")}/v1/balance -u "<vault key>:"')
     typer.echo(

@@ -25,6 +25,10 @@ class Rule(StrEnum):
     CAP_EXCEEDED = "tollgate_cap_exceeded"
     OBJECT_NOT_FOUND = "tollgate_object_not_found"
     UNAVAILABLE = "tollgate_unavailable"
+    # Answered by Envoy itself, before ext_authz is asked; named here so the audit speaks one vocabulary.
+    UNKNOWN_ROUTE = "tollgate_unknown_route"
+    PATH_REJECTED = "tollgate_path_rejected"
+    BODY_TOO_LARGE = "tollgate_body_too_large"
 
     @property
     def status(self) -> int:
@@ -52,4 +56,7 @@ STATUS: dict[Rule, int] = {
     Rule.CAP_EXCEEDED: 402,
     Rule.OBJECT_NOT_FOUND: 404,
     Rule.UNAVAILABLE: 503,
+    Rule.UNKNOWN_ROUTE: 404,
+    Rule.PATH_REJECTED: 400,
+    Rule.BODY_TOO_LARGE: 413,
 }

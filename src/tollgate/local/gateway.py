@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tollgate.audit.sql import AuditStore
 from tollgate.credentials import CredentialBox, new_box_key
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
@@ -43,6 +44,8 @@ class GatewayOptions:
     # Envoy keeps few long-lived HTTP/2 connections, so processes sharing a port would not share load:
     # each ext_authz process gets its own port and Envoy round-robins across them.
     extauthz_procs: int = 1
+    audit_url: str | None = None  # None: a SQLite file in the work directory
+    audit: bool = True  # run the audit pipeline (access log → SQL, spend settlement)
 
 
 class LocalGateway:
@@ -54,6 +57,7 @@ class LocalGateway:
         self.localstripe: ManagedProcess | None = None
         self.extauthz: list[ManagedProcess] = []
         self.envoy: ManagedProcess | None = None
+        self.auditor: ManagedProcess | None = None
         self.redis_url = options.redis_url or ""
         self.upstreams = dict(options.upstreams)
         self.port = options.listen_port or free_port()
@@ -61,6 +65,7 @@ class LocalGateway:
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.workdir / "access.log"
+        self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
 
@@ -80,6 +85,8 @@ class LocalGateway:
                 self.apply(manifests)
             self.start_extauthz()
             self.start_envoy()
+            if self.options.audit:
+                self.start_auditor()
         except BaseException:
             self.stop()
             raise
@@ -124,11 +131,25 @@ class LocalGateway:
         config.write_text(render_yaml(params))
         self.envoy = start_envoy(config, listen_port=self.port, log_path=self.workdir / "envoy.log")
 
+    def start_auditor(self) -> None:
+        # Migrate before the ingest process starts, so the audit is queryable as soon as start() returns.
+        audit = AuditStore.from_url(self.audit_url)
+        audit.migrate()
+        audit.dispose()
+        argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(self.access_log),
+                "--db", self.audit_url, "--redis-url", self.redis_url]  # fmt: skip
+        self.auditor = start_process("audit", argv, log_dir=self.workdir)
+
+    def stop_auditor(self) -> None:
+        if self.auditor is not None:
+            self.auditor.stop()
+            self.auditor = None
+
     def stop(self) -> None:
-        for proc in (self.envoy, *self.extauthz, self.localstripe, self.redis):
+        for proc in (self.envoy, self.auditor, *self.extauthz, self.localstripe, self.redis):
             if proc is not None:
                 proc.stop()
-        self.envoy = self.localstripe = self.redis = None
+        self.envoy = self.auditor = self.localstripe = self.redis = None
         self.extauthz = []
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

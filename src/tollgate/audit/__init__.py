@@ -1,0 +1,1 @@
+"""The audit pipeline: Envoy's access log → one SQL row per call, spend settled against the reservation."""

@@ -1,0 +1,170 @@
+"""One Envoy access-log line (with ext_authz's dynamic metadata) → one AuditRow. Pure.
+
+Every line becomes a row, including calls Envoy answered itself before ext_authz was asked (unknown
+route, rejected path, oversized body, ext_authz unreachable) and lines that cannot be parsed, so the
+audit never silently drops a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from tollgate.decide.rules import Rule
+
+# response_code_details Envoy writes when it answered without a decision from ext_authz
+_ENVOY_ANSWERS = {
+    "direct_response": Rule.UNKNOWN_ROUTE,
+    "route_not_found": Rule.UNKNOWN_ROUTE,
+    "path_normalization_failed": Rule.PATH_REJECTED,
+    "request_payload_too_large": Rule.BODY_TOO_LARGE,
+    "ext_authz_error": Rule.UNAVAILABLE,
+}
+UNPARSED = "tollgate_audit_unparsed"
+
+
+class AuditRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    row_id: str  # Envoy's request id, or a digest of the line where Envoy had none
+    at: datetime
+    day: date
+    decision: str  # allow | deny
+    rule: str
+    reason: str | None = None
+    shadow_rule: str | None = None
+    decision_id: str | None = None
+    request_id: str | None = None
+    vendor: str | None = None
+    method: str | None = None
+    path: str | None = None
+    endpoint: str | None = None
+    vault_key_id: str | None = None
+    policy_id: str | None = None
+    grant_version: str | None = None
+    mode: str | None = None
+    customer: str | None = None
+    connected_account: str | None = None
+    idempotency_key: str | None = None
+    agent_run_id: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    cost_micro_usd: int = 0
+    reservation_id: str | None = None
+    spend_day: str | None = None  # the policy's day key the reservation was made in (yyyymmdd)
+    vendor_status: int | None = None  # 0 when the vendor never answered
+    response_flags: str | None = None
+    duration_ms: int | None = None
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    upstream_host: str | None = None
+
+    @property
+    def vendor_succeeded(self) -> bool:
+        return self.vendor_status is not None and 200 <= self.vendor_status < 300
+
+    @property
+    def forwarded(self) -> bool:
+        return self.decision == "allow"
+
+
+def from_line(line: str, position: str) -> AuditRow:
+    """`position` (file and offset) names the line when Envoy gave it no request id."""
+    try:
+        entry = json.loads(line)
+        if not isinstance(entry, dict):
+            raise ValueError("not a JSON object")
+        return from_entry(entry, position)
+    except (ValueError, TypeError) as exc:
+        now = datetime.now(UTC)
+        return AuditRow(
+            row_id=_digest(line, position),
+            at=now,
+            day=now.date(),
+            decision="deny",
+            rule=UNPARSED,
+            reason=f"{type(exc).__name__}: {exc}; line: {line[:500]}",
+        )
+
+
+def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
+    raw = entry.get("authz")
+    authz: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    at = _time(entry.get("start_time"))
+    status = _int(entry.get("response_code"))
+    request_id = _str(entry.get("request_id"))
+    if authz.get("decision"):
+        decision, rule = str(authz["decision"]), str(authz.get("rule", ""))
+    else:
+        decision = "deny"
+        rule = _ENVOY_ANSWERS.get(str(entry.get("response_code_details")), Rule.UNAVAILABLE).value
+    return AuditRow(
+        row_id=request_id or _digest(json.dumps(entry, sort_keys=True), position),
+        at=at,
+        day=at.date(),
+        decision=decision,
+        rule=rule,
+        reason=_str(authz.get("reason")) or (None if authz else _str(entry.get("response_code_details"))),
+        shadow_rule=_str(authz.get("shadow_rule")),
+        decision_id=_str(authz.get("decision_id")),
+        request_id=request_id,
+        vendor=_str(authz.get("vendor")),
+        method=_str(entry.get("method")),
+        path=_str(authz.get("path")) or _str(entry.get("path")) or _str(entry.get("upstream_path")),
+        endpoint=_str(authz.get("endpoint")),
+        vault_key_id=_str(authz.get("vault_key_id")),
+        policy_id=_str(authz.get("policy_id")),
+        grant_version=_str(authz.get("grant_version")),
+        mode=_str(authz.get("mode")),
+        customer=_str(authz.get("customer")),
+        connected_account=_str(authz.get("connected_account")),
+        idempotency_key=_str(authz.get("idempotency_key")),
+        agent_run_id=_str(authz.get("agent_run_id")) or _str(entry.get("agent_run_id")),
+        amount_minor=_int(authz.get("amount_minor")),
+        currency=_str(authz.get("currency")),
+        cost_micro_usd=_int(authz.get("cost_micro_usd")) or 0,
+        reservation_id=_str(authz.get("reservation_id")),
+        spend_day=_str(authz.get("day")),
+        # A forwarded call with no upstream host never reached the vendor: count it as no answer.
+        vendor_status=(status if entry.get("upstream_host") else 0) if decision == "allow" else None,
+        response_flags=_str(entry.get("response_flags")),
+        duration_ms=_int(entry.get("duration_ms")),
+        bytes_in=_int(entry.get("bytes_received")),
+        bytes_out=_int(entry.get("bytes_sent")),
+        upstream_host=_str(entry.get("upstream_host")),
+    )
+
+
+def _digest(text: str, position: str) -> str:
+    return "line_" + hashlib.sha256(f"{position}\n{text}".encode()).hexdigest()[:32]
+
+
+def _time(v: object) -> datetime:
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def _str(v: object) -> str | None:
+    return v if isinstance(v, str) and v not in ("", "-") else None
+
+
+def _int(v: object) -> int | None:
+    """An integer that fits a BIGINT column, or None."""
+    n: int | None = None
+    if isinstance(v, bool):
+        return None
+    if (
+        isinstance(v, int)
+        or (isinstance(v, float) and v.is_integer())
+        or (isinstance(v, str) and v.lstrip("-").isdigit() and len(v) < 20)
+    ):
+        n = int(v)
+    return n if n is not None and -(2**63) <= n < 2**63 else None

@@ -1,0 +1,235 @@
+"""The audit's SQL store on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+One table, `tollgate_calls`, one row per call; a versioned schema applied by `migrate`; the
+ingest checkpoint lives in the same database and is written in the same transaction as the rows it
+covers, so a crash or an outage can neither lose a row nor write one twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    create_engine,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from tollgate.audit.record import AuditRow
+from tollgate.errors import TollgateError
+
+
+class AuditStoreUnavailable(TollgateError):
+    """The SQL store could not be reached or refused the write; nothing was committed."""
+
+
+metadata = MetaData()
+
+# Free-form values are TEXT, never VARCHAR(n): one over-long idempotency key from an agent must not make
+# PostgreSQL refuse a whole batch (SQLite never would), which would stall the audit behind it.
+
+calls = Table(
+    "tollgate_calls",
+    metadata,
+    Column("row_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("reason", Text),
+    Column("shadow_rule", Text),
+    Column("decision_id", Text),
+    Column("request_id", Text),
+    Column("vendor", Text),
+    Column("method", Text),
+    Column("path", Text),
+    Column("endpoint", Text),
+    Column("vault_key_id", Text),
+    Column("policy_id", Text),
+    Column("grant_version", Text),
+    Column("mode", Text),
+    Column("customer", Text),
+    Column("connected_account", Text),
+    Column("idempotency_key", Text),
+    Column("agent_run_id", Text),
+    Column("amount_minor", BigInteger),
+    Column("currency", Text),
+    Column("cost_micro_usd", BigInteger, nullable=False, server_default=text("0")),
+    Column("reservation_id", Text),
+    Column("spend_day", Text),
+    Column("vendor_status", Integer),
+    Column("response_flags", Text),
+    Column("duration_ms", Integer),
+    Column("bytes_in", BigInteger),
+    Column("bytes_out", BigInteger),
+    Column("upstream_host", Text),
+    Column("settlement", Text),  # settled | released | NULL (nothing was reserved)
+    Index("ix_tollgate_calls_at", "at"),
+    Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
+    Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
+    Index("ix_tollgate_calls_vendor_day", "vendor", "day"),
+    Index("ix_tollgate_calls_rule_day", "rule", "day"),
+)
+
+checkpoints = Table(
+    "tollgate_audit_checkpoints",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("identity", Text, nullable=False),  # which file (device:inode) the offset is in
+    Column("offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+schema_versions = Table(
+    "tollgate_schema_versions",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    calls.create(conn)
+    checkpoints.create(conn)
+
+
+# Append-only: a released schema version is never edited, a change is a new function.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    identity: str
+    offset: int
+
+
+class AuditStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> AuditStore:
+        """`sqlite:///path.db` or `postgresql://…` (psycopg 3 is used for PostgreSQL)."""
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": 3}
+        return cls(create_engine(url, **kwargs))
+
+    def migrate(self) -> int:
+        """Apply pending migrations in one transaction; returns the schema version now in place."""
+        with self._begin() as conn:
+            schema_versions.create(conn, checkfirst=True)
+            current = conn.execute(select(func.max(schema_versions.c.version))).scalar() or 0
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version - 1](conn)
+                conn.execute(schema_versions.insert().values(version=version, applied_at=datetime.now(UTC)))
+        return SCHEMA_VERSION
+
+    def append(
+        self, rows: Sequence[AuditRow], settlements: dict[str, str], source: str, checkpoint: Checkpoint
+    ) -> int:
+        """Insert rows (ignoring any already present) and move the checkpoint, atomically."""
+        values = [{**r.model_dump(), "settlement": settlements.get(r.row_id)} for r in rows]
+        with self._begin() as conn:
+            if values:
+                conn.execute(self._insert_ignoring_duplicates(), values)
+            self._save_checkpoint(conn, source, checkpoint)
+        return len(values)
+
+    def checkpoint(self, source: str) -> Checkpoint | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                select(checkpoints.c.identity, checkpoints.c.offset).where(checkpoints.c.source == source)
+            ).first()
+        return Checkpoint(row.identity, row.offset) if row else None
+
+    def query(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._connect() as conn:
+            result = conn.execute(text(sql), params or {})
+            return list(result.keys()), [tuple(r) for r in result]
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(calls)).scalar() or 0)
+
+    def _insert_ignoring_duplicates(self) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(calls).on_conflict_do_nothing(index_elements=["row_id"])
+        if self.engine.dialect.name == "sqlite":
+            return sqlite.insert(calls).on_conflict_do_nothing(index_elements=["row_id"])
+        raise AuditStoreUnavailable(f"unsupported database {self.engine.dialect.name}")
+
+    def _save_checkpoint(self, conn: Connection, source: str, cp: Checkpoint) -> None:
+        now = datetime.now(UTC)
+        stmt: Any
+        if self.engine.dialect.name == "postgresql":
+            stmt = postgresql.insert(checkpoints).values(
+                source=source, identity=cp.identity, offset=cp.offset, updated_at=now
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["source"],
+                set_={"identity": cp.identity, "offset": cp.offset, "updated_at": now},
+            )
+        else:
+            stmt = sqlite.insert(checkpoints).values(
+                source=source, identity=cp.identity, offset=cp.offset, updated_at=now
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["source"],
+                set_={"identity": cp.identity, "offset": cp.offset, "updated_at": now},
+            )
+        conn.execute(stmt)
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise AuditStoreUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise AuditStoreUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def day_range(since: date | None, until: date | None) -> tuple[str, dict[str, Any]]:
+    """A WHERE fragment on `day` for report queries."""
+    clauses, params = [], {}
+    if since:
+        clauses.append("day >= :since")
+        params["since"] = since
+    if until:
+        clauses.append("day <= :until")
+        params["until"] = until
+    return (" AND ".join(clauses) or "1=1"), params

@@ -1,0 +1,129 @@
+"""The ingest pipeline on a real log file, real Redis and both SQL stores, through store outages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from tests.builders import grant
+from tests.integration.test_audit_sql import postgres_database
+from tests.support.tcp_proxy import TcpProxy
+from tests.unit.audit.test_record import ALLOWED, line
+
+from tollgate.audit.ingest import AuditPipeline, LogTail
+from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
+from tollgate.store.redis import RedisStore
+
+KEY = "agents/support-bot"
+
+
+def write(log: Path, *lines: str) -> None:
+    with log.open("a") as f:
+        for text in lines:
+            f.write(text + "\n")
+
+
+def test_the_tail_returns_whole_lines_only_and_restarts_on_a_new_file(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text('{"a":1}\n{"b":')
+    tail = LogTail(log)
+    lines, cp = tail.read(None)
+    assert [text for text, _ in lines] == ['{"a":1}'] and cp.offset == 8
+    assert tail.read(cp)[0] == []  # the half-written line waits
+    with log.open("a") as f:
+        f.write("2}\n")
+    lines, cp2 = tail.read(cp)
+    assert [text for text, _ in lines] == ['{"b":2}']
+    log.unlink()
+    log.write_text('{"c":3}\n')  # rotated: a new file under the same name
+    assert [text for text, _ in tail.read(cp2)[0]] == ['{"c":3}']
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outage(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[AuditStore, TcpProxy | None, Path]]:
+    """An audit store plus a way to make it unreachable: a TCP proxy for PostgreSQL, a held lock for SQLite."""
+    if request.param == "sqlite":
+        db = tmp_path / "audit.db"
+        store = AuditStore(create_engine(f"sqlite:///{db}", connect_args={"timeout": 0.2}))
+        store.migrate()
+        yield store, None, db
+        store.dispose()
+        return
+    for url in postgres_database():
+        host_port = url.split("@", 1)[1].split("/", 1)[0]
+        host, port = host_port.split(":")
+        with TcpProxy(host, int(port)) as proxy:
+            store = AuditStore.from_url(url.replace(host_port, f"127.0.0.1:{proxy.port}"))
+            store.migrate()
+            yield store, proxy, tmp_path
+            store.dispose()
+
+
+async def test_rows_written_while_the_store_is_down_arrive_when_it_returns(
+    outage: tuple[AuditStore, TcpProxy | None, Path], tmp_path: Path, store: RedisStore
+) -> None:
+    audit, proxy, db = outage
+    log = tmp_path / "access.log"
+    pipeline = AuditPipeline(log, audit, store, source="envoy")
+    write(log, *(line(request_id=f"before-{i}") for i in range(5)))
+    assert await pipeline.run_once() == 5
+
+    import sqlite3
+
+    lock = None
+    if proxy is not None:
+        proxy.cut()
+    else:
+        lock = sqlite3.connect(db)
+        lock.execute("BEGIN EXCLUSIVE")
+    write(log, *(line(request_id=f"during-{i}") for i in range(7)))
+    with pytest.raises(AuditStoreUnavailable):
+        await pipeline.run_once()
+    with pytest.raises(AuditStoreUnavailable):
+        await pipeline.run_once()  # still down: still nothing lost, nothing advanced
+    if proxy is not None:
+        proxy.restore()
+    else:
+        assert lock is not None
+        lock.rollback()
+        lock.close()
+
+    write(log, line(request_id="after"))
+    assert await pipeline.run_once() == 8
+    assert audit.count() == 13
+    ids = {r[0] for r in audit.query("SELECT row_id FROM tollgate_calls")[1]}
+    assert {f"during-{i}" for i in range(7)} <= ids and "after" in ids
+    cp = audit.checkpoint("envoy")
+    assert cp is not None and cp.offset == log.stat().st_size
+
+
+async def test_a_vendor_refusal_releases_the_reservation_and_a_success_settles_it(
+    tmp_path: Path, store: RedisStore
+) -> None:
+    g = grant()
+    await store.put_grant(g)
+    refused = await store.commit(KEY, g.version, "stripe", "20261125", 15_000_000, 100_000_000)
+    accepted = await store.commit(KEY, g.version, "stripe", "20261125", 15_000_000, 100_000_000)
+    assert await store.spent(KEY, "stripe", "20261125") == 30_000_000
+
+    def entry(request_id: str, reservation: str | None, status: int) -> str:
+        authz = {**ALLOWED["authz"], "vault_key_id": KEY, "reservation_id": reservation}  # type: ignore[dict-item]
+        return line(request_id=request_id, authz=authz, response_code=status)
+
+    log = tmp_path / "access.log"
+    write(log, entry("refused", refused.reservation_id, 400), entry("accepted", accepted.reservation_id, 200))
+    audit = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    audit.migrate()
+    pipeline = AuditPipeline(log, audit, store)
+    assert await pipeline.run_once() == 2
+    assert await store.spent(KEY, "stripe", "20261125") == 15_000_000  # the refused call's $15 came back
+    settled = dict(audit.query("SELECT row_id, settlement FROM tollgate_calls")[1])
+    assert settled == {"refused": "released", "accepted": "settled"}
+    # a crash before the checkpoint moved would replay the lines: settlement is idempotent
+    pipeline2 = AuditPipeline(log, audit, store, source="replay")
+    await pipeline2.run_once()
+    assert await store.spent(KEY, "stripe", "20261125") == 15_000_000

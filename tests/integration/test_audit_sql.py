@@ -1,0 +1,104 @@
+"""The audit store on SQLite and on PostgreSQL: the same tests, both databases."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from tests.unit.audit.test_record import ALLOWED, line
+
+from tollgate.audit.record import from_line
+from tollgate.audit.sql import SCHEMA_VERSION, AuditStore, AuditStoreUnavailable, Checkpoint
+
+PG_ADMIN = os.environ.get("TOLLGATE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_database() -> Iterator[str]:
+    """A throwaway database on the machine's PostgreSQL; skipped where none runs (never in CI)."""
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
+    try:
+        with admin.connect() as c:
+            c.execute(text("SELECT 1"))
+    except Exception as exc:  # no server here: a fresh machine without PostgreSQL
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN}: {type(exc).__name__}")
+    name = "tollgate_test_" + secrets.token_hex(4)
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+    else:
+        yield from postgres_database()
+
+
+@pytest.fixture
+def audit(audit_url: str) -> Iterator[AuditStore]:
+    store = AuditStore.from_url(audit_url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def test_migrate_is_versioned_and_idempotent(audit: AuditStore) -> None:
+    assert audit.migrate() == SCHEMA_VERSION
+    assert audit.query("SELECT MAX(version) FROM tollgate_schema_versions")[1] == [(SCHEMA_VERSION,)]
+
+
+def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: AuditStore) -> None:
+    rows = [from_line(line(request_id=f"req-{i}"), f"f@{i}") for i in range(3)]
+    assert audit.append(rows, {"req-0": "settled"}, "src", Checkpoint("1:2", 300)) == 3
+    audit.append(rows[:2], {}, "src", Checkpoint("1:2", 400))  # a replay after a crash
+    assert audit.count() == 3
+    assert audit.checkpoint("src") == Checkpoint("1:2", 400)
+    _cols, data = audit.query("SELECT row_id, settlement, cost_micro_usd FROM tollgate_calls ORDER BY row_id")
+    assert data[0] == ("req-0", "settled", 15_000_000)
+
+
+def test_the_finance_query_is_one_sql_statement(audit: AuditStore) -> None:
+    rows = [
+        from_line(line(request_id="a"), "f@1"),
+        from_line(line(request_id="b", response_code=402), "f@2"),  # refused by the vendor: no money moved
+        from_line(
+            line(
+                request_id="c",
+                authz={**ALLOWED["authz"], "decision": "deny", "rule": "tollgate_cap_exceeded"},
+            ),
+            "f@3",
+        ),  # type: ignore[dict-item]
+    ]
+    audit.append(rows, {}, "src", Checkpoint("x", 1))
+    _, data = audit.query(
+        "SELECT vault_key_id, policy_id, SUM(CASE WHEN decision = 'allow' AND vendor_status BETWEEN 200 AND 299 "
+        "THEN cost_micro_usd ELSE 0 END) AS moved, COUNT(*) AS calls FROM tollgate_calls "
+        "WHERE day = :day GROUP BY vault_key_id, policy_id",
+        {"day": rows[0].day},
+    )
+    assert data == [("agents/bot", "agents/p", 15_000_000, 3)]
+
+
+def test_over_long_values_from_agents_do_not_stall_the_audit(audit: AuditStore) -> None:
+    authz = {**ALLOWED["authz"], "idempotency_key": "k" * 5000, "amount_minor": "9" * 40}  # type: ignore[dict-item]
+    audit.append([from_line(line(request_id="long", authz=authz), "f@1")], {}, "src", Checkpoint("x", 1))
+    assert audit.query("SELECT LENGTH(idempotency_key), amount_minor FROM tollgate_calls")[1] == [
+        (5000, None)
+    ]
+
+
+def test_an_unreachable_store_raises_and_commits_nothing() -> None:
+    store = AuditStore.from_url("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(AuditStoreUnavailable):
+        store.append([from_line(line(), "f@1")], {}, "src", Checkpoint("x", 1))
