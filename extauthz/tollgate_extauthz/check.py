@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ class Decision:
     day: str | None = None
     spent_micro_usd: int | None = None
     vendor_key: str | None = None  # the real key, only on Allow; never logged
+    key_id: str | None = None  # known from the token even when the grant is gone (revoked)
 
     @property
     def allowed(self) -> bool:
@@ -115,7 +116,7 @@ class Checker:
             subject = Subject(call, grant, digest, key_id is not None, endpoint, accounts, now)
             decided = await self._decide(did, subject, vendor)
             if isinstance(decided, Decision):  # decided without needing the grant to be current
-                return decided
+                return replace(decided, key_id=key_id)
             verdict, facts = decided
             assert grant is not None
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0

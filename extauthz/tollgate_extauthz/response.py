@@ -85,8 +85,11 @@ def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
             fields["shadow_rule"] = v.shadow_denial.rule.value
     else:
         fields["reason"] = v.message
+    if d.key_id is not None:
+        fields["vault_key_id"] = d.key_id
     if d.grant is not None:
         fields.update(
+            cap_micro_usd=d.grant.daily_cap_micro_usd,
             vault_key_id=d.grant.key_id,
             policy_id=d.grant.policy_id,
             grant_version=d.grant.version,

@@ -16,6 +16,7 @@ from tollgate.settings import Settings
 from tollgate.store.redis import RedisStore
 from tollgate_extauthz.check import Checker
 from tollgate_extauthz.lookup import Lookup
+from tollgate_extauthz.metrics import Metrics
 from tollgate_extauthz.servicer import AuthorizationServicer
 
 log = logging.getLogger("tollgate.extauthz")
@@ -34,8 +35,11 @@ async def serve(
         cache_size=settings.extauthz.lookup_cache_size,
     )
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    metrics = Metrics()
+    if settings.extauthz.metrics_port:
+        metrics.serve(settings.extauthz.metrics_port, settings.extauthz.host)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationServicer(Checker(store, box, lookup)), server
+        AuthorizationServicer(Checker(store, box, lookup), metrics), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

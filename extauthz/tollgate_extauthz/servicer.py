@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from tollgate.decide import engine
 from tollgate.decide.rules import Rule
-from tollgate.errors import TollgateError
+from tollgate.decide.verdict import Allow, Deny
+from tollgate.errors import StoreUnavailable, TollgateError
 from tollgate_extauthz.check import Checker
+from tollgate_extauthz.metrics import Metrics
 from tollgate_extauthz.request import Incoming, to_incoming
 from tollgate_extauthz.response import denied, metadata_for_failure, to_response
 
@@ -20,38 +23,64 @@ log = logging.getLogger("tollgate.extauthz")
 
 
 class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
-    def __init__(self, checker: Checker) -> None:
+    def __init__(self, checker: Checker, metrics: Metrics | None = None) -> None:
         self._checker = checker
+        self._metrics = metrics or Metrics()
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext
     ) -> external_auth_pb2.CheckResponse:
+        started = time.perf_counter()
         incoming: Incoming | None = None
         try:
             incoming = to_incoming(request)
             decision = await self._checker.check(incoming)
+        except StoreUnavailable as exc:
+            self._metrics.store_errors.inc()
+            return self._fail(incoming, f"{type(exc).__name__}: {exc}", started)
         except TollgateError as exc:
-            return self._fail(incoming, f"{type(exc).__name__}: {exc}")
+            return self._fail(incoming, f"{type(exc).__name__}: {exc}", started)
         except Exception as exc:  # the servicer boundary: answer deny, never let Envoy guess
             log.exception("check failed")
-            return self._fail(incoming, f"internal error {type(exc).__name__}")
+            self._metrics.internal_errors.inc()
+            return self._fail(incoming, f"internal error {type(exc).__name__}", started)
         v = decision.verdict
+        rule = v.rule if isinstance(v, Deny) else Rule.ALLOWED
+        vendor = incoming.call.vendor or "-"
+        self._observe(vendor, decision.allowed, rule, started)
+        if isinstance(v, Allow):
+            if decision.reservation_id:
+                self._metrics.reserved.labels(vendor).inc(v.cost_micro_usd)
+            if v.shadow_denial is not None:
+                self._metrics.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
         # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
         log.log(
             logging.DEBUG if decision.allowed else logging.INFO,
             "decision id=%s rule=%s key=%s vendor=%s %s %s",
             decision.id,
-            getattr(v, "rule", Rule.ALLOWED).value,
-            decision.grant.key_id if decision.grant else "-",
-            incoming.call.vendor,
+            rule.value,
+            decision.key_id or "-",
+            vendor,
             incoming.call.method,
             incoming.call.path,
         )
         return to_response(decision, incoming.call, incoming.vendor)
 
-    def _fail(self, incoming: Incoming | None, detail: str) -> external_auth_pb2.CheckResponse:
+    def _observe(self, vendor: str, allowed: bool, rule: Rule, started: float) -> None:
+        self._metrics.decisions.labels(vendor, "allow" if allowed else "deny", rule.value).inc()
+        self._metrics.check_seconds.labels(vendor).observe(time.perf_counter() - started)
+
+    def _fail(
+        self, incoming: Incoming | None, detail: str, started: float
+    ) -> external_auth_pb2.CheckResponse:
         did = "dec_" + secrets.token_hex(8)
         log.warning("decision id=%s rule=%s detail=%s", did, Rule.UNAVAILABLE.value, detail)
+        self._observe(
+            incoming.call.vendor if incoming and incoming.call.vendor else "-",
+            False,
+            Rule.UNAVAILABLE,
+            started,
+        )
         deny = engine.unavailable(detail.split(":")[0])
         call = incoming.call if incoming else None
         return denied(

@@ -24,6 +24,9 @@ class ExtAuthzSettings(BaseModel):
         default_factory=lambda: dict(DEFAULT_VENDOR_URLS),
         description="Base URL per vendor for the gateway's own reads (full-refund amounts, customers of objects).",
     )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."
+    )
     lookup_timeout_s: float = Field(default=5.0, gt=0)
     lookup_cache_size: int = Field(default=10_000, ge=0)
 
@@ -52,6 +55,26 @@ class AuditSettings(BaseModel):
     )
 
 
+class AlertSettings(BaseModel):
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible incoming webhook; alerts are off without one."
+    )
+    cap_warn_percent: int = Field(
+        default=80, ge=1, le=99, description="Warn once a key has spent this share of its cap."
+    )
+    denial_burst: int = Field(
+        default=10, ge=2, description="Denials from one key within the window that raise an alert."
+    )
+    denial_burst_window_s: int = Field(default=60, ge=1)
+    timeout_s: float = Field(default=5.0, gt=0)
+    attempts: int = Field(default=5, ge=1, description="Delivery attempts, with exponential backoff.")
+
+    @field_validator("slack_webhook_url", mode="before")
+    @classmethod
+    def _empty_is_off(cls, v: object) -> object:
+        return None if v in ("", None) else v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_", env_nested_delimiter="__", extra="ignore")
 
@@ -59,4 +82,5 @@ class Settings(BaseSettings):
     extauthz: ExtAuthzSettings = Field(default_factory=ExtAuthzSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     log_level: str = "INFO"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 import stripe
+from tests.support.recorder import RecordingUpstream, Reply
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
@@ -21,9 +22,20 @@ NAMESPACE = "agents"
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    gw = LocalGateway(GatewayOptions(localstripe=True, workdir=tmp_path_factory.mktemp("gateway")))
-    with gw:
+def alert_sink() -> Iterator[RecordingUpstream]:
+    """Where the gateway's audit sends its Slack-compatible alerts."""
+    with RecordingUpstream(Reply(200, {"ok": True})) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, alert_sink: RecordingUpstream
+) -> Iterator[LocalGateway]:
+    options = GatewayOptions(
+        localstripe=True, workdir=tmp_path_factory.mktemp("gateway"), alerts_webhook_url=alert_sink.url
+    )
+    with LocalGateway(options) as gw:
         yield gw
 
 

@@ -11,6 +11,7 @@ import pytest
 import stripe
 from tests.e2e.conftest import REAL_KEY, Deploy
 from tests.e2e.test_stripe_sdk import REFUNDS, charge
+from tests.support.recorder import RecordingUpstream
 
 from tollgate.audit.sql import AuditStore
 from tollgate.local.gateway import LocalGateway
@@ -90,3 +91,21 @@ def test_a_refund_stripe_rejects_gives_its_reservation_back(
     # had the $40 not come back, this $40 refund would cross the $50 cap
     agent.v1.refunds.create(params={"charge": ch.id, "amount": 4000})
     assert direct.v1.charges.retrieve(ch.id).amount_refunded == 4000
+
+
+def test_reaching_the_cap_sends_one_alert_to_the_webhook(
+    direct: stripe.StripeClient, deploy: Deploy, alert_sink: RecordingUpstream
+) -> None:
+    alert_sink.clear()
+    agent = deploy({"dailyCapUsd": "10", "allow": REFUNDS})
+    ch = charge(direct, 5000)
+    agent.v1.refunds.create(params={"charge": ch.id, "amount": 900})  # 90% of the cap: a warning
+    for _ in range(3):
+        with pytest.raises(stripe.CardError):
+            agent.v1.refunds.create(params={"charge": ch.id, "amount": 500})
+    texts = eventually(lambda: len(t := [r.json()["text"] for r in alert_sink.requests]) >= 2 and t)
+    time.sleep(0.5)  # give any duplicate the chance to arrive
+    texts = [r.json()["text"] for r in alert_sink.requests]
+    assert sum("reached its daily cap" in t for t in texts) == 1
+    assert sum("80%+" in t for t in texts) == 1
+    assert all("agents/bot" in t for t in texts)

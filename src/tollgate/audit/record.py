@@ -54,6 +54,8 @@ class AuditRow(BaseModel):
     amount_minor: int | None = None
     currency: str | None = None
     cost_micro_usd: int = 0
+    spent_micro_usd: int | None = None  # the key's spend today after this call's reservation
+    cap_micro_usd: int | None = None
     reservation_id: str | None = None
     spend_day: str | None = None  # the policy's day key the reservation was made in (yyyymmdd)
     vendor_status: int | None = None  # 0 when the vendor never answered
@@ -127,6 +129,8 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         amount_minor=_int(authz.get("amount_minor")),
         currency=_str(authz.get("currency")),
         cost_micro_usd=_int(authz.get("cost_micro_usd")) or 0,
+        spent_micro_usd=_int(authz.get("spent_micro_usd")),
+        cap_micro_usd=_int(authz.get("cap_micro_usd")),
         reservation_id=_str(authz.get("reservation_id")),
         spend_day=_str(authz.get("day")),
         # A forwarded call with no upstream host never reached the vendor: count it as no answer.

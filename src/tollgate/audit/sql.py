@@ -73,6 +73,8 @@ calls = Table(
     Column("amount_minor", BigInteger),
     Column("currency", Text),
     Column("cost_micro_usd", BigInteger, nullable=False, server_default=text("0")),
+    Column("spent_micro_usd", BigInteger),
+    Column("cap_micro_usd", BigInteger),
     Column("reservation_id", Text),
     Column("spend_day", Text),
     Column("vendor_status", Integer),

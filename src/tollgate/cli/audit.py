@@ -71,6 +71,7 @@ def ingest(
     once: Annotated[bool, typer.Option(help="Ingest what is there and exit.")] = False,
 ) -> None:
     """Tail the access log into the audit store and settle spend; runs until interrupted."""
+    from tollgate.audit.alerts import AlertRules, AlertSender
     from tollgate.audit.ingest import AuditPipeline
     from tollgate.logging_setup import configure
     from tollgate.store.redis import RedisStore
@@ -79,9 +80,16 @@ def ingest(
     configure(settings.log_level)
     store = _store(db)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
-    pipeline = AuditPipeline(log or Path(settings.audit.log_path), store, redis)
 
     async def main() -> None:
+        observers = []
+        sender = None
+        if settings.alerts.slack_webhook_url is not None:
+            rules = AlertRules(settings.alerts)
+            sender = AlertSender(settings.alerts, redis)
+            sender.start()
+            observers.append(lambda rows: sender.submit(rules.evaluate(rows)))
+        pipeline = AuditPipeline(log or Path(settings.audit.log_path), store, redis, observers=observers)
         try:
             if once:
                 while await pipeline.run_once():
@@ -93,6 +101,8 @@ def ingest(
                 loop.add_signal_handler(sig, stop.set)
             await pipeline.run(stop)
         finally:
+            if sender is not None:
+                await asyncio.wait_for(sender.stop(), timeout=30)
             await redis.close()
 
     asyncio.run(main())

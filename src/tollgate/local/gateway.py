@@ -46,6 +46,7 @@ class GatewayOptions:
     extauthz_procs: int = 1
     audit_url: str | None = None  # None: a SQLite file in the work directory
     audit: bool = True  # run the audit pipeline (access log → SQL, spend settlement)
+    alerts_webhook_url: str | None = None  # Slack-compatible webhook for the audit's alerts
 
 
 class LocalGateway:
@@ -62,6 +63,7 @@ class LocalGateway:
         self.upstreams = dict(options.upstreams)
         self.port = options.listen_port or free_port()
         self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
+        self.metrics_ports = [free_port() for _ in self.extauthz_ports]  # Prometheus /metrics of each process
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.workdir / "access.log"
@@ -93,12 +95,13 @@ class LocalGateway:
         return self
 
     def start_extauthz(self) -> None:
-        for i, port in enumerate(self.extauthz_ports):
+        for i, (port, metrics_port) in enumerate(zip(self.extauthz_ports, self.metrics_ports, strict=True)):
             env = {
                 **os.environ,
                 "TOLLGATE_REDIS__URL": self.redis_url,
                 "TOLLGATE_EXTAUTHZ__HOST": "127.0.0.1",
                 "TOLLGATE_EXTAUTHZ__PORT": str(port),
+                "TOLLGATE_EXTAUTHZ__METRICS_PORT": str(metrics_port),
                 "TOLLGATE_EXTAUTHZ__VENDOR_URLS": json.dumps(self.upstreams),
                 "TOLLGATE_CREDENTIALS__KEYS": self.box_key,
             }
@@ -138,7 +141,8 @@ class LocalGateway:
         audit.dispose()
         argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(self.access_log),
                 "--db", self.audit_url, "--redis-url", self.redis_url]  # fmt: skip
-        self.auditor = start_process("audit", argv, log_dir=self.workdir)
+        env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
+        self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 
     def stop_auditor(self) -> None:
         if self.auditor is not None:

@@ -10,6 +10,7 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:resv:<reservation>    → integer micro-USD of one reservation TTL: 2 days
   tg:{vk:<key_id>}:last                  → hash: rule, decision_id, at_ms        for status
   tg:grants                              → set of key ids with a grant          for resync / listing
+  tg:alert:<dedup>                       → 1 while an alert is not to be repeated TTL: the dedup window
 
 ext_authz may decide from a cached grant: the commit script then checks `version` in the same atomic
 step that reserves the cost, so a revoke (which deletes it) or any change wins over the cache.
@@ -47,6 +48,10 @@ def reservation(key_id: str, reservation_id: str) -> str:
 
 def last_decision(key_id: str) -> str:
     return f"{_tag(key_id)}:last"
+
+
+def alert(dedup: str) -> str:
+    return f"{PREFIX}alert:{dedup}"
 
 
 def grants_index() -> str:

@@ -119,6 +119,10 @@ class RedisStore:
             return None
         return LastDecision(h.get("rule", ""), h.get("decision_id", ""), int(h.get("at_ms", 0)))
 
+    async def claim_once(self, name: str, ttl_s: int) -> bool:
+        ok: Any = await self._do(lambda: self._r.set(keys.alert(name), "1", nx=True, ex=ttl_s))
+        return bool(ok)
+
     # ---- reconcile --------------------------------------------------------------------------------
 
     async def put_grant(self, grant: Grant) -> None:

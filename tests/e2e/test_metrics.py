@@ -1,0 +1,48 @@
+"""ext_authz's Prometheus metrics, scraped from the real process after real calls."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import stripe
+from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.conftest import Deploy
+from tests.e2e.test_stripe_sdk import REFUNDS, charge
+
+from tollgate.local.gateway import LocalGateway
+
+
+def scrape(gateway: LocalGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{gateway.metrics_ports[0]}/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_decisions_reserved_spend_and_latency_are_exported(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    before = scrape(gateway)
+    agent = deploy({"dailyCapUsd": "50", "allow": REFUNDS})
+    ch = charge(direct, 5000)
+    agent.v1.refunds.create(params={"charge": ch.id, "amount": 700})
+    with pytest.raises(stripe.PermissionError):
+        agent.v1.payouts.create(params={"amount": 1, "currency": "usd"})
+    after = scrape(gateway)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("tollgate_decisions_total", vendor="stripe", decision="allow", rule="tollgate_allowed") == 1
+    assert (
+        delta(
+            "tollgate_decisions_total", vendor="stripe", decision="deny", rule="tollgate_endpoint_not_allowed"
+        )
+        == 1
+    )
+    assert delta("tollgate_reserved_micro_usd_total", vendor="stripe") == 7_000_000
+    assert delta("tollgate_check_duration_seconds_count", vendor="stripe") == 2
+    assert "agents/bot" not in httpx.get(f"http://127.0.0.1:{gateway.metrics_ports[0]}/metrics").text

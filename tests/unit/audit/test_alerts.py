@@ -1,0 +1,71 @@
+"""Which audit rows raise which alerts, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.unit.audit.test_record import ALLOWED, line
+
+from tollgate.audit.alerts import AlertRules
+from tollgate.audit.record import AuditRow, from_line
+from tollgate.settings import AlertSettings
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def row(at: datetime = T0, **authz: object) -> AuditRow:
+    return from_line(
+        line(start_time=at.isoformat(), request_id=None, authz={**ALLOWED["authz"], **authz}), at.isoformat()
+    )  # type: ignore[dict-item]
+
+
+def rules(**overrides: object) -> AlertRules:
+    return AlertRules(AlertSettings.model_validate(overrides))
+
+
+def test_spending_past_the_warning_share_of_the_cap_warns_once_a_day() -> None:
+    r = rules(cap_warn_percent=80)
+    assert r.evaluate([row(spent_micro_usd="79000000", cap_micro_usd="100000000")]) == []
+    (alert,) = r.evaluate([row(spent_micro_usd="80000000", cap_micro_usd="100000000")])
+    assert alert.kind == "cap_warning" and alert.dedup == "warn80:agents/bot:2026-11-25"
+    assert "$80.00 of its $100.00" in alert.text
+
+
+def test_reaching_the_cap_alerts() -> None:
+    (alert,) = rules().evaluate(
+        [
+            row(
+                decision="deny",
+                rule="tollgate_cap_exceeded",
+                spent_micro_usd="99000000",
+                cap_micro_usd="100000000",
+            )
+        ]
+    )
+    assert alert.kind == "cap_reached" and "reached its daily cap" in alert.text
+
+
+def test_a_revoked_or_expired_key_still_calling_alerts() -> None:
+    for rule in ("tollgate_key_revoked", "tollgate_key_expired"):
+        (alert,) = rules().evaluate([row(decision="deny", rule=rule)])
+        assert alert.kind == "dead_key_calling" and alert.key_id == "agents/bot"
+
+
+def test_a_burst_of_denials_from_one_key_alerts_but_a_slow_trickle_does_not() -> None:
+    burst = rules(denial_burst=5, denial_burst_window_s=60)
+    denials = [
+        row(T0 + timedelta(seconds=i), decision="deny", rule="tollgate_endpoint_not_allowed")
+        for i in range(5)
+    ]
+    alerts = burst.evaluate(denials)
+    assert [a.kind for a in alerts] == ["denial_burst"]
+    trickle = rules(denial_burst=5, denial_burst_window_s=60)
+    slow = [
+        row(T0 + timedelta(seconds=30 * i), decision="deny", rule="tollgate_endpoint_not_allowed")
+        for i in range(5)
+    ]
+    assert trickle.evaluate(slow) == []
+
+
+def test_rows_without_a_key_raise_nothing() -> None:
+    assert rules().evaluate([from_line('{"authz": null, "response_code": 404}', "f@1")]) == []
