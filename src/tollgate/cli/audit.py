@@ -7,6 +7,7 @@ import csv
 import json
 import signal
 import sys
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -69,10 +70,13 @@ def ingest(
         str | None, typer.Option(help="Redis to settle reservations in (default: TOLLGATE_REDIS__URL).")
     ] = None,
     once: Annotated[bool, typer.Option(help="Ingest what is there and exit.")] = False,
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics here; 0 turns it off.")] = 0,
 ) -> None:
     """Tail the access log into the audit store and settle spend; runs until interrupted."""
     from tollgate.audit.alerts import AlertRules, AlertSender
     from tollgate.audit.ingest import AuditPipeline
+    from tollgate.audit.metrics import AuditMetrics
+    from tollgate.audit.record import AuditRow
     from tollgate.logging_setup import configure
     from tollgate.store.redis import RedisStore
 
@@ -82,7 +86,10 @@ def ingest(
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
 
     async def main() -> None:
-        observers = []
+        metrics = AuditMetrics()
+        if metrics_port:
+            metrics.serve(metrics_port)
+        observers: list[Callable[[list[AuditRow]], None]] = [metrics.observe]
         sender = None
         if settings.alerts.slack_webhook_url is not None:
             rules = AlertRules(settings.alerts)

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the audit pipeline: what was settled and released, and how far behind it is.
+
+Reserved spend is counted where it happens (ext_authz); settled and released spend only exist here,
+once the vendor's answer is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from tollgate.audit.record import AuditRow
+from tollgate.audit.settle import RELEASED, SETTLED, settlement_for
+
+
+class AuditMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.rows = Counter(
+            "tollgate_audit_rows", "Calls written to the audit store.", ["vendor", "decision", "rule"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.settled = Counter(
+            "tollgate_settled_micro_usd", "Reserved spend the vendor confirmed (2xx), in micro-USD.", ["vendor"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.released = Counter(
+            "tollgate_released_micro_usd", "Reserved spend given back because the vendor refused or never answered.",
+            ["vendor"], registry=self.registry,
+        )  # fmt: skip
+        self.last_row_time = Gauge(
+            "tollgate_audit_last_row_timestamp_seconds", "Time of the newest call written; lag = now - this.",
+            registry=self.registry,
+        )  # fmt: skip
+
+    def observe(self, rows: Sequence[AuditRow]) -> None:
+        for row in rows:
+            vendor = row.vendor or "-"
+            self.rows.labels(vendor, row.decision, row.rule).inc()
+            outcome = settlement_for(row)
+            if outcome == SETTLED:
+                self.settled.labels(vendor).inc(row.cost_micro_usd)
+            elif outcome == RELEASED:
+                self.released.labels(vendor).inc(row.cost_micro_usd)
+        if rows:
+            self.last_row_time.set(max(r.at for r in rows).timestamp())
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=host, registry=self.registry)
