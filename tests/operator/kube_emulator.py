@@ -30,7 +30,8 @@ KINDS = {
 class ApiServer(kmock.KubernetesEmulator):
     """The emulator plus what kopf relies on from a real API server: every write gets a new
     `metadata.resourceVersion` (kopf tests it in its JSON patches, and skips watch events older than
-    its own last patch by it), and a created object gets a `uid` and a `creationTimestamp`."""
+    its own last patch by it); a created object gets a `uid` and a `creationTimestamp`, and a name
+    from `metadata.generateName` (kopf posts its Events that way)."""
 
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
 
@@ -39,6 +40,8 @@ class ApiServer(kmock.KubernetesEmulator):
         version = str(next(self._versions))
         if request.action == kmock.action.CREATE and isinstance(data, dict):
             meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
             meta["resourceVersion"] = version
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", datetime.datetime.now(datetime.UTC).isoformat())

@@ -1,0 +1,260 @@
+"""kopf handlers: each a few lines over tollgate.reconcile, and nothing else. `kopf run -m
+tollgate_operator.handlers` (or `python -m tollgate_operator`) loads this module; importing it registers
+the startup, status and error-mapping pieces too.
+
+Indices (kopf keeps them in memory from the watch streams): VaultKeys by their SpendPolicy and by their
+vendor-key Secret, so a policy or Secret change re-applies exactly the keys that use it; and the
+SpendPolicies themselves, so a key finds its policy without an API call."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import kopf
+from pydantic import ValidationError
+
+import tollgate_operator.startup  # noqa: F401  (registers the startup and cleanup handlers)
+from tollgate.reconcile.policies import (
+    InvalidPolicy,
+    PolicyLookup,
+    apply_spend_policy,
+    delete_spend_policy,
+    parse_key,
+    parse_policy,
+    reconcile_key,
+    reconcile_keys,
+)
+from tollgate.reconcile.status import Transition
+from tollgate.reconcile.tokens import VaultKeyObject
+from tollgate.reconcile.vault_keys import revoke_vault_key
+from tollgate_operator.errors import kopf_errors
+from tollgate_operator.kube_secrets import SPEND_POLICIES, VAULT_KEYS, object_ref, post_event
+from tollgate_operator.status import publish_key_status, publish_policy_status
+
+
+class IndexedKey(NamedTuple):
+    namespace: str
+    name: str
+    uid: str
+    spec: dict[str, Any]
+
+
+Keys = kopf.Index[tuple[str, str], IndexedKey]
+Policies = kopf.Index[tuple[str, str], dict[str, Any]]
+
+
+# Index functions and filters name `namespace: str | None` as kopf's protocols do; ours are namespaced.
+
+
+def _not_deleting(meta: kopf.Meta, **_: Any) -> bool:
+    # A key or policy being deleted leaves the indices at once, before its delete handler runs.
+    return not meta.get("deletionTimestamp")
+
+
+# ---- indices --------------------------------------------------------------------------------------
+
+
+@kopf.index(*VAULT_KEYS, when=_not_deleting)
+def vault_keys_by_policy(
+    namespace: str | None, name: str, uid: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], IndexedKey]:
+    return _indexed(namespace, name, uid, spec, "policyRef")
+
+
+@kopf.index(*VAULT_KEYS, when=_not_deleting)
+def vault_keys_by_secret(
+    namespace: str | None, name: str, uid: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], IndexedKey]:
+    return _indexed(namespace, name, uid, spec, "vendorKeySecretRef")
+
+
+@kopf.index(*SPEND_POLICIES, when=_not_deleting)
+def spend_policies(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace or "", name): copy.deepcopy(dict(spec))}
+
+
+# ---- SpendPolicy ----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*SPEND_POLICIES)
+@kopf.on.create(*SPEND_POLICIES)
+@kopf.on.update(*SPEND_POLICIES)
+@kopf_errors
+async def spend_policy_changed(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    vault_keys_by_policy: Keys,
+    **_: Any,
+) -> None:
+    policy = parse_policy(spec)
+    bound = list(vault_keys_by_policy.get((namespace, name), []))
+    results = await apply_spend_policy(
+        memo.store,
+        memo.box,
+        memo.secrets,
+        memo.secrets,
+        policy,
+        _objects(bound),
+        guard=memo.locks,
+        is_live=memo.locks.is_live,
+    )
+    memo.outcomes.update({r.key_id: r.outcome for r in results})
+    if isinstance(policy, InvalidPolicy):
+        raise policy.error()  # errors.py: Invalid condition and Event naming the field
+    publish_policy_status(body, patch, policy, bound_keys=len(bound))
+
+
+@kopf.on.delete(*SPEND_POLICIES)
+@kopf_errors
+async def spend_policy_deleted(
+    namespace: str, name: str, memo: kopf.Memo, vault_keys_by_policy: Keys, **_: Any
+) -> None:
+    bound = [f"{k.namespace}/{k.name}" for k in vault_keys_by_policy.get((namespace, name), [])]
+    results = await delete_spend_policy(memo.store, f"{namespace}/{name}", bound, guard=memo.locks)
+    memo.outcomes.update({r.key_id: r.outcome for r in results})
+
+
+# ---- VaultKey -------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*VAULT_KEYS)
+@kopf.on.create(*VAULT_KEYS)
+@kopf.on.update(*VAULT_KEYS)
+@kopf_errors
+async def vault_key_changed(
+    reason: kopf.Reason,
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    spend_policies: Policies,
+    **_: Any,
+) -> None:
+    key_id = f"{namespace}/{name}"
+    async with memo.locks(key_id):
+        memo.outcomes.pop(key_id, None)  # the status timer waits for this reconcile's outcome
+        key = await parse_key(memo.store, namespace, name, uid, spec)
+        # A new key gets a token; so does a changed spec.tokenRotation (status records the last one done).
+        rotate = reason != kopf.Reason.CREATE and key.spec.token_rotation != status.get("tokenRotation")
+        result = await reconcile_key(
+            memo.store,
+            memo.box,
+            memo.secrets,
+            memo.secrets,
+            key,
+            _policy(spend_policies, key.policy_id),
+            mint=reason == kopf.Reason.CREATE or rotate,
+        )
+    memo.outcomes[key_id] = result.outcome
+    if result.minted:
+        where = f"Secret {namespace}/{key.token_secret_name} (key `token`)"
+        post_event(
+            body,
+            Transition("Normal", "TokenRotated", f"new vault token in {where}; the previous one is refused")
+            if rotate
+            else Transition("Normal", "TokenMinted", f"vault token in {where}"),
+        )
+    await publish_key_status(
+        memo,
+        body,
+        patch,
+        result.outcome,
+        token_secret_name=key.token_secret_name,
+        token_rotation=key.spec.token_rotation,
+    )
+
+
+@kopf.on.delete(*VAULT_KEYS)
+@kopf_errors
+async def vault_key_deleted(namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    key_id = f"{namespace}/{name}"
+    async with memo.locks(key_id):
+        memo.locks.deleted(uid)
+        await revoke_vault_key(memo.store, namespace=namespace, name=name)
+    memo.outcomes.pop(key_id, None)
+
+
+# ---- vendor-key Secrets ---------------------------------------------------------------------------
+
+
+def _is_vendor_key(namespace: str, name: str, vault_keys_by_secret: Keys, **_: Any) -> bool:
+    return (namespace, name) in vault_keys_by_secret
+
+
+# kopf's filter protocol cannot know the index kwarg this filter names.
+@kopf.on.event("v1", "secrets", when=_is_vendor_key)  # type: ignore[arg-type]
+@kopf_errors
+async def vendor_key_changed(
+    type: str | None,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    vault_keys_by_secret: Keys,
+    spend_policies: Policies,
+    **_: Any,
+) -> None:
+    if type is None:  # the initial listing: the keys' resume handlers apply them anyway
+        return
+    users = list(vault_keys_by_secret.get((namespace, name), []))
+    results = await reconcile_keys(
+        memo.store,
+        memo.box,
+        memo.secrets,
+        memo.secrets,
+        _objects(users),
+        lambda key: _policy(spend_policies, key.policy_id),
+        guard=memo.locks,
+        is_live=memo.locks.is_live,
+    )
+    memo.outcomes.update({r.key_id: r.outcome for r in results})
+    for key in users:
+        post_event(
+            object_ref("VaultKey", key.namespace, key.name, key.uid),
+            Transition(
+                "Normal", "VendorKeyChanged", f"Secret {namespace}/{name} changed ({type}); grant recompiled"
+            ),
+        )
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def _indexed(
+    namespace: str | None, name: str, uid: str, spec: Mapping[str, Any], ref: str
+) -> dict[tuple[str, str], IndexedKey]:
+    target = spec.get(ref)
+    target_name = target.get("name") if isinstance(target, Mapping) else None
+    if not isinstance(target_name, str):
+        return {}  # an invalid key: its own handler reports it
+    ns = namespace or ""
+    return {(ns, target_name): IndexedKey(ns, name, uid, copy.deepcopy(dict(spec)))}
+
+
+def _objects(entries: Iterable[IndexedKey]) -> list[VaultKeyObject]:
+    """Index entries as key objects; invalid ones are skipped (their own handler reports them)."""
+    out = []
+    for e in entries:
+        try:
+            out.append(VaultKeyObject.parse(e.namespace, e.name, e.uid, e.spec))
+        except ValidationError:
+            continue
+    return out
+
+
+def _policy(spend_policies: Policies, policy_id: str) -> PolicyLookup:
+    namespace, _, name = policy_id.partition("/")
+    for spec in spend_policies.get((namespace, name), []):
+        return parse_policy(spec)
+    return None

@@ -1,0 +1,197 @@
+"""The operator's only use of the Kubernetes API beyond kopf's own: vendor-key Secrets read, token
+Secrets written, the cluster listed for a resync, and Events posted. Works in-cluster (service account)
+or with a kubeconfig (KUBECONFIG), like kopf's own login."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from typing import Any, cast
+
+import aiohttp
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from tollgate.errors import InvalidSpec, SecretNotFound, TollgateError
+from tollgate.policy.manifests import GROUP_VERSION
+from tollgate.reconcile.policies import PolicyLookup, parse_policy
+from tollgate.reconcile.resync import ClusterState
+from tollgate.reconcile.status import Transition
+from tollgate.reconcile.tokens import VaultKeyObject
+
+GROUP, VERSION = GROUP_VERSION.split("/")
+# kopf resource selectors
+VAULT_KEYS = (GROUP, VERSION, "vaultkeys")
+SPEND_POLICIES = (GROUP, VERSION, "spendpolicies")
+TOKEN_KEY = "token"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeUnavailable(TollgateError):
+    """The Kubernetes API could not be reached or answered an error; the operation may be retried."""
+
+
+class KubeApi:
+    """SecretReader and TokenSecrets over the Kubernetes API, and the listing a resync compares against."""
+
+    def __init__(self, api: client.ApiClient, namespaces: frozenset[str] | None = None) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self.namespaces = namespaces
+
+    @classmethod
+    async def connect(cls, namespaces: frozenset[str] | None = None) -> KubeApi:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            cfg = client.Configuration()
+            config.load_incluster_config(client_configuration=cfg)
+            return cls(client.ApiClient(configuration=cfg), namespaces)
+        return cls(await config.new_client_from_config(), namespaces)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    # ---- SecretReader -------------------------------------------------------------------------------
+
+    async def read(self, namespace: str, name: str, key: str) -> str:
+        secret = await self._get_secret(namespace, name)
+        if secret is None:
+            raise SecretNotFound(f"Secret {namespace}/{name} not found")
+        value = _decoded(secret, key)
+        if value is None:
+            raise SecretNotFound(f"Secret {namespace}/{name} has no key {key!r}")
+        return value
+
+    # ---- TokenSecrets -------------------------------------------------------------------------------
+
+    async def read_token(self, key: VaultKeyObject) -> str | None:
+        secret = await self._get_secret(key.namespace, key.token_secret_name)
+        if secret is None or not any(ref.uid == key.uid for ref in _owners(secret)):
+            return None
+        return _decoded(secret, TOKEN_KEY)
+
+    async def write_token(self, key: VaultKeyObject, token: str) -> None:
+        name = key.token_secret_name
+        owner = {
+            "apiVersion": GROUP_VERSION,
+            "kind": "VaultKey",
+            "name": key.name,
+            "uid": key.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        labels = {**MANAGED_BY, "tollgate.dev/vault-key": key.name}
+        data = {TOKEN_KEY: base64.b64encode(token.encode()).decode()}
+        existing = await self._get_secret(key.namespace, name)
+        if existing is None:
+            meta = {"name": name, "namespace": key.namespace, "labels": labels, "ownerReferences": [owner]}
+            body: Any = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": meta,
+                "type": "Opaque",
+                "data": data,
+            }
+            await self._call(self._core.create_namespaced_secret(key.namespace, body))
+            return
+        # Only a Secret this key (or an earlier VaultKey of the same name) owns may be overwritten:
+        # taking over someone else's Secret would hand it to garbage collection with the key.
+        if not any(ref.kind == "VaultKey" and ref.name == key.name for ref in _owners(existing)):
+            raise InvalidSpec(
+                "spec.tokenSecretName",
+                f"Secret {key.namespace}/{name} already exists and is not owned by VaultKey {key.name}; "
+                "choose another tokenSecretName or delete that Secret",
+            )
+        patch = {"metadata": {"labels": labels, "ownerReferences": [owner]}, "data": data}
+        # A JSON merge patch replaces ownerReferences (a strategic merge, the client's default for a
+        # dict, would keep the earlier owner beside ours). The client's stubs omit `_content_type`.
+        await self._call(
+            self._core.patch_namespaced_secret(  # type: ignore[call-arg]
+                name, key.namespace, patch, _content_type=_MERGE_PATCH
+            )
+        )
+
+    # ---- resync -------------------------------------------------------------------------------------
+
+    async def list_cluster(self) -> ClusterState:
+        """Every SpendPolicy and every valid VaultKey not being deleted, in the operator's namespaces."""
+        policies: dict[str, PolicyLookup] = {}
+        for obj in await self._list("spendpolicies"):
+            meta = obj.get("metadata", {})
+            if not meta.get("deletionTimestamp"):
+                policies[f"{meta.get('namespace')}/{meta.get('name')}"] = parse_policy(obj.get("spec"))
+        keys = []
+        for obj in await self._list("vaultkeys"):
+            meta = obj.get("metadata", {})
+            if meta.get("deletionTimestamp"):
+                continue
+            try:
+                keys.append(
+                    VaultKeyObject.parse(meta["namespace"], meta["name"], meta["uid"], obj.get("spec") or {})
+                )
+            except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+                continue  # invalid keys hold no grant; their own handler reported why
+        return ClusterState(keys, policies, self.namespaces)
+
+    async def _list(self, plural: str) -> list[dict[str, Any]]:
+        if self.namespaces is None:
+            found = await self._call(self._custom.list_cluster_custom_object(GROUP, VERSION, plural))
+            return list(found.get("items", []))
+        items: list[dict[str, Any]] = []
+        for ns in sorted(self.namespaces):
+            found = await self._call(self._custom.list_namespaced_custom_object(GROUP, VERSION, ns, plural))
+            items.extend(found.get("items", []))
+        return items
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+
+    async def _get_secret(self, namespace: str, name: str) -> Any:
+        try:
+            return await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeUnavailable(f"reading Secret {namespace}/{name}: {exc.status} {exc.reason}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"reading Secret {namespace}/{name}: {exc}") from exc
+
+    async def _call(self, request: Any) -> Any:
+        try:
+            return await request
+        except ApiException as exc:
+            raise KubeUnavailable(f"Kubernetes API: {exc.status} {exc.reason}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"Kubernetes API: {exc}") from exc
+
+
+def _owners(secret: Any) -> list[Any]:
+    return list(secret.metadata.owner_references or []) if secret.metadata else []
+
+
+def _decoded(secret: Any, key: str) -> str | None:
+    raw = (secret.data or {}).get(key)
+    if raw is None:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def post_event(obj: kopf.Body | Mapping[str, Any], event: Transition) -> None:
+    """Queue a Kubernetes Event about `obj` (a body, or just apiVersion, kind and metadata); kopf posts it."""
+    body = obj if isinstance(obj, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(obj)))
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def object_ref(kind: str, namespace: str, name: str, uid: str) -> dict[str, Any]:
+    """Enough of an object for an Event about it when its body is not at hand."""
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": kind,
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+    }

@@ -1,0 +1,120 @@
+"""Operator start and stop: kopf's settings (finalizer, annotation prefix, Event posting, watch
+timeouts), the shared clients in `memo`, and the periodic resync; cleanup closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import kopf
+
+from tollgate.credentials import CredentialBox
+from tollgate.errors import TollgateError
+from tollgate.reconcile.resync import resync
+from tollgate.reconcile.tokens import VaultKeyObject
+from tollgate.reconcile.vault_keys import Outcome
+from tollgate.store.redis import RedisStore
+from tollgate_operator.kube_secrets import KubeApi
+from tollgate_operator.settings import ProcessSettings
+
+FINALIZER = "tollgate.dev/finalizer"
+ANNOTATION_PREFIX = "tollgate.dev"
+_DELETED_REMEMBERED = 10_000
+
+
+class _QuietTimers(logging.Filter):
+    """Drop kopf's "Timer ... succeeded." line: status timers run every few seconds for every object."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Timer 'refresh_") and message.endswith("succeeded."))
+
+
+class KeyLocks:
+    """One asyncio.Lock per key id, so a key's handler, a policy fan-out, a vendor-key change and the
+    resync never interleave a revoke with an apply; and the uids of keys whose deletion was handled,
+    so work that began before a deletion cannot bring the grant back."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._deleted: OrderedDict[str, None] = OrderedDict()
+
+    def __call__(self, key_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(key_id, asyncio.Lock())
+
+    def deleted(self, uid: str) -> None:
+        self._deleted[uid] = None
+        while len(self._deleted) > _DELETED_REMEMBERED:
+            self._deleted.popitem(last=False)
+
+    def is_live(self, key: VaultKeyObject) -> bool:
+        return key.uid not in self._deleted
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    process: ProcessSettings = memo.get("settings") or ProcessSettings()  # `kopf run` passes no memo
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
+    # Handler logs stay logs; the Events users see are the explicit transitions (Ready, Revoked, ...).
+    settings.posting.level = logging.WARNING
+    logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+    # A real API server ends a watch after its own timeout; the client gives up a little later.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+
+    namespaces = frozenset(process.operator.namespaces) or None
+    memo.settings = process
+    memo.box = CredentialBox(process.credentials.plain())  # no key: fail now, not on the first call
+    memo.store = RedisStore.from_url(process.redis.url, timeout_s=process.redis.timeout_ms / 1000)
+    memo.secrets = await KubeApi.connect(namespaces)
+    memo.locks = KeyLocks()
+    memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, logger), name="tollgate resync")
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("resync_task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if (store := memo.get("store")) is not None:
+        await store.close()
+    if (secrets := memo.get("secrets")) is not None:
+        await secrets.close()
+
+
+async def _resync_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """At start and every resync interval: restore grants missing from Redis (a flush) and revoke
+    grants no VaultKey stands behind (deleted while the operator was away)."""
+    interval = memo.settings.operator.resync_interval_s
+    locks: KeyLocks = memo.locks
+    outcomes: dict[str, Outcome] = memo.outcomes
+    while True:
+        try:
+            report = await resync(
+                memo.store,
+                memo.box,
+                memo.secrets,
+                memo.secrets,
+                memo.secrets.list_cluster,
+                guard=locks,
+                is_live=locks.is_live,
+            )
+        except TollgateError as exc:  # Redis or the API server away: try again next round
+            logger.warning(f"Resync failed, retrying in {interval:g}s: {exc}")
+        else:
+            for result in report.restored:
+                outcomes[result.key_id] = result.outcome
+            # Keys refused on purpose (no policy, no vendor key) are re-checked every round: not news.
+            restored = [r.key_id for r in report.restored if r.outcome.ready]
+            if restored or report.revoked:
+                logger.info(f"Resync restored the grants of {restored}; revoked orphans {report.revoked}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,82 @@
+"""Full resync: make the store hold exactly what the cluster says. Keys with no grant (after a Redis
+flush, say) get theirs back with the token already in their Secret; grants with no live VaultKey
+behind them are revoked. Knows nothing of kopf: the caller supplies the listing of the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tollgate.credentials import CredentialBox
+from tollgate.errors import InvalidSpec
+from tollgate.reconcile.policies import (
+    KeyGuard,
+    KeyOutcome,
+    LiveCheck,
+    PolicyLookup,
+    always_live,
+    no_guard,
+    reconcile_key,
+)
+from tollgate.reconcile.secrets import SecretReader
+from tollgate.reconcile.tokens import TokenSecrets, VaultKeyObject
+from tollgate.reconcile.vault_keys import Outcome
+from tollgate.store.base import Store
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What the cluster holds. `keys` are the VaultKeys that should work (valid, not being deleted);
+    `policies` maps policy id to its spec (or why it is invalid). `namespaces` is the resync's scope:
+    None for the whole cluster, else only grants of keys in these namespaces are considered."""
+
+    keys: list[VaultKeyObject]
+    policies: dict[str, PolicyLookup]
+    namespaces: frozenset[str] | None = None
+
+    def in_scope(self, key_id: str) -> bool:
+        return self.namespaces is None or key_id.partition("/")[0] in self.namespaces
+
+
+@dataclass(frozen=True)
+class ResyncReport:
+    restored: list[KeyOutcome] = field(default_factory=list)  # keys that had no grant and were applied
+    revoked: list[str] = field(default_factory=list)  # grants with no live key behind them
+
+
+async def resync(
+    store: Store,
+    box: CredentialBox,
+    secrets: SecretReader,
+    tokens: TokenSecrets,
+    list_cluster: Callable[[], Awaitable[ClusterState]],
+    *,
+    guard: KeyGuard = no_guard,
+    is_live: LiveCheck = always_live,
+    all_keys: bool = False,
+) -> ResyncReport:
+    """Restore missing grants (every grant with `all_keys`) and revoke orphans.
+
+    The store is read before the cluster is listed: a key created in between then has its grant
+    written after that read and is never mistaken for an orphan, while a key deleted in between is
+    revoked either way. A listing that fails raises, and nothing is revoked."""
+    stored = await store.grant_ids()
+    cluster = await list_cluster()
+    live = {k.id for k in cluster.keys}
+    report = ResyncReport()
+    for key in sorted(cluster.keys, key=lambda k: k.id):
+        async with guard(key.id):
+            if not is_live(key) or (not all_keys and await store.grant(key.id) is not None):
+                continue
+            policy = cluster.policies.get(key.policy_id)
+            try:
+                report.restored.append(await reconcile_key(store, box, secrets, tokens, key, policy))
+            except InvalidSpec as exc:
+                report.restored.append(KeyOutcome(key.id, Outcome("Invalid", str(exc))))
+    for orphan in sorted(stored - live):
+        if not cluster.in_scope(orphan):
+            continue
+        async with guard(orphan):
+            await store.revoke(orphan)
+        report.revoked.append(orphan)
+    return report

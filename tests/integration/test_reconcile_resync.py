@@ -1,0 +1,113 @@
+"""tollgate.reconcile.resync against a real redis-server: after a flush the cluster's grants come back
+with the tokens agents already hold; grants with no VaultKey behind them are revoked; a key created
+while the cluster is being listed is never taken for an orphan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from tests.builders import spend_policy
+from tests.integration.test_reconcile_policies import BOX, MemoryTokens, key, vendor_secrets
+
+from tollgate.credentials import token_digest
+from tollgate.errors import TollgateError
+from tollgate.reconcile.policies import reconcile_key
+from tollgate.reconcile.resync import ClusterState, resync
+from tollgate.reconcile.tokens import VaultKeyObject
+from tollgate.store.redis import RedisStore
+
+POLICIES = {"agents/refunds": spend_policy()}
+
+
+def listing(
+    *keys: VaultKeyObject, namespaces: frozenset[str] | None = None
+) -> Callable[[], Awaitable[ClusterState]]:
+    async def list_cluster() -> ClusterState:
+        return ClusterState(list(keys), dict(POLICIES), namespaces)
+
+    return list_cluster
+
+
+async def test_after_a_flush_every_grant_comes_back_with_the_token_already_held(
+    store: RedisStore,
+) -> None:
+    tokens, keys = MemoryTokens(), [key("a", "uid-a"), key("b", "uid-b")]
+    for k in keys:
+        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+    for k in keys:
+        await store.revoke(k.id)  # what FLUSHALL leaves, as far as grants go
+
+    report = await resync(store, BOX, vendor_secrets(), tokens, listing(*keys))
+
+    assert [(r.key_id, r.outcome.state, r.minted) for r in report.restored] == [
+        ("agents/a", "Ready", False),
+        ("agents/b", "Ready", False),
+    ]
+    for k in keys:
+        grant = await store.grant(k.id)
+        assert grant is not None and grant.token_sha256 == token_digest(tokens.token(k))
+    assert report.revoked == []
+
+
+async def test_grants_with_no_vault_key_behind_them_are_revoked(store: RedisStore) -> None:
+    tokens, kept, ghost = MemoryTokens(), key("kept", "uid-k"), key("ghost", "uid-g")
+    for k in (kept, ghost):
+        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+    report = await resync(store, BOX, vendor_secrets(), tokens, listing(kept))
+    assert report.revoked == ["agents/ghost"] and report.restored == []
+    assert await store.grant_ids() == {"agents/kept"}
+
+
+async def test_a_key_created_while_the_cluster_is_listed_is_not_taken_for_an_orphan(
+    store: RedisStore,
+) -> None:
+    tokens, newcomer = MemoryTokens(), key("new", "uid-n")
+
+    async def list_cluster() -> ClusterState:
+        # its handler writes the grant after the store was read, and the listing predates it
+        await reconcile_key(store, BOX, vendor_secrets(), tokens, newcomer, spend_policy(), mint=True)
+        return ClusterState([], dict(POLICIES))
+
+    report = await resync(store, BOX, vendor_secrets(), tokens, list_cluster)
+    assert report.revoked == []
+    assert await store.grant(newcomer.id) is not None
+
+
+async def test_grants_outside_the_operators_namespaces_are_left_alone(store: RedisStore) -> None:
+    tokens, other = MemoryTokens(), key("elsewhere", "uid-e")
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, other, spend_policy(), mint=True)
+    report = await resync(store, BOX, vendor_secrets(), tokens, listing(namespaces=frozenset({"payments"})))
+    assert report.revoked == []
+    assert await store.grant_ids() == {"agents/elsewhere"}
+
+
+async def test_a_failed_listing_revokes_nothing(store: RedisStore) -> None:
+    tokens, bot = MemoryTokens(), key()
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+
+    async def api_down() -> ClusterState:
+        raise TollgateError("the API server is away")
+
+    with pytest.raises(TollgateError):
+        await resync(store, BOX, vendor_secrets(), tokens, api_down)
+    assert await store.grant_ids() == {bot.id}
+
+
+async def test_current_grants_are_left_alone_unless_every_key_is_asked_for(store: RedisStore) -> None:
+    tokens, bot = MemoryTokens(), key()
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    quiet = await resync(store, BOX, vendor_secrets(), tokens, listing(bot))
+    assert quiet.restored == []
+    full = await resync(store, BOX, vendor_secrets("sk_test_new"), tokens, listing(bot), all_keys=True)
+    assert [r.key_id for r in full.restored] == [bot.id]
+    grant = await store.grant(bot.id)
+    assert grant is not None and BOX.open(grant.credential) == "sk_test_new"
+
+
+async def test_a_key_without_its_policy_stays_revoked_and_says_why(store: RedisStore) -> None:
+    tokens, stray = MemoryTokens(), key(policyRef={"name": "nowhere"})
+    report = await resync(store, BOX, vendor_secrets(), tokens, listing(stray))
+    assert [r.outcome.state for r in report.restored] == ["PolicyMissing"]
+    assert await store.grant_ids() == set()
+    assert tokens.writes == 1  # the token Secret exists, ready for when the policy does

@@ -1,0 +1,115 @@
+"""The operator tier: the real operator process (`python -m tollgate_operator`, i.e. `kopf run`) against
+KMock's Kubernetes emulator in its own process, with a real gateway beside it (redis-server, ext_authz,
+Envoy, localstripe as Stripe). The operator shares the gateway's Redis and Fernet key through its
+environment, exactly as the chart wires them. Each test works in a namespace of its own."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Iterator
+
+import pytest
+import redis
+import stripe
+from tests.operator.cluster import REPO, Cluster, Operator, kubeconfig
+
+from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.processes import ManagedProcess, free_port, start_process
+
+REAL_KEY = "sk_test_tollgate_operator_real_key"
+STATUS_INTERVAL_S = 0.5
+_COUNTER = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
+    with LocalGateway(
+        GatewayOptions(localstripe=True, audit=False, workdir=tmp_path_factory.mktemp("gateway"))
+    ) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    port = free_port()
+    proc = start_process(
+        "kube-emulator",
+        [sys.executable, "-m", "tests.operator.kube_emulator", "--port", str(port)],
+        ready_port=port,
+        log_dir=tmp_path_factory.mktemp("kube"),
+        cwd=REPO,
+    )
+    proc.url = f"http://127.0.0.1:{port}"
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(apiserver: ManagedProcess) -> Iterator[Cluster]:
+    assert apiserver.url
+    c = Cluster(apiserver.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    apiserver: ManagedProcess, gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    workdir = tmp_path_factory.mktemp("operator")
+    assert apiserver.url
+    env = {
+        "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", apiserver.url)),
+        "TOLLGATE_REDIS__URL": gateway.redis_url,
+        "TOLLGATE_CREDENTIALS__KEYS": gateway.box_key,
+        "TOLLGATE_OPERATOR__STATUS_INTERVAL_S": str(STATUS_INTERVAL_S),
+        "TOLLGATE_OPERATOR__RESYNC_INTERVAL_S": "2",
+    }
+    op = Operator(env, workdir).start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_has_no_traceback(operator: Operator) -> Iterator[None]:
+    before = len(operator.log())
+    yield
+    new = operator.log()[before:]
+    assert "Traceback" not in new, new
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    """A namespace of the test's own, so tests never see each other's objects."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())
+    return f"t{next(_COUNTER)}-{slug}"[:50].rstrip("-")
+
+
+@pytest.fixture
+def redis_client(gateway: LocalGateway) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(gateway.redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def direct(gateway: LocalGateway) -> stripe.StripeClient:
+    """The platform's own client, straight to the Stripe fake: to make charges the agent then refunds."""
+    return stripe.StripeClient(REAL_KEY, base_addresses={"api": gateway.upstreams["stripe"]})
+
+
+# Measured times (what, seconds), printed in the terminal summary whether or not output is captured.
+TIMINGS: list[tuple[str, float]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("operator tier: measured times")
+        for what, seconds in TIMINGS:
+            terminalreporter.write_line(f"{what}: {seconds * 1000:.0f} ms")
