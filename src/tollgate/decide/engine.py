@@ -3,7 +3,7 @@
   1 key unknown / revoked → 401      2 key expired / suspended → 401
   3 endpoint not allowed (or unpriceable, or unreadable) → 403 / 400
   4 connected account not allowed → 403       5 parameter rule broken → 403
-  6 customer out of scope → 403               7 currency not allowed → 403
+  6 customer / recipient out of scope → 403   7 currency not allowed → 403
   8 loop breaker → 429 (not yet enforced)     9 daily cap would be exceeded → 402 (after_reserve)
   10 allow: reserve the cost, swap the key.
 
@@ -54,7 +54,12 @@ def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdi
         return _shadow(s.grant, Deny(Rule.REQUEST_INVALID, facts.message, facts.param))
     if isinstance(facts, Unpriced):
         return _shadow(s.grant, Deny(Rule.ENDPOINT_UNPRICED, facts.message))
-    if deny := _customer_scope(s.grant, facts) or _currency(s.grant, facts):
+    if deny := (
+        _usage_unpriced(s.grant, facts)
+        or _customer_scope(s.grant, facts)
+        or _recipient_scope(s.grant, facts)
+        or _currency(s.grant, facts)
+    ):
         return _shadow(s.grant, deny)
     return Allow(cost_micro_usd=cost_micro_usd(s.grant, facts))
 
@@ -77,11 +82,16 @@ def after_reserve(
 
 
 def cost_micro_usd(grant: Grant, facts: Facts) -> int:
+    units = 0
+    for u in facts.usage:
+        price = grant.unit_price(u.unit, u.destination)
+        assert price is not None, "no unit without a price gets this far"
+        units += u.quantity * price
     if facts.cost is None:
-        return 0
+        return units
     rate = grant.usd_rate(facts.cost.currency)
     assert rate is not None, "rule 7 lets no currency without a rate through"
-    return to_micro_usd(facts.cost, rate)
+    return units + to_micro_usd(facts.cost, rate)
 
 
 def day_key(grant: Grant, now: datetime) -> str:
@@ -196,6 +206,19 @@ _REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (
 # ---- rules 6–7: from facts ------------------------------------------------------------------------
 
 
+def _usage_unpriced(g: Grant, facts: Facts) -> Deny | None:
+    # Units the policy does not price are refused like an unpriceable endpoint (rule 3), never guessed.
+    for u in facts.usage:
+        if g.unit_price(u.unit, u.destination) is None:
+            to = f" to {u.destination}" if u.destination else ""
+            return Deny(
+                Rule.ENDPOINT_UNPRICED,
+                f"SpendPolicy {g.policy_id} has no price for {u.unit.replace('_', ' ')}s{to}, and Tollgate "
+                f"does not guess. {u.hint}".strip(),
+            )
+    return None
+
+
 def _customer_scope(g: Grant, facts: Facts) -> Deny | None:
     if g.customers is None or not facts.customer_related:
         return None
@@ -212,6 +235,19 @@ def _customer_scope(g: Grant, facts: Facts) -> Deny | None:
             Rule.CUSTOMER_OUT_OF_SCOPE,
             f"Customer {outside[0]} is outside the scope of SpendPolicy {g.policy_id} (spec.customers).",
             "customer",
+        )
+    return None
+
+
+def _recipient_scope(g: Grant, facts: Facts) -> Deny | None:
+    outside = sorted(r for r in facts.recipients if not g.allows_recipient(r))
+    if outside:
+        # Until decide/rules.py has its own code for recipients, rule 6 answers with the customer one.
+        return Deny(
+            Rule.CUSTOMER_OUT_OF_SCOPE,
+            f"Recipient {outside[0]} is outside the scope of SpendPolicy {g.policy_id} "
+            f"(spec.recipients: {', '.join(g.recipients or ())}).",
+            "recipients",
         )
     return None
 

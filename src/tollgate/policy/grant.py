@@ -35,6 +35,12 @@ class Grant(BaseModel):
     connected_accounts: list[str] | None
     params: list[ParamRule]
     usd_rates: dict[str, str]  # currency → USD per whole unit
+    # Who messages may go to (E.164 prefixes, email domains or addresses); None: anyone. Defaulted so
+    # grants stored before Twilio and Resend existed still load.
+    recipients: list[str] | None = None
+    # unit ("sms_segment", "email", …) → destination prefix ("+1", "+44", "" for any) → micro-USD per unit;
+    # None marks a prefix deliberately left unpriced (a call there is refused, not priced by a shorter prefix).
+    prices: dict[str, dict[str, int | None]] = {}
     time_zone: str
     expires_at: datetime | None  # the earlier of the key's and the policy's
     expired_by: str | None  # "VaultKey" or "SpendPolicy": whose expiry applies
@@ -43,3 +49,23 @@ class Grant(BaseModel):
     def usd_rate(self, currency: str) -> Decimal | None:
         rate = self.usd_rates.get(currency.lower())
         return Decimal(rate) if rate is not None else None
+
+    def unit_price(self, unit: str, destination: str) -> int | None:
+        """Micro-USD for one `unit` sent to `destination`, by the longest matching prefix; None: unpriced."""
+        table = self.prices.get(unit, {})
+        matches = [prefix for prefix in table if destination.startswith(prefix)]
+        return table[max(matches, key=len)] if matches else None
+
+    def allows_recipient(self, recipient: str) -> bool:
+        """A phone number is in scope under any listed prefix of it; an email address when its domain,
+        or the address itself, is listed. Domains match exactly: a subdomain must be listed on its own."""
+        if self.recipients is None:
+            return True
+        recipient = recipient.lower()
+        domain = recipient.rpartition("@")[2] if "@" in recipient else None
+        for entry in self.recipients:
+            if domain is not None and entry in (domain, recipient):
+                return True
+            if domain is None and entry.startswith("+") and recipient.startswith(entry):
+                return True
+        return False

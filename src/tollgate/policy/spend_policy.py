@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from tollgate.money import parse_usd
@@ -21,6 +21,10 @@ from tollgate.policy.rules import EndpointPattern, ParamRule
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _STRIPE_ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]+$")
 _STRIPE_CUSTOMER = re.compile(r"^cus_[A-Za-z0-9]+$")
+_TWILIO_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
+# An E.164 number, or any leading part of one: "+1", "+1415", "+14155550100".
+_PHONE_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 class Spec(BaseModel):
@@ -31,6 +35,8 @@ class Spec(BaseModel):
 
 class Vendor(StrEnum):
     STRIPE = "stripe"
+    TWILIO = "twilio"
+    RESEND = "resend"
 
 
 class Mode(StrEnum):
@@ -84,6 +90,55 @@ def _default_currencies() -> list[CurrencySpec]:
 UsdAmount = Annotated[str | int, Field(description="USD as a decimal string ('250', '12.50') or integer.")]
 
 
+def _usd(v: object) -> object:
+    """Validate a USD amount as written; YAML `0.0083` arrives as a float, whose shortest repr is what was written."""
+    if isinstance(v, float):
+        v = repr(v)
+    if isinstance(v, str | int) and not isinstance(v, bool):
+        parse_usd(v)
+    return v
+
+
+class PriceSpec(Spec):
+    """Twilio prices for destinations whose number starts with `prefix`; the longest matching prefix wins,
+    over Tollgate's defaults too (which cover only +1, US and Canada)."""
+
+    prefix: str = Field(description="E.164 country code or longer prefix, e.g. '+44' or '+1876'.")
+    sms_segment_usd: UsdAmount | None = Field(default=None, description="USD per SMS segment.")
+    mms_usd: UsdAmount | None = Field(default=None, description="USD per MMS message.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _PHONE_PREFIX.match(v):
+            raise ValueError(f"{v!r} is not an E.164 prefix like '+44' or '+1876'")
+        return v
+
+    @field_validator("sms_segment_usd", "mms_usd", mode="before")
+    @classmethod
+    def _amounts(cls, v: object) -> object:
+        return _usd(v)
+
+    @model_validator(mode="after")
+    def _some_price(self) -> PriceSpec:
+        if self.sms_segment_usd is None and self.mms_usd is None:
+            raise ValueError(f"prices entry {self.prefix!r} sets neither smsSegmentUsd nor mmsUsd")
+        return self
+
+
+# Fields that mean something for some vendors only; set on any other vendor's policy they are an error,
+# never silently ignored (a `customers` scope on an SMS policy would look like a limit and be none).
+_APPLIES_TO: dict[str, tuple[Vendor, ...]] = {
+    "customers": (Vendor.STRIPE,),
+    "currencies": (Vendor.STRIPE,),
+    "connected_accounts": (Vendor.STRIPE, Vendor.TWILIO),
+    "recipients": (Vendor.TWILIO, Vendor.RESEND),
+    "prices": (Vendor.TWILIO,),
+    "call_reservation_usd": (Vendor.TWILIO,),
+    "price_per_email_usd": (Vendor.RESEND,),
+}
+
+
 class SpendPolicySpec(Spec):
     """What an agent bound to this policy may do with one vendor, and how much it may spend per day."""
 
@@ -98,11 +153,32 @@ class SpendPolicySpec(Spec):
         description="Endpoints allowed, as 'METHOD /path' with '*' for one segment, '**' for the rest.",
     )
     customers: list[str] | None = Field(
-        default=None, description="Customers (cus_…) calls may touch; any customer when omitted."
+        default=None, description="Stripe only. Customers (cus_…) calls may touch; any customer when omitted."
     )
     connected_accounts: list[str] | None = Field(
         default=None,
-        description="Connected accounts (acct_…) allowed in Stripe-Account or as a transfer destination; none when omitted.",
+        description="Stripe: connected accounts (acct_…) allowed in Stripe-Account or as a transfer destination; "
+        "none when omitted. Twilio (required): the account SIDs (AC…) a call may name in its path — the "
+        "account whose credentials the VaultKey's Secret holds, and any of its subaccounts.",
+    )
+    recipients: list[str] | None = Field(
+        default=None,
+        description="Twilio and Resend. Who messages may go to; anyone when omitted. Twilio: E.164 numbers or "
+        "prefixes ('+14155550100', '+1415'). Resend: email domains ('example.com', exact, no subdomains) or "
+        "addresses ('ops@example.com'), checked for every to, cc and bcc.",
+    )
+    prices: list[PriceSpec] | None = Field(
+        default=None,
+        description="Twilio only. SMS and MMS prices per destination prefix, over the defaults (US and Canada).",
+    )
+    call_reservation_usd: UsdAmount | None = Field(
+        default=None,
+        description="Twilio only. What each call created is counted as against the cap (a call's length is "
+        "unknown when it is placed); calls are refused when omitted.",
+    )
+    price_per_email_usd: UsdAmount | None = Field(
+        default=None,
+        description="Resend only. USD per recipient email sent (to, cc and bcc each count); 0.0009 when omitted.",
     )
     params: list[ParamRule] = Field(
         default_factory=list, description="Parameter rules every matching call must satisfy."
@@ -117,13 +193,27 @@ class SpendPolicySpec(Spec):
         default=None, description="RFC 3339 time after which every key on it is refused."
     )
 
-    @field_validator("daily_cap_usd", mode="before")
+    @field_validator("daily_cap_usd", "call_reservation_usd", "price_per_email_usd", mode="before")
     @classmethod
-    def _cap(cls, v: object) -> object:
-        if isinstance(v, float):
-            v = repr(v)  # YAML `250.1` is a float; its shortest repr is the decimal the person wrote
-        if isinstance(v, str | int) and not isinstance(v, bool):
-            parse_usd(v)
+    def _amounts(cls, v: object) -> object:
+        return _usd(v)
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _lowercase_recipients(cls, v: object) -> object:
+        # Domains compare case-insensitively; phone prefixes have no case.
+        return [r.lower() if isinstance(r, str) else r for r in v] if isinstance(v, list) else v
+
+    @field_validator(*_APPLIES_TO)
+    @classmethod
+    def _applies(cls, v: object, info: ValidationInfo) -> object:
+        vendor = info.data.get("vendor")
+        assert info.field_name is not None
+        if v is not None and vendor is not None and vendor not in _APPLIES_TO[info.field_name]:
+            names = " and ".join(x.value for x in _APPLIES_TO[info.field_name])
+            raise ValueError(
+                f"{to_camel(info.field_name)} applies to {names} policies only, not {vendor.value}"
+            )
         return v
 
     @field_validator("customers")
@@ -136,10 +226,33 @@ class SpendPolicySpec(Spec):
 
     @field_validator("connected_accounts")
     @classmethod
-    def _accounts(cls, v: list[str] | None) -> list[str] | None:
+    def _accounts(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        twilio = info.data.get("vendor") is Vendor.TWILIO
         for a in v or []:
-            if not _STRIPE_ACCOUNT.match(a):
+            if twilio and not _TWILIO_ACCOUNT.match(a):
+                raise ValueError(f"{a!r} is not a Twilio account SID (AC followed by 32 hex digits)")
+            if not twilio and not _STRIPE_ACCOUNT.match(a):
                 raise ValueError(f"{a!r} is not a Stripe account id (acct_…)")
+        return v
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        vendor = info.data.get("vendor")
+        for r in v or []:
+            if vendor is Vendor.TWILIO and not _PHONE_PREFIX.match(r):
+                raise ValueError(f"{r!r} is not an E.164 number or prefix like '+14155550100' or '+1415'")
+            if vendor is Vendor.RESEND and not _DOMAIN.match(r.rpartition("@")[2]):
+                raise ValueError(f"{r!r} is not an email domain like 'example.com' or an address at one")
+        return v
+
+    @field_validator("prices")
+    @classmethod
+    def _unique_prefixes(cls, v: list[PriceSpec] | None) -> list[PriceSpec] | None:
+        prefixes = [p.prefix for p in v or []]
+        dupes = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if dupes:
+            raise ValueError(f"prefix listed twice: {', '.join(dupes)}")
         return v
 
     @field_validator("currencies")
@@ -166,6 +279,16 @@ class SpendPolicySpec(Spec):
         if v is not None and v.tzinfo is None:
             raise ValueError("expiresAt needs a time zone offset (RFC 3339, e.g. 2026-12-31T00:00:00Z)")
         return v
+
+    @model_validator(mode="after")
+    def _twilio_names_its_accounts(self) -> SpendPolicySpec:
+        # Every Twilio call names an account SID in its path; the gateway forwards only those listed here.
+        if self.vendor is Vendor.TWILIO and not self.connected_accounts:
+            raise ValueError(
+                "connectedAccounts is required for twilio: list the account SID (AC…) the VaultKey's "
+                "credentials belong to, and any subaccounts the agent may use"
+            )
+        return self
 
     @property
     def daily_cap_micro_usd(self) -> int:

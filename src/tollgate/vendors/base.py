@@ -54,6 +54,19 @@ class Unpriced:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Units a call consumes that the policy prices (SMS segments, emails), where the vendor bills per unit.
+
+    The vendor module counts; the grant holds the prices (defaults merged with the policy's), so a policy
+    can change a price without Tollgate guessing. A unit with no price denies the call."""
+
+    unit: str  # "sms_segment", "mms", "call", "email"
+    quantity: int
+    destination: str = ""  # priced by longest prefix ("+1415…"); "" where the price is flat
+    hint: str = ""  # how to price it, for the denial when the policy does not
+
+
+@dataclass(frozen=True)
 class Facts:
     """What a call does, in the terms rules speak: how much money, whose, on which account."""
 
@@ -61,6 +74,8 @@ class Facts:
     customers: frozenset[str] = frozenset()  # customers the call touches
     unscoped: str | None = None  # why the customers can't be told, for a call that does touch customers
     customer_related: bool = False
+    recipients: frozenset[str] = frozenset()  # phone numbers or email addresses the call sends to
+    usage: tuple[Usage, ...] = ()  # priced by the grant, on top of `cost`
 
 
 @dataclass

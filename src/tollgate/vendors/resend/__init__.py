@@ -1,0 +1,62 @@
+"""Resend: everything Tollgate knows about api.resend.com (sending email), behind the Vendor seam. Pure.
+
+Resend authenticates with `Authorization: Bearer re_…`; the agent's SDK holds the vault token there, and
+the Secret the VaultKey points at holds the real `re_…` key, sent upstream in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tollgate.policy.rules import ParamValue
+from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
+from tollgate.vendors.resend import endpoints, errors, params
+from tollgate.vendors.resend import facts as _facts
+
+
+class ResendVendor:
+    name = "resend"
+
+    def vault_token(self, headers: Mapping[str, str]) -> str | None:
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
+        return params.parse(content_type, body, query)
+
+    def match(self, method: str, path: str) -> Endpoint:
+        return endpoints.match(method, path)
+
+    def accounts(
+        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
+    ) -> frozenset[str]:
+        return frozenset()  # one API key, one Resend account: nothing to choose between
+
+    def facts(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, ParamValue],
+        headers: Mapping[str, str],
+        found: Found,
+        scope_customers: bool,
+    ) -> Facts | Need | Invalid | Unpriced:
+        return _facts.facts(endpoint, params)
+
+    def lookup_path(self, ref: ObjectRef) -> str:
+        raise AssertionError("Resend calls are priced from the request alone; nothing is ever looked up")
+
+    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return {"authorization": f"Bearer {vendor_key}"}
+
+    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return {"authorization": f"Bearer {vendor_key}"}
+
+    def deny(self, denial: Denial) -> Rendered:
+        return errors.render(denial)
+
+
+RESEND = ResendVendor()

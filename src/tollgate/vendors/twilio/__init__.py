@@ -1,0 +1,118 @@
+"""Twilio: everything Tollgate knows about api.twilio.com (Messages and Calls), behind the Vendor seam. Pure.
+
+Credentials. Twilio authenticates with HTTP Basic `AccountSid:AuthToken` (or `ApiKeySid:Secret`) and also
+names the account in every path: `/2010-04-01/Accounts/{AccountSid}/Messages.json`. The agent's SDK is
+configured with the real account SID, which is not a secret (every Twilio response echoes it), and with
+the vault token as its auth token. The Secret the VaultKey points at holds the real credential as
+`AccountSid:AuthToken` (or `SKxxx:secret` for an API key), sent upstream as Basic auth in place of the
+agent's. The agent's Basic user name is not trusted for anything.
+
+Why the path is checked, not rewritten. Envoy 1.40 does let ext_authz overwrite `:path` (tried), so the
+gateway could swap a placeholder SID for the real one. It does not, because then the vendor would act on
+a path other than the one the decision judged, and because the real SID reaches the agent anyway in every
+response body (`account_sid`, `uri`, next-page links). Instead the account SID in the path is one of the
+call's accounts (like Stripe's `Stripe-Account`), and rule 4 allows only those in the policy's
+`connectedAccounts` (required for Twilio): the credential's own account, plus any subaccounts the agent may
+use. A SID the credential cannot reach is refused by Twilio itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from tollgate.policy.rules import ParamValue
+from tollgate.vendors import form
+from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
+from tollgate.vendors.twilio import endpoints, errors
+from tollgate.vendors.twilio import facts as _facts
+
+
+def parse_credential(secret: str) -> tuple[str, str]:
+    """'ACxxx:token' → ('ACxxx', 'token'); ValueError for anything else (for whoever reads the Secret)."""
+    user, sep, password = secret.strip().partition(":")
+    if not sep or not user or not password or not user.startswith(("AC", "SK")):
+        raise ValueError("a Twilio credential is 'AccountSid:AuthToken' or 'ApiKeySid:Secret'")
+    return user, password
+
+
+def _basic(credential: str) -> str:
+    return "Basic " + base64.b64encode(credential.strip().encode()).decode()
+
+
+class TwilioVendor:
+    name = "twilio"
+
+    def vault_token(self, headers: Mapping[str, str]) -> str | None:
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        # The vault token is the auth token; the user name is whatever SID the SDK was given.
+        return password if user and password else None
+
+    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if body and mime not in ("application/x-www-form-urlencoded", ""):
+            raise form.Ambiguous(f"Twilio takes form-encoded bodies, not {mime!r}")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise form.Ambiguous("the body is not UTF-8") from exc
+        # Twilio repeats a key for a list (MediaUrl=a&MediaUrl=b), so repeats collect; a key in both the
+        # body and the query string could still be read two ways.
+        params: dict[str, ParamValue] = {}
+        origin: dict[str, str] = {}
+        for where, source in (("body", text), ("query string", query)):
+            for key, value in form.parse_pairs(source, where):
+                if origin.setdefault(key, where) != where:
+                    raise form.Ambiguous(f"parameter {key!r} is given in both the body and the query string")
+                existing = params.get(key)
+                if existing is None:
+                    params[key] = value
+                else:
+                    params[key] = [*([existing] if isinstance(existing, str) else existing), value]
+        return params
+
+    def match(self, method: str, path: str) -> Endpoint:
+        return endpoints.match(method, path)
+
+    def accounts(
+        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
+    ) -> frozenset[str]:
+        # An endpoint the table does not know carries the request path as its template.
+        sid = endpoint.path_ids.get("AccountSid") or endpoints.account_in_path(endpoint.template)
+        return frozenset({sid}) if sid else frozenset()
+
+    def facts(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, ParamValue],
+        headers: Mapping[str, str],
+        found: Found,
+        scope_customers: bool,
+    ) -> Facts | Need | Invalid | Unpriced:
+        return _facts.facts(endpoint, params)
+
+    def lookup_path(self, ref: ObjectRef) -> str:
+        raise AssertionError("Twilio calls are priced from the request alone; nothing is ever looked up")
+
+    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return {"authorization": _basic(vendor_key)}
+
+    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
+        return {"authorization": _basic(vendor_key)}
+
+    def deny(self, denial: Denial) -> Rendered:
+        return errors.render(denial)
+
+
+TWILIO = TwilioVendor()
