@@ -181,11 +181,28 @@ async def test_a_token_secret_that_cannot_be_written_revokes_the_key_and_names_t
         await reconcile_key(store, BOX, vendor_secrets(), tokens, clash, spend_policy(), mint=True)
     assert exc.value.field == "spec.tokenSecretName"
     assert await store.grant(clash.id) is None
-    # in a fan-out the other keys go on
+    # a fan-out passes over it (it holds no token) and the other keys go on
+    other = key("other", "uid-o")
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, other, spend_policy(), mint=True)
     results = await reconcile_keys(
-        store, BOX, vendor_secrets(), tokens, [clash, key("other", "uid-o")], lambda _: spend_policy()
+        store, BOX, vendor_secrets(), tokens, [clash, other], lambda _: spend_policy()
     )
-    assert [r.outcome.state for r in results] == ["Invalid", "Ready"]
+    assert [(r.key_id, r.outcome.state) for r in results] == [("agents/other", "Ready")]
+    assert await store.grant(clash.id) is None
+
+
+async def test_a_fan_out_never_mints_a_token_a_new_key_is_still_to_get_from_its_own_handler(
+    store: RedisStore,
+) -> None:
+    tokens, fresh = MemoryTokens(), key("fresh", "uid-f")
+    results = await apply_spend_policy(store, BOX, vendor_secrets(), tokens, spend_policy(), [fresh])
+    assert results == [] and tokens.writes == 0
+    assert await store.grant(fresh.id) is None
+    # the create handler then mints the one token the agent will hold, and a later fan-out keeps it
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, fresh, spend_policy(), mint=True)
+    token = tokens.token(fresh)
+    [again] = await apply_spend_policy(store, BOX, vendor_secrets(), tokens, spend_policy(), [fresh])
+    assert again.outcome.ready and not again.minted and tokens.token(fresh) == token
 
 
 async def test_an_invalid_key_spec_revokes_its_grant_before_the_error_is_raised(store: RedisStore) -> None:
@@ -199,6 +216,9 @@ async def test_an_invalid_key_spec_revokes_its_grant_before_the_error_is_raised(
 
 async def test_a_key_whose_deletion_was_handled_is_not_brought_back_by_a_fan_out(store: RedisStore) -> None:
     tokens, keys = MemoryTokens(), [key("gone", "uid-gone"), key("kept", "uid-kept")]
+    for k in keys:
+        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+    await store.revoke("agents/gone")  # its delete handler ran
     results = await apply_spend_policy(
         store, BOX, vendor_secrets(), tokens, spend_policy(), keys, is_live=lambda k: k.uid != "uid-gone"
     )

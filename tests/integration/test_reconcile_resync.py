@@ -107,7 +107,21 @@ async def test_current_grants_are_left_alone_unless_every_key_is_asked_for(store
 
 async def test_a_key_without_its_policy_stays_revoked_and_says_why(store: RedisStore) -> None:
     tokens, stray = MemoryTokens(), key(policyRef={"name": "nowhere"})
+    # its handler wrote the token Secret, ready for when the policy exists
+    await reconcile_key(store, BOX, vendor_secrets(), tokens, stray, None, mint=True)
     report = await resync(store, BOX, vendor_secrets(), tokens, listing(stray))
     assert [r.outcome.state for r in report.restored] == ["PolicyMissing"]
+    assert "agents/nowhere" in report.restored[0].outcome.message
     assert await store.grant_ids() == set()
-    assert tokens.writes == 1  # the token Secret exists, ready for when the policy does
+    assert tokens.writes == 1
+
+
+async def test_a_key_whose_handler_has_not_minted_its_token_yet_is_left_to_that_handler(
+    store: RedisStore,
+) -> None:
+    # A resync racing a new key's create handler must not mint a second token: the agent would
+    # mount whichever Secret write came first and hold a token the grant no longer matches.
+    tokens, fresh = MemoryTokens(), key("fresh", "uid-f")
+    report = await resync(store, BOX, vendor_secrets(), tokens, listing(fresh))
+    assert report.unminted == [fresh.id] and report.restored == [] and report.revoked == []
+    assert tokens.writes == 0 and await store.grant(fresh.id) is None

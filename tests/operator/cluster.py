@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import stripe
@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T | None], *, timeout: float = 10.0, every: float = 0.05, what: str = ""
+    check: Callable[[], T | None], *, timeout: float = 30.0, every: float = 0.05, what: str = ""
 ) -> T:
     """Call `check` until it returns something truthy; fail with the last value or exception at the deadline."""
     deadline = time.monotonic() + timeout
@@ -113,7 +113,9 @@ users:
 
 
 class Operator:
-    """`python -m tollgate_operator` as its own process, as it runs in the cluster."""
+    """The operator as its own process, as it runs in the cluster: by default the chart's command line
+    (`kopf run --standalone --all-namespaces --liveness=... -m tollgate_operator.handlers`), or with
+    `entry="module"` the `python -m tollgate_operator` entry point, which reads the same from settings."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
@@ -121,17 +123,24 @@ class Operator:
         self.proc: ManagedProcess | None = None
         self.runs = 0
 
-    def start(self) -> Operator:
+    def start(self, entry: Literal["kopf", "module"] = "kopf") -> Operator:
         port = free_port()
         self.runs += 1
-        env = {**self.env, "TOLLGATE_OPERATOR__LIVENESS_ENDPOINT": f"http://127.0.0.1:{port}/healthz"}
+        liveness = f"http://127.0.0.1:{port}/healthz"
+        env = dict(self.env)
+        if entry == "kopf":
+            argv = ["-m", "kopf", "run", "--standalone", "--all-namespaces", f"--liveness={liveness}"]
+            argv += ["-m", "tollgate_operator.handlers"]
+        else:
+            argv = ["-m", "tollgate_operator"]
+            env["TOLLGATE_OPERATOR__LIVENESS_ENDPOINT"] = liveness
         self.proc = start_process(
             f"operator-{self.runs}",
-            [sys.executable, "-m", "tollgate_operator"],
+            [sys.executable, *argv],
             env=env,
             ready_port=port,
             log_dir=self.log_dir,
-            timeout=30,
+            timeout=60,
             cwd=REPO,
         )
         return self

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tollgate.credentials import CredentialBox
+from tollgate.credentials import CredentialBox, token_digest
 from tollgate.errors import InvalidSpec
 from tollgate.policy.manifests import field_errors
 from tollgate.policy.spend_policy import SpendPolicySpec
@@ -95,9 +95,10 @@ async def reconcile_key(
     *,
     mint: bool = False,
 ) -> KeyOutcome:
-    """Make the store hold exactly what `key` (with `policy`) allows, reusing the token in its Secret
-    unless `mint`. The token Secret is written even while the policy or vendor key is missing, so an
-    agent pod can mount it and starts working the moment they appear.
+    """The key's own handler: make the store hold exactly what `key` (with `policy`) allows, reusing
+    the token in its Secret unless `mint`, and minting one when there is none. The token Secret is
+    written even while the policy or vendor key is missing, so an agent pod can mount it and starts
+    working the moment they appear.
 
     Raises InvalidSpec (after revoking: fail closed) when the token Secret cannot be written."""
     try:
@@ -105,6 +106,36 @@ async def reconcile_key(
     except InvalidSpec:
         await store.revoke(key.id)
         raise
+    return await _apply(store, box, secrets, key, policy, digest, minted=minted)
+
+
+async def reapply_key(
+    store: Store,
+    box: CredentialBox,
+    secrets: SecretReader,
+    tokens: TokenSecrets,
+    key: VaultKeyObject,
+    policy: PolicyLookup,
+) -> KeyOutcome | None:
+    """Apply `key` again with the token its Secret already holds (a policy or vendor-key change, a
+    resync). None, and nothing written, when it holds none: only the key's own handler mints, so work
+    racing a new key's create handler cannot hand out a second token behind the agent's back."""
+    token = await tokens.read_token(key)
+    if not token:
+        return None
+    return await _apply(store, box, secrets, key, policy, token_digest(token), minted=False)
+
+
+async def _apply(
+    store: Store,
+    box: CredentialBox,
+    secrets: SecretReader,
+    key: VaultKeyObject,
+    policy: PolicyLookup,
+    digest: str,
+    *,
+    minted: bool,
+) -> KeyOutcome:
     if isinstance(policy, InvalidPolicy):
         await store.revoke(key.id)
         return KeyOutcome(
@@ -139,17 +170,15 @@ async def reconcile_keys(
     guard: KeyGuard = no_guard,
     is_live: LiveCheck = always_live,
 ) -> list[KeyOutcome]:
-    """Apply each key again (tokens kept). One key's unusable token Secret does not stop the others:
-    it is reported as an Invalid outcome."""
+    """Apply each key again with the token it holds (see reapply_key). Keys whose deletion was handled,
+    and keys with no token yet (their create handler is still to run), are skipped."""
     results = []
     for key in sorted(keys, key=lambda k: k.id):
         async with guard(key.id):
-            if not is_live(key):
-                continue
-            try:
-                results.append(await reconcile_key(store, box, secrets, tokens, key, policy_for(key)))
-            except InvalidSpec as exc:
-                results.append(KeyOutcome(key.id, Outcome("Invalid", str(exc))))
+            if is_live(key) and (
+                done := await reapply_key(store, box, secrets, tokens, key, policy_for(key))
+            ):
+                results.append(done)
     return results
 
 

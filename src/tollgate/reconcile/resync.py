@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tollgate.credentials import CredentialBox
-from tollgate.errors import InvalidSpec
 from tollgate.reconcile.policies import (
     KeyGuard,
     KeyOutcome,
@@ -16,11 +15,10 @@ from tollgate.reconcile.policies import (
     PolicyLookup,
     always_live,
     no_guard,
-    reconcile_key,
+    reapply_key,
 )
 from tollgate.reconcile.secrets import SecretReader
 from tollgate.reconcile.tokens import TokenSecrets, VaultKeyObject
-from tollgate.reconcile.vault_keys import Outcome
 from tollgate.store.base import Store
 
 
@@ -42,6 +40,8 @@ class ClusterState:
 class ResyncReport:
     restored: list[KeyOutcome] = field(default_factory=list)  # keys that had no grant and were applied
     revoked: list[str] = field(default_factory=list)  # grants with no live key behind them
+    # keys with no grant and no token yet: their own handler mints the token and writes the grant
+    unminted: list[str] = field(default_factory=list)
 
 
 async def resync(
@@ -55,7 +55,8 @@ async def resync(
     is_live: LiveCheck = always_live,
     all_keys: bool = False,
 ) -> ResyncReport:
-    """Restore missing grants (every grant with `all_keys`) and revoke orphans.
+    """Restore missing grants (every grant with `all_keys`) with the tokens agents already hold, and
+    revoke orphans. A key with no token is left to its own handler, never minted here.
 
     The store is read before the cluster is listed: a key created in between then has its grant
     written after that read and is never mistaken for an orphan, while a key deleted in between is
@@ -69,10 +70,11 @@ async def resync(
             if not is_live(key) or (not all_keys and await store.grant(key.id) is not None):
                 continue
             policy = cluster.policies.get(key.policy_id)
-            try:
-                report.restored.append(await reconcile_key(store, box, secrets, tokens, key, policy))
-            except InvalidSpec as exc:
-                report.restored.append(KeyOutcome(key.id, Outcome("Invalid", str(exc))))
+            done = await reapply_key(store, box, secrets, tokens, key, policy)
+            if done is None:
+                report.unminted.append(key.id)
+            else:
+                report.restored.append(done)
     for orphan in sorted(stored - live):
         if not cluster.in_scope(orphan):
             continue
