@@ -725,15 +725,10 @@ class TestOperatorRbac:
                 for r in ("spendpolicies", "vaultkeys")
                 for v in ("get", "list", "watch", "patch")
             ),
-            *(
-                ("tollgate.dev", f"{r}/status", v)
-                for r in ("spendpolicies", "vaultkeys")
-                for v in ("get", "patch")
-            ),
+            *(("tollgate.dev", f"{r}/status", "patch") for r in ("spendpolicies", "vaultkeys")),
             ("tollgate.dev", "vaultkeys/finalizers", "update"),
-            *(("", "secrets", v) for v in ("get", "list", "watch", "create", "patch", "delete")),
+            *(("", "secrets", v) for v in ("get", "list", "watch", "create", "patch")),
             ("", "events", "create"),
-            ("", "events", "patch"),
             *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")),
         }
         assert grants == expected
