@@ -15,11 +15,13 @@ from tollgate.store.redis import RedisStore
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tier markers come from the folder, so `pytest -m "not e2e"` works without decorating every test.
+    # Only the folder right under tests/ names the tier (tests/unit/operator is unit).
+    tests = Path(__file__).parent
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for tier in ("integration", "e2e"):
-            if tier in parts:
-                item.add_marker(getattr(pytest.mark, tier))
+        path = Path(str(item.fspath))
+        tier = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else ""
+        if tier in ("integration", "e2e", "operator"):
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
