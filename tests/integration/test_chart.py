@@ -723,13 +723,13 @@ class TestOperatorRbac:
             *(
                 ("tollgate.dev", r, v)
                 for r in ("spendpolicies", "vaultkeys")
-                for v in ("get", "list", "watch", "patch")
+                for v in ("list", "watch", "patch")
             ),
             *(("tollgate.dev", f"{r}/status", "patch") for r in ("spendpolicies", "vaultkeys")),
             ("tollgate.dev", "vaultkeys/finalizers", "update"),
             *(("", "secrets", v) for v in ("get", "list", "watch", "create", "patch")),
             ("", "events", "create"),
-            *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")),
+            *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),
         }
         assert grants == expected
 
@@ -754,7 +754,7 @@ class TestOperatorRbac:
         cluster_resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
         assert cluster_resources == {"customresourcedefinitions", "namespaces"}
         for rule in cluster_role["rules"]:
-            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+            assert set(rule["verbs"]) == {"list", "watch"}
 
 
 # --- Redis and Secrets ------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from tollgate.local.processes import ManagedProcess, free_port, start_process
 GROUP_VERSION = "tollgate.dev/v1alpha1"
 PLURALS = {"SpendPolicy": "spendpolicies", "VaultKey": "vaultkeys", "Secret": "secrets", "Event": "events"}
 REPO = Path(__file__).resolve().parents[2]
+# The tests' own requests carry this User-Agent, so the emulator's log tells them from the operator's.
+TEST_CLIENT = "tollgate-operator-tests"
 T = TypeVar("T")
 
 
@@ -47,7 +49,7 @@ class Cluster:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
+        self.http = httpx.Client(base_url=url, timeout=10, headers={"User-Agent": TEST_CLIENT})
 
     def _path(self, kind: str, namespace: str, name: str | None = None) -> str:
         prefix = "/api/v1" if kind in ("Secret", "Event") else f"/apis/{GROUP_VERSION}"

@@ -9,6 +9,7 @@ import itertools
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -31,14 +32,25 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
         yield gw
 
 
+REQUESTS_LOG = "requests.jsonl"
+
+
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
     port = free_port()
+    log_dir = tmp_path_factory.mktemp("kube")
     proc = start_process(
         "kube-emulator",
-        [sys.executable, "-m", "tests.operator.kube_emulator", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "tests.operator.kube_emulator",
+            f"--port={port}",
+            f"--requests-log={log_dir / REQUESTS_LOG}",
+        ],
         ready_port=port,
-        log_dir=tmp_path_factory.mktemp("kube"),
+        log_dir=log_dir,
+        timeout=30,
         cwd=REPO,
     )
     proc.url = f"http://127.0.0.1:{port}"
@@ -46,6 +58,12 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProce
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_requests(apiserver: ManagedProcess) -> Path:
+    """The emulator's log of every request it served, one JSON object a line."""
+    return apiserver.log_path.parent / REQUESTS_LOG
 
 
 @pytest.fixture(scope="session")

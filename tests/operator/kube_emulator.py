@@ -2,7 +2,9 @@
 
 The emulator runs apart from the test so that kopf (a subprocess) and the test talk to it over HTTP
 exactly as they would to a real API server. It knows the built-in kinds (Secrets, Events) and the
-tollgate.dev CRDs with a status subresource. `python -m tests.operator.kube_emulator --port N`.
+tollgate.dev CRDs with a status subresource. `python -m tests.operator.kube_emulator --port N
+[--requests-log FILE]`; the log gets one JSON line per request (method, path, query, user agent), so a
+test can hold the chart's RBAC against what the operator really asked for.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import argparse
 import asyncio
 import datetime
 import itertools
+import json
 import signal
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 import aiohttp.web
 import attrs
@@ -34,8 +37,18 @@ class ApiServer(kmock.KubernetesEmulator):
     from `metadata.generateName` (kopf posts its Events that way)."""
 
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    requests_log: TextIO | None = None
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if self.requests_log is not None:
+            line = {
+                "method": str(request.method.value if request.method else ""),
+                "path": request.url.path,
+                "query": dict(request.url.query),
+                "agent": request.headers.get("User-Agent", ""),
+            }
+            self.requests_log.write(json.dumps(line) + "\n")
+            self.requests_log.flush()
         data: Any = request.data
         version = str(next(self._versions))
         if request.action == kmock.action.CREATE and isinstance(data, dict):
@@ -52,8 +65,8 @@ class ApiServer(kmock.KubernetesEmulator):
         return await super()._handle(request)
 
 
-def emulator() -> ApiServer:
-    emu = ApiServer()
+def emulator(requests_log: TextIO | None = None) -> ApiServer:
+    emu = ApiServer(requests_log=requests_log)
     emu.resources.load_bundled()
     for plural, (kind, singular, short) in KINDS.items():
         emu.resources[f"{GROUP_VERSION}/{plural}"] = kmock.ResourceInfo(
@@ -67,12 +80,12 @@ def emulator() -> ApiServer:
     return emu
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, requests_log: TextIO | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    emu = emulator()
+    emu = emulator(requests_log)
     async with emu, kmock.Server(emu, port=port):
         await stop.wait()
 
@@ -80,7 +93,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    parser.add_argument("--requests-log", type=argparse.FileType("a"), default=None)
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.requests_log))
 
 
 if __name__ == "__main__":

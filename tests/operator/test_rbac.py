@@ -1,0 +1,147 @@
+"""The chart's RBAC for the operator, held against what the operator process really asked the API server
+for: every request it made (in this test's own round of changes, and in any operator test run before
+it) is allowed by the ClusterRole the chart renders, and the chart grants nothing beyond that except
+the rules a real API server needs that an emulator never asks about."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import yaml
+from tests.operator.cluster import REPO, TEST_CLIENT, Cluster, eventually, wait_for_state, wait_for_token
+from tests.support.kubetools import ToolUnavailable, helm_binary
+
+# Granted although no request of the operator's shows it:
+JUSTIFIED = {
+    # the OwnerReferencesPermissionEnforcement admission plugin checks this for the token Secrets'
+    # owner references (blockOwnerDeletion); it is an authorization check, not a request
+    ("tollgate.dev", "vaultkeys/finalizers", "update"),
+}
+# What one round of changes must show, so the comparison is never made against an empty log.
+EXERCISED = {
+    ("tollgate.dev", "vaultkeys", "watch"),
+    ("tollgate.dev", "vaultkeys", "patch"),
+    ("tollgate.dev", "vaultkeys/status", "patch"),
+    ("tollgate.dev", "spendpolicies/status", "patch"),
+    ("", "secrets", "watch"),
+    ("", "secrets", "get"),
+    ("", "secrets", "create"),
+    ("", "secrets", "patch"),
+    ("", "events", "create"),
+}
+
+
+class Access(NamedTuple):
+    group: str
+    resource: str  # with its subresource: "vaultkeys/status"
+    verb: str
+
+
+def access(method: str, path: str, query: dict[str, str]) -> Access | None:
+    """The RBAC (group, resource, verb) a request needs; None for discovery and other non-resource paths."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]  # a namespaced resource; namespaces themselves are cluster-scoped below
+    if not rest:
+        return None
+    resource, name, sub = [*rest, None, None][:3]
+    assert resource
+    verbs = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+    if method == "GET":
+        verb = "get" if name else "watch" if query.get("watch") in ("true", "1") else "list"
+    else:
+        verb = verbs[method]
+    return Access(group, f"{resource}/{sub}" if sub else resource, verb)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def operator_accesses(log: Path) -> set[Access]:
+    found = set()
+    for line in log.read_text().splitlines():
+        request = json.loads(line)
+        if request["agent"] != TEST_CLIENT and (
+            a := access(request["method"], request["path"], request["query"])
+        ):
+            found.add(a)
+    return found
+
+
+@pytest.fixture(scope="module")
+def chart_grants(tmp_path_factory: pytest.TempPathFactory) -> set[Access]:
+    """(group, resource, verb) of every rule in the chart's operator Roles, default values."""
+    try:
+        helm = helm_binary()
+    except ToolUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(f"no helm: {exc}")
+    work = tmp_path_factory.mktemp("helm")
+    env = {**os.environ, **{f"HELM_{d}_HOME": str(work / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}}
+    argv = [str(helm), "template", "tollgate", str(REPO / "charts" / "tollgate"), "--namespace", "tollgate"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    roles = [o for o in yaml.safe_load_all(done.stdout) if o and o["kind"] in ("ClusterRole", "Role")]
+    return {
+        Access(group, resource, verb)
+        for role in roles
+        if "operator" in role["metadata"]["name"]
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+@pytest.fixture
+def round_of_changes(cluster: Cluster, namespace: str) -> Iterator[None]:
+    """Create, rotate, change the vendor key of, and delete one VaultKey: every kind of write the
+    operator makes."""
+    cluster.create("Secret", namespace, "stripe-key", type="Opaque", data={"api-key": b64("sk_test_one")})
+    cluster.create(
+        "SpendPolicy",
+        namespace,
+        "p",
+        spec={"vendor": "stripe", "dailyCapUsd": "5", "allow": ["GET /v1/charges"]},
+    )
+    key = {"policyRef": {"name": "p"}, "vendorKeySecretRef": {"name": "stripe-key", "key": "api-key"}}
+    cluster.create("VaultKey", namespace, "bot", spec=key)
+    first = wait_for_token(cluster, namespace, "bot-vault-token")
+    wait_for_state(cluster, "VaultKey", namespace, "bot", "Ready")
+    cluster.patch("VaultKey", namespace, "bot", {"spec": {"tokenRotation": "2"}})
+    wait_for_token(cluster, namespace, "bot-vault-token", other_than=first)
+    cluster.patch("Secret", namespace, "stripe-key", {"data": {"api-key": b64("sk_test_two")}})
+    eventually(
+        lambda: "VendorKeyChanged" in {e["reason"] for e in cluster.events(namespace, "bot")},
+        what="the vendor-key change handled",
+    )
+    cluster.delete("VaultKey", namespace, "bot")
+    eventually(lambda: cluster.get("VaultKey", namespace, "bot") is None, what="the VaultKey gone")
+    yield
+
+
+def test_the_chart_grants_the_operator_exactly_what_it_uses(
+    round_of_changes: None, api_requests: Path, chart_grants: set[Access]
+) -> None:
+    def logged() -> set[Access] | None:
+        found = operator_accesses(api_requests)
+        return found if found >= EXERCISED else None
+
+    used = eventually(logged, what="every kind of request in the emulator's log")
+    assert used - chart_grants == set(), "requests the chart's RBAC would refuse"
+    assert chart_grants - used - JUSTIFIED == set(), "granted but never used"
