@@ -1,5 +1,6 @@
-"""The operator tier: the real operator process (`python -m tollgate_operator`, i.e. `kopf run`) against
-KMock's Kubernetes emulator in its own process, with a real gateway beside it (redis-server, ext_authz,
+"""The operator tier: the real operator process (the chart's `kopf run --standalone --all-namespaces
+-m tollgate_operator.handlers`; after the restart test, `python -m tollgate_operator`) against KMock's
+Kubernetes emulator in its own process, with a real gateway beside it (redis-server, ext_authz,
 Envoy, localstripe as Stripe). The operator shares the gateway's Redis and Fernet key through its
 environment, exactly as the chart wires them. Each test works in a namespace of its own."""
 
