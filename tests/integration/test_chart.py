@@ -1079,11 +1079,11 @@ class TestCrds:
     def test_should_ship_exact_copies_of_the_repository_crds(self) -> None:
         source = self.repo_crds()
         if not source:
-            pytest.skip("crds/ holds no CRD yet; generate them, then copy them into charts/tollgate/crds/")
+            pytest.skip("crds/ holds no CRD yet; run `tollgate dev gen-crds`")
         copies = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
-        assert sorted(copies) == sorted(source), "run: cp crds/*.yaml charts/tollgate/crds/"
+        assert sorted(copies) == sorted(source), "run: tollgate dev gen-crds"
         stale = [n for n in source if copies[n] != source[n]]
-        assert not stale, f"stale chart copies {stale}; run: cp crds/*.yaml charts/tollgate/crds/"
+        assert not stale, f"stale chart copies {stale}; run: tollgate dev gen-crds"
 
     def test_should_install_the_crds_with_the_chart(self, default: Rendered) -> None:
         if not self.repo_crds():

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from tollgate.cli import audit as audit_cli
+from tollgate.cli import dev as dev_cli
 from tollgate.policy.manifests import InvalidManifests, load_path
 
 app = typer.Typer(
@@ -76,6 +77,7 @@ def local(
 
 
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(dev_cli.app, name="dev")
 
 envoy_app = typer.Typer(no_args_is_help=True, help="Envoy configuration.")
 app.add_typer(envoy_app, name="envoy")

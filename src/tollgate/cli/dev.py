@@ -1,0 +1,45 @@
+"""`tollgate dev …`: maintainers' commands that write generated files into the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Maintainers' commands: generated files.")
+
+DEFAULT_DIRS = [Path("crds"), Path("charts/tollgate/crds")]
+
+
+@app.command("gen-crds")
+def gen_crds(
+    out: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder to write the CRDs into (repeat); default crds/ and charts/tollgate/crds/."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Write nothing; exit 1 if a folder's CRDs differ from the models.")
+    ] = False,
+) -> None:
+    """Generate the SpendPolicy and VaultKey CustomResourceDefinitions from the pydantic models."""
+    from tollgate.policy.crd import rendered
+
+    stale: list[Path] = []
+    for folder in out or DEFAULT_DIRS:
+        for name, text in rendered().items():
+            path = folder / name
+            current = path.read_text() if path.exists() else None
+            if current == text:
+                continue
+            if check:
+                stale.append(path)
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            typer.echo(f"wrote {path}")
+    if stale:
+        for path in stale:
+            typer.echo(f"stale: {path}", err=True)
+        typer.echo("run `tollgate dev gen-crds` and commit the result", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,535 @@
+"""Build the SpendPolicy and VaultKey CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic
+models. Pure: models in, dicts and YAML text out; `tollgate dev gen-crds` writes crds/ from here.
+
+`spec` is `model_json_schema(by_alias=True)` made *structural*, the shape Kubernetes demands of a CRD schema:
+`$ref`s inlined, `null` branches dropped, `str | int` as `x-kubernetes-int-or-string`, every node typed. What
+pydantic checks in validator code (id shapes, endpoint grammar, cross-field rules) is restated below as OpenAPI
+keywords and CEL `x-kubernetes-validations`, keyed by the field path they attach to; a path that no longer
+exists in the model makes generation fail. tests/integration/test_crd_schema.py runs the CRD schema and the
+models over the same good and bad manifests, so the two cannot drift apart unnoticed.
+
+Two things Kubernetes cannot do, by design:
+- A structural schema cannot say `additionalProperties: false` beside `properties`: the API server *prunes*
+  unknown fields instead of rejecting them, so a misspelled optional key vanishes at admission. `tollgate check`
+  and the operator (pydantic, `extra="forbid"`) are what name it.
+- An explicit `null` in `spec` is pruned too (no spec field is `nullable`), so it reads as "omitted", which is
+  what pydantic's `None` default means. CEL `has()` then behaves like pydantic's `is None`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+
+from tollgate.money import MAX_MICRO_USD, MICRO_PER_USD
+from tollgate.policy import rules, spend_policy, vault_key
+from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.vault_key import VaultKeySpec
+
+GROUP = "tollgate.dev"
+VERSION = "v1alpha1"
+CATEGORIES = ["tollgate"]
+
+Schema = dict[str, Any]
+
+# rules.EndpointPattern's grammar after normalisation, in the regex subset Python and Kubernetes (RE2) share:
+# a segment is a name (not "." or "..", which RE2 cannot exclude by lookahead, hence the three branches),
+# "*" for one segment, and "**" only last. The model also tidies whitespace and a trailing "/"; Kubernetes
+# cannot rewrite what is stored, so the CRD takes the canonical spelling only.
+_SEGMENT = r"([A-Za-z0-9_.\-]*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*|\.{3,}|\*)"
+_METHODS = "|".join(re.escape(m) for m in rules.METHODS)
+ENDPOINT_PATTERN = rf"^({_METHODS}) /({_SEGMENT}(/{_SEGMENT})*(/\*\*)?|\*\*)?$"
+# money.parse_usd: a non-negative decimal, at most micro-dollar precision.
+USD_PATTERN = r"^[0-9]+(\.[0-9]{1,6})?$"
+MAX_USD = MAX_MICRO_USD // MICRO_PER_USD
+# CurrencySpec.usd_rate: a positive decimal (a non-zero digit before or after the point).
+USD_RATE_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
+# CurrencySpec.code is lowercased before its check, so either case is accepted here too.
+CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+# The shape of an IANA zone name; whether the zone exists is checked by the model only.
+TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+# spend_policy._DOMAIN without its length lookahead (RE2 has none), either case (the model lowercases first).
+_DOMAIN = r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+# ISO 4217 has under 200 codes; the bound keeps the O(n²) uniqueness rule inside the CEL cost budget.
+MAX_CURRENCIES = 200
+
+
+def _either(*patterns: re.Pattern[str] | str) -> str:
+    """One anchored pattern accepting what any of `patterns` (anchored or not) accepts."""
+    texts = [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
+    return "^(" + "|".join(t.removeprefix("^").removesuffix("$") for t in texts) + ")$"
+
+
+def _rule(rule: str, message: str, field: str | None = None) -> Schema:
+    out: Schema = {"rule": rule, "message": message}
+    if field:
+        out["fieldPath"] = f".{field}"  # so the API server names the field, as pydantic does
+    return out
+
+
+def _vendor_rules() -> list[Schema]:
+    """spec-level rules: fields that mean something for some vendors only, and per-vendor id shapes."""
+    out = []
+    for name, vendors in spend_policy._APPLIES_TO.items():
+        field = to_camel(name)
+        allowed = ", ".join(f"'{v.value}'" for v in vendors)
+        names = " and ".join(v.value for v in vendors)
+        out.append(
+            _rule(
+                f"!has(self.{field}) || self.vendor in [{allowed}]",
+                f"{field} applies to {names} policies only",
+                field,
+            )
+        )
+    # The item patterns accept every vendor's shape; which shape is right depends on `vendor`. A prefix
+    # test (cheap in CEL's cost model) is enough on top of the item pattern.
+    out += [
+        _rule(
+            "self.vendor != 'twilio' || (has(self.connectedAccounts) && size(self.connectedAccounts) > 0)",
+            "connectedAccounts is required for twilio: list the account SID (AC…) the VaultKey's credentials "
+            "belong to, and any subaccounts the agent may use",
+            "connectedAccounts",
+        ),
+        _rule(
+            "self.vendor != 'twilio' || !has(self.connectedAccounts) || "
+            "self.connectedAccounts.all(a, a.startsWith('AC'))",
+            "a twilio connectedAccounts entry is a Twilio account SID (AC followed by 32 hex digits)",
+            "connectedAccounts",
+        ),
+        _rule(
+            "self.vendor == 'twilio' || !has(self.connectedAccounts) || "
+            "self.connectedAccounts.all(a, a.startsWith('acct_'))",
+            "a connectedAccounts entry is a Stripe account id (acct_…)",
+            "connectedAccounts",
+        ),
+        _rule(
+            "self.vendor != 'twilio' || !has(self.recipients) || "
+            "self.recipients.all(r, r.startsWith('+') && !r.contains('@'))",
+            "twilio recipients are E.164 numbers or prefixes like '+14155550100' or '+1415'",
+            "recipients",
+        ),
+        _rule(
+            "self.vendor != 'resend' || !has(self.recipients) || "
+            "self.recipients.all(r, !r.startsWith('+') || r.contains('@'))",
+            "resend recipients are email domains like 'example.com' or addresses at one",
+            "recipients",
+        ),
+    ]
+    return out
+
+
+_USD = {"pattern": USD_PATTERN, "minimum": 0, "maximum": MAX_USD}
+
+# Model fields no structural type can describe, and why. Kubernetes keeps them as written and hides them
+# from CEL (an untyped node is not exposed), so only pydantic checks them.
+_UNTYPED: dict[str, str] = {
+    "params[].value": "a string, an integer or a list of them; which one depends on `op` (checked by pydantic)",
+}
+
+# Keywords and CEL rules pydantic expresses in validator code, by field path ("" for spec itself, "a.b" for
+# properties, "[]" for list items). The regexes are the models' own where the model has one that RE2 reads.
+_SPEND_POLICY_EXTRAS: dict[str, Schema] = {
+    "": {"x-kubernetes-validations": _vendor_rules()},
+    "dailyCapUsd": _USD,
+    "allow[]": {"pattern": ENDPOINT_PATTERN},
+    "customers[]": {"pattern": spend_policy._STRIPE_CUSTOMER.pattern},
+    "connectedAccounts[]": {"pattern": _either(spend_policy._STRIPE_ACCOUNT, spend_policy._TWILIO_ACCOUNT)},
+    "recipients[]": {"pattern": _either(spend_policy._PHONE_PREFIX, f"(.*@)?{_DOMAIN}")},
+    # Duplicate prefixes: a list keyed by prefix is rejected by the API server itself, at no CEL cost.
+    "prices": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["prefix"]},
+    "prices[]": {
+        "x-kubernetes-validations": [
+            _rule("has(self.smsSegmentUsd) || has(self.mmsUsd)", "sets neither smsSegmentUsd nor mmsUsd")
+        ]
+    },
+    "prices[].prefix": {"pattern": spend_policy._PHONE_PREFIX.pattern},
+    "prices[].smsSegmentUsd": _USD,
+    "prices[].mmsUsd": _USD,
+    "callReservationUsd": _USD,
+    "pricePerEmailUsd": _USD,
+    "params[].field": {"pattern": rules._FIELD.pattern},
+    "params[].endpoints[]": {"pattern": ENDPOINT_PATTERN},
+    "currencies": {
+        "maxItems": MAX_CURRENCIES,
+        "x-kubernetes-validations": [
+            _rule(
+                "self.all(c, self.exists_one(d, d.code.lowerAscii() == c.code.lowerAscii()))",
+                "a currency is listed twice",
+            )
+        ],
+    },
+    "currencies[]": {
+        "x-kubernetes-validations": [
+            _rule(
+                "self.code.lowerAscii() == 'usd' || has(self.usdRate)",
+                "a currency other than usd needs usdRate (USD per unit) to be counted against the cap",
+            )
+        ]
+    },
+    "currencies[].code": {"pattern": CURRENCY_PATTERN, "maxLength": 3},
+    "currencies[].usdRate": {"pattern": USD_RATE_PATTERN},
+    "timeZone": {"pattern": TIME_ZONE_PATTERN},
+}
+
+_DNS_NAME = {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253}
+_VAULT_KEY_EXTRAS: dict[str, Schema] = {
+    "policyRef.name": _DNS_NAME,
+    "vendorKeySecretRef.name": _DNS_NAME,
+    "vendorKeySecretRef.key": {"pattern": vault_key._SECRET_KEY.pattern, "maxLength": 253},
+    "tokenSecretName": _DNS_NAME,
+}
+
+# Kubernetes' format names (k8s.io/kube-openapi strfmt); anything else pydantic emits must be mapped first.
+_FORMATS = frozenset(
+    {"date-time", "date", "int32", "int64", "float", "double", "byte", "uri", "email", "uuid"}
+)
+_PASSTHROUGH = (
+    "description",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+)
+
+
+def structural(model: type[BaseModel], extras: dict[str, Schema]) -> Schema:
+    """The model's JSON schema as a Kubernetes structural schema, with `extras` merged in by field path."""
+    source = model.model_json_schema(by_alias=True)
+    defs = source.get("$defs", {})
+    out = _node(source, defs, "")
+    for path, keywords in extras.items():
+        _at(out, path).update(copy.deepcopy(keywords))
+    return out
+
+
+def _node(node: Schema, defs: dict[str, Schema], path: str) -> Schema:
+    if "$ref" in node:
+        target = defs[node["$ref"].removeprefix("#/$defs/")]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    if "anyOf" in node:
+        return _union(node, defs, path)
+    if "const" in node:
+        node = {**node, "enum": [node["const"]]}
+    out: Schema = {}
+    for key in _PASSTHROUGH:
+        if key in node and not (key == "default" and node[key] is None):
+            out[key] = node[key]
+    if "format" in out and out["format"] not in _FORMATS:
+        raise ValueError(f"{path or 'spec'}: format {out['format']!r} is not one Kubernetes knows")
+    kind = node.get("type")
+    if kind is None:
+        raise ValueError(f"{path or 'spec'}: no type in {node!r}")
+    out["type"] = kind
+    if kind == "object":
+        props = node.get("properties", {})
+        out["properties"] = {
+            name: _node(sub, defs, f"{path}.{name}" if path else name) for name, sub in props.items()
+        }
+        if node.get("required"):
+            out["required"] = list(node["required"])
+    elif kind == "array":
+        out["items"] = _node(node["items"], defs, f"{path}[]")
+    return out
+
+
+def _union(node: Schema, defs: dict[str, Schema], path: str) -> Schema:
+    """`X | None` is X (a null is pruned, reading as omitted); `str | int` is int-or-string; else untyped."""
+    branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+    siblings = {k: v for k, v in node.items() if k != "anyOf" and not (k == "default" and v is None)}
+    if len(branches) == 1:
+        return _node({**branches[0], **siblings}, defs, path)
+    kinds = sorted(str(b.get("type")) for b in branches)
+    head = {k: siblings[k] for k in _PASSTHROUGH if k in siblings}
+    if kinds == ["integer", "string"] and all(set(b) == {"type"} for b in branches):
+        return {**head, "x-kubernetes-int-or-string": True}
+    if path in _UNTYPED:
+        return {**head, "x-kubernetes-preserve-unknown-fields": True}
+    raise ValueError(f"{path}: {kinds} has no structural form; add it to _UNTYPED with a reason")
+
+
+def _at(schema: Schema, path: str) -> Schema:
+    node = schema
+    for part in path.split(".") if path else []:
+        name, items = part.removesuffix("[]"), part.endswith("[]")
+        try:
+            node = node["properties"][name]
+            if items:
+                node = node["items"]
+        except KeyError:
+            raise KeyError(f"{path}: no such field in the model's schema (renamed?)") from None
+    return node
+
+
+# --- status: written by the operator (tollgate.reconcile.status), so spelled out here ----------------------
+
+
+def _str(description: str, **more: Any) -> Schema:
+    return {"type": "string", "description": description, "nullable": True, **more}
+
+
+def _decimal(description: str) -> Schema:
+    return _str(description, pattern=DECIMAL_PATTERN)
+
+
+def _time(description: str) -> Schema:
+    return _str(description, format="date-time")
+
+
+def _generation() -> Schema:
+    return {
+        "type": "integer",
+        "format": "int64",
+        "minimum": 0,
+        "nullable": True,
+        "description": "metadata.generation this status was computed from.",
+    }
+
+
+def _conditions() -> Schema:
+    return {
+        "type": "array",
+        "description": "Kubernetes-style conditions; `kubectl wait --for=condition=Ready` works on them.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status"],
+            "properties": {
+                "type": {"type": "string", "description": "Ready, Expired, Revoked or Suspended."},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "reason": {"type": "string", "description": "CamelCase reason for the condition's status."},
+                "message": {"type": "string", "description": "Human-readable detail."},
+                "lastTransitionTime": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When the status last changed.",
+                },
+                "observedGeneration": _generation(),
+            },
+        },
+    }
+
+
+def vault_key_status() -> Schema:
+    return {
+        "type": "object",
+        "description": "What the gateway does with this key right now, and its spend today.",
+        "properties": {
+            "state": _str(
+                "Ready, or why calls with this key are refused.",
+                enum=[
+                    "Ready",
+                    "Suspended",
+                    "Expired",
+                    "Revoked",
+                    "PolicyMissing",
+                    "SecretMissing",
+                    "Invalid",
+                ],
+            ),
+            "message": _str("Why the key is in this state, in words."),
+            "observedGeneration": _generation(),
+            "tokenSecretName": _str("Secret holding the vault token the agent uses (key `token`)."),
+            "tokenRotation": _str("spec.tokenRotation the current token was minted for."),
+            "grantVersion": _str("Version of the compiled grant ext_authz enforces."),
+            "day": _str("The cap's current day, in the policy's time zone.", format="date"),
+            "dailyCapUsd": _decimal("The daily cap, USD."),
+            "spentTodayUsd": _decimal("Spent (reserved or settled) today, USD."),
+            "remainingTodayUsd": _decimal("Left to spend today, USD."),
+            "expiresAt": _time(
+                "When the key stops working: the earlier of its own and its policy's expiresAt."
+            ),
+            "lastDecision": {
+                "type": "object",
+                "nullable": True,
+                "description": "The last call decided with this key.",
+                "properties": {
+                    "rule": {"type": "string", "description": "Rule code, e.g. tollgate_allowed."},
+                    "decisionId": {"type": "string", "description": "Correlates with the audit log."},
+                    "at": {"type": "string", "format": "date-time", "description": "When it was decided."},
+                },
+            },
+            "conditions": _conditions(),
+        },
+    }
+
+
+def spend_policy_status() -> Schema:
+    return {
+        "type": "object",
+        "description": "Whether the policy is enforced, and how many keys are held to it.",
+        "properties": {
+            "state": _str("Ready, Invalid or Expired.", enum=["Ready", "Invalid", "Expired"]),
+            "message": _str("Why the policy is in this state, in words."),
+            "observedGeneration": _generation(),
+            "boundKeys": {
+                "type": "integer",
+                "format": "int32",
+                "minimum": 0,
+                "nullable": True,
+                "description": "VaultKeys that name this policy.",
+            },
+            "conditions": _conditions(),
+        },
+    }
+
+
+# --- the CRD documents ---------------------------------------------------------------------------------------
+
+
+def _column(name: str, json_path: str, kind: str, description: str, priority: int = 0) -> Schema:
+    column: Schema = {"name": name, "type": kind, "jsonPath": json_path, "description": description}
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+# A "date" column prints the time *since* a value, and "<invalid>" for one in the future: expiry times are
+# shown as strings.
+_AGE = _column("Age", ".metadata.creationTimestamp", "date", "Time since the object was created.")
+
+
+def _crd(
+    kind: str,
+    plural: str,
+    short: str,
+    description: str,
+    model: type[BaseModel],
+    extras: dict[str, Schema],
+    status: Schema,
+    columns: list[Schema],
+) -> Schema:
+    spec = structural(model, extras)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "tollgate", "app.kubernetes.io/part-of": "tollgate"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": list(CATEGORIES),
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def spend_policy_crd() -> Schema:
+    return _crd(
+        "SpendPolicy",
+        "spendpolicies",
+        "sp",
+        "What agents holding a VaultKey bound to this policy may do with one vendor, and spend per day.",
+        SpendPolicySpec,
+        _SPEND_POLICY_EXTRAS,
+        spend_policy_status(),
+        [
+            _column("Vendor", ".spec.vendor", "string", "The vendor this policy governs."),
+            _column("Cap", ".spec.dailyCapUsd", "string", "Daily cap per key, USD."),
+            _column("Mode", ".spec.mode", "string", "enforce or shadow."),
+            _column("Keys", ".status.boundKeys", "integer", "VaultKeys held to this policy."),
+            _column("State", ".status.state", "string", "Ready, Invalid or Expired."),
+            _column("Expires", ".spec.expiresAt", "string", "When every key on this policy stops working."),
+            _AGE,
+            _column("Message", ".status.message", "string", "Why the policy is in this state.", priority=1),
+        ],
+    )
+
+
+def vault_key_crd() -> Schema:
+    return _crd(
+        "VaultKey",
+        "vaultkeys",
+        "vk",
+        "One agent's credential: a vault token held to a SpendPolicy, standing in for the real vendor key.",
+        VaultKeySpec,
+        _VAULT_KEY_EXTRAS,
+        vault_key_status(),
+        [
+            _column("Policy", ".spec.policyRef.name", "string", "The SpendPolicy this key is held to."),
+            _column("Spent", ".status.spentTodayUsd", "string", "Spent today, USD."),
+            _column("Remaining", ".status.remainingTodayUsd", "string", "Left to spend today, USD."),
+            _column("Expires", ".status.expiresAt", "string", "When the key stops working."),
+            _column("State", ".status.state", "string", "Ready, or why calls are refused."),
+            _AGE,
+            _column("Cap", ".status.dailyCapUsd", "string", "Daily cap, USD.", priority=1),
+            _column("Message", ".status.message", "string", "Why the key is in this state.", priority=1),
+        ],
+    )
+
+
+BUILDERS: dict[str, Callable[[], Schema]] = {
+    f"{GROUP}_spendpolicies.yaml": spend_policy_crd,
+    f"{GROUP}_vaultkeys.yaml": vault_key_crd,
+}
+
+HEADER = (
+    "# Generated from the pydantic models in src/tollgate/policy/ by `tollgate dev gen-crds`; do not edit.\n"
+    "# Kubernetes prunes unknown fields instead of rejecting them: run `tollgate check` to have a misspelled\n"
+    "# field named (the operator also marks such an object Invalid).\n"
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line descriptions, so the files read like hand-written CRDs."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def render_yaml(crd: Schema) -> str:
+    return HEADER + yaml.dump(crd, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+
+
+def rendered() -> dict[str, str]:
+    """File name in crds/ → its exact text."""
+    return {name: render_yaml(build()) for name, build in BUILDERS.items()}
