@@ -127,3 +127,35 @@ async def test_a_vendor_refusal_releases_the_reservation_and_a_success_settles_i
     pipeline2 = AuditPipeline(log, audit, store, source="replay")
     await pipeline2.run_once()
     assert await store.spent(KEY, "stripe", "20261125") == 15_000_000
+
+
+def test_the_tail_drains_a_renamed_log_before_the_reopened_one_also_after_a_restart(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    write(log, '{"n":1}')
+    tail = LogTail(log)
+    lines, cp = tail.read(None)
+    assert tail.caught_up(cp) == log.stat().st_size
+    log.rename(tmp_path / "access.log.1")
+    write(tmp_path / "access.log.1", '{"n":2}')  # the writer had not reopened yet
+    write(log, '{"n":3}')  # now it has
+    assert tail.caught_up(cp) is None
+
+    restarted = LogTail(log)  # e.g. the ingester died right after the rename
+    lines, cp = restarted.read(cp)
+    assert [t for t, _ in lines] == ['{"n":2}']
+    lines, cp = restarted.read(cp)
+    assert [t for t, _ in lines] == ['{"n":3}']
+    assert restarted.read(cp)[0] == [] and restarted.caught_up(cp) == log.stat().st_size
+
+
+def test_a_renamed_log_nothing_replaced_is_still_followed(tmp_path: Path) -> None:
+    # The writer was never told to reopen: it goes on appending to the renamed file.
+    log = tmp_path / "access.log"
+    write(log, '{"n":1}')
+    tail = LogTail(log)
+    _, cp = tail.read(None)
+    log.rename(tmp_path / "access.log.1")
+    write(tmp_path / "access.log.1", '{"n":2}')
+    lines, cp = tail.read(cp)
+    assert [t for t, _ in lines] == ['{"n":2}']
+    assert tail.read(cp) == ([], cp)

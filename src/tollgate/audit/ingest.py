@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from tollgate.audit.record import AuditRow, from_line
@@ -25,23 +25,48 @@ MAX_BATCH_BYTES = 1 << 20
 
 
 class LogTail:
-    """Whole lines of a growing file, from a checkpoint. A replaced or truncated file starts over."""
+    """Whole lines of a growing file, from a checkpoint.
+
+    Rotation: the file is renamed to `<name>.1` and the writer reopens `<name>`. While the checkpoint is on
+    the renamed file and it has unread bytes, reading goes on there (also after a restart), and only then
+    moves to the new file, from its start. Any other replaced or truncated file starts over."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.rotated = path.with_name(path.name + ".1")
 
     def read(
         self, cp: Checkpoint | None, max_bytes: int = MAX_BATCH_BYTES
     ) -> tuple[list[tuple[str, str]], Checkpoint]:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        current = _stat(self.path)
+        if cp and cp.identity and (current is None or _identity(current) != cp.identity):
+            old = _stat(self.rotated)
+            if old is not None and _identity(old) == cp.identity:
+                lines, after = self._read(self.rotated, old, cp.offset, max_bytes)
+                if lines or current is None or after.offset < old.st_size:
+                    return lines, after  # the renamed file is not drained yet, or nothing replaced it
+                cp = None  # drained: the reopened file, from its start
+        if current is None:
             return [], cp or Checkpoint("", 0)
-        identity = f"{st.st_dev}:{st.st_ino}"
-        offset = cp.offset if cp and cp.identity == identity and cp.offset <= st.st_size else 0
+        identity = _identity(current)
+        offset = cp.offset if cp and cp.identity == identity and cp.offset <= current.st_size else 0
         if cp and offset == 0 and cp.offset:
             log.warning("access log %s was replaced or truncated; reading it from the start", self.path)
-        with open(self.path, "rb") as f:
+        return self._read(self.path, current, offset, max_bytes)
+
+    def caught_up(self, cp: Checkpoint | None) -> int | None:
+        """The file's size when `cp` is at its end (nothing unread, nothing of a renamed file left)."""
+        current = _stat(self.path)
+        if cp is None or current is None or _identity(current) != cp.identity:
+            return None
+        return current.st_size if cp.offset == current.st_size else None
+
+    @staticmethod
+    def _read(
+        path: Path, st: os.stat_result, offset: int, max_bytes: int
+    ) -> tuple[list[tuple[str, str]], Checkpoint]:
+        identity = _identity(st)
+        with open(path, "rb") as f:
             f.seek(offset)
             chunk = f.read(max_bytes)
         end = chunk.rfind(b"\n")
@@ -56,6 +81,17 @@ class LogTail:
         return lines, Checkpoint(identity, offset + end + 1)
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _identity(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 class AuditPipeline:
     def __init__(
         self,
@@ -65,8 +101,14 @@ class AuditPipeline:
         *,
         source: str | None = None,
         observers: Sequence[Callable[[list[AuditRow]], None]] = (),
+        rotate_bytes: int = 0,
+        reopen: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`rotate_bytes` > 0 with `reopen` (which makes the writer reopen the log, e.g. Envoy's admin
+        POST /reopen_logs) keeps the log under about that size: once every line is committed."""
         self.tail = LogTail(log_path)
+        self.rotate_bytes = rotate_bytes
+        self.reopen = reopen
         self.audit = audit
         self.store = store
         self.source = source or str(log_path.resolve())
@@ -81,6 +123,7 @@ class AuditPipeline:
             self._loaded = True
         lines, cp = self.tail.read(self._cp)
         if not lines:
+            await self._maybe_rotate()
             return 0
         rows = [from_line(line, pos) for line, pos in lines]
         settlements = await apply_settlements(self.store, rows) if self.store is not None else {}
@@ -89,6 +132,22 @@ class AuditPipeline:
         for observe in self.observers:
             observe(rows)
         return len(rows)
+
+    async def _maybe_rotate(self) -> None:
+        # Only a fully committed file is renamed, so a crash at any point leaves every line readable: in the
+        # renamed file (drained first, see LogTail) or in the one the writer reopened.
+        if self.reopen is None or self.rotate_bytes <= 0:
+            return
+        size = self.tail.caught_up(self._cp)
+        if size is None or size < self.rotate_bytes:
+            return
+        os.replace(self.tail.path, self.tail.rotated)
+        try:
+            await self.reopen()
+        except Exception as exc:  # the writer goes on in the renamed file, which is still read
+            log.warning("access log renamed but the writer did not reopen it: %s", exc)
+            return
+        log.info("rotated access log %s at %d bytes", self.tail.path, size)
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, max_backoff_s: float = 10.0) -> None:
         backoff = idle_s

@@ -7,7 +7,7 @@ import csv
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -60,6 +60,16 @@ def _days(since: str | None, until: str | None) -> tuple[str, dict[str, Any]]:
         raise typer.BadParameter(f"dates are YYYY-MM-DD: {exc}") from None
 
 
+def _envoy_reopen(admin_url: str) -> Callable[[], Awaitable[None]]:
+    import httpx
+
+    async def reopen() -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            (await client.post(f"{admin_url.rstrip('/')}/reopen_logs")).raise_for_status()
+
+    return reopen
+
+
 @app.command()
 def ingest(
     log: Annotated[
@@ -71,6 +81,12 @@ def ingest(
     ] = None,
     once: Annotated[bool, typer.Option(help="Ingest what is there and exit.")] = False,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics here; 0 turns it off.")] = 0,
+    rotate_bytes: Annotated[
+        int, typer.Option(help="Rotate the log past this size once ingested (needs --envoy-admin); 0: never.")
+    ] = 0,
+    envoy_admin: Annotated[
+        str | None, typer.Option(help="Envoy's admin URL, asked to reopen the log after a rotation.")
+    ] = None,
 ) -> None:
     """Tail the access log into the audit store and settle spend; runs until interrupted."""
     from tollgate.audit.alerts import AlertRules, AlertSender
@@ -96,7 +112,14 @@ def ingest(
             sender = AlertSender(settings.alerts, redis)
             sender.start()
             observers.append(lambda rows: sender.submit(rules.evaluate(rows)))
-        pipeline = AuditPipeline(log or Path(settings.audit.log_path), store, redis, observers=observers)
+        pipeline = AuditPipeline(
+            log or Path(settings.audit.log_path),
+            store,
+            redis,
+            observers=observers,
+            rotate_bytes=rotate_bytes if envoy_admin else 0,
+            reopen=_envoy_reopen(envoy_admin) if envoy_admin else None,
+        )
         try:
             if once:
                 while await pipeline.run_once():

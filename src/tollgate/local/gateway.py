@@ -47,6 +47,8 @@ class GatewayOptions:
     audit_url: str | None = None  # None: a SQLite file in the work directory
     audit: bool = True  # run the audit pipeline (access log → SQL, spend settlement)
     alerts_webhook_url: str | None = None  # Slack-compatible webhook for the audit's alerts
+    # Past this size, once ingested, the access log is renamed and Envoy asked to reopen it; 0: never.
+    audit_rotate_bytes: int = 64 << 20
 
 
 class LocalGateway:
@@ -67,6 +69,7 @@ class LocalGateway:
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.workdir / "access.log"
+        self.envoy_admin_port = free_port()  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -126,6 +129,7 @@ class LocalGateway:
             extauthz_endpoints=[f"127.0.0.1:{port}" for port in self.extauthz_ports],
             extauthz_timeout_ms=self.options.extauthz_timeout_ms,
             access_log_path=str(self.access_log),
+            admin_port=self.envoy_admin_port,
             vendors=[
                 VendorUpstream(name=n, prefix=f"/{n}", url=u) for n, u in sorted(self.upstreams.items())
             ],
@@ -140,7 +144,9 @@ class LocalGateway:
         audit.migrate()
         audit.dispose()
         argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(self.access_log),
-                "--db", self.audit_url, "--redis-url", self.redis_url]  # fmt: skip
+                "--db", self.audit_url, "--redis-url", self.redis_url,
+                "--rotate-bytes", str(self.options.audit_rotate_bytes),
+                "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}"]  # fmt: skip
         env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
         self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 
