@@ -77,6 +77,14 @@ ALTERNATIVES: dict[str, Values] = {
         "extauthz": {"replicaCount": 1, "pdb": {"enabled": False}},
         "envoy": {"replicaCount": 1, "pdb": {"enabled": False}},
     },
+    "audit on postgresql, alerts to slack": {
+        "audit": {"database": {"existingSecret": "audit-db", "egressCidrs": ["10.0.0.0/8"]}},
+        "alerts": {"slackWebhook": {"existingSecret": "slack-webhook", "existingSecretKey": "webhook"}},
+    },
+    "audit database url in values": {
+        "audit": {"database": {"url": "postgresql+psycopg://tollgate:s3cret-pw@db.example:5432/audit"}}
+    },
+    "audit off": {"audit": {"enabled": False}},
     "network policies off, agent pods unlabelled": {
         "networkPolicy": {"enabled": False, "agentPodLabels": None},
         "fullnameOverride": "gate",
@@ -513,6 +521,9 @@ class TestEnvoyDeployment:
         args = list(init["args"])
         out = tmp_path / "envoy.yaml"
         args[args.index("--out") + 1] = str(out)
+        if "--access-log-path" in args:  # the Pod's shared emptyDir; here, a file Envoy can open
+            assert args[args.index("--access-log-path") + 1] == "/var/log/tollgate/access.log"
+            args[args.index("--access-log-path") + 1] = str(tmp_path / "access.log")
         tollgate = Path(sys.executable).parent / "tollgate"
         done = subprocess.run(
             [str(tollgate), *init["command"][1:], *args], capture_output=True, text=True, timeout=60
@@ -529,7 +540,9 @@ class TestEnvoyDeployment:
         assert extauthz["typed_config"]["failure_mode_allow"] is False
 
     def test_should_run_the_official_envoy_image_on_the_rendered_file(self, default: Rendered) -> None:
-        (envoy,) = pod_spec(default.get("Deployment", name("envoy")))["containers"]
+        containers = {c["name"]: c for c in pod_spec(default.get("Deployment", name("envoy")))["containers"]}
+        assert sorted(containers) == ["audit", "envoy"]
+        envoy = containers["envoy"]
         assert envoy["image"] == "envoyproxy/envoy:v1.40-latest"
         assert envoy["command"] == ["envoy"]
         assert envoy["args"][:4] == ["-c", "/etc/envoy/envoy.yaml", "--file-flush-interval-msec", "1000"]
@@ -541,7 +554,8 @@ class TestEnvoyDeployment:
     def test_should_probe_the_agent_listener_since_the_admin_port_is_loopback_only(
         self, default: Rendered
     ) -> None:
-        (envoy,) = pod_spec(default.get("Deployment", name("envoy")))["containers"]
+        envoy = pod_spec(default.get("Deployment", name("envoy")))["containers"][0]
+        assert envoy["name"] == "envoy"
         assert envoy["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
         assert envoy["readinessProbe"]["tcpSocket"]["port"] == "http"
         assert envoy["livenessProbe"]["tcpSocket"]["port"] == "http"
@@ -559,9 +573,11 @@ class TestEnvoyService:
     def test_should_expose_port_8080_where_agents_point_their_sdk(self, default: Rendered) -> None:
         service = default.get("Service", name("envoy"))
         assert service["spec"]["type"] == "ClusterIP"
-        assert service["spec"]["ports"] == [
+        assert service["spec"]["ports"][0] == (
             {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
-        ]
+        )
+        # The only other port is the audit sidecar's metrics, which the NetworkPolicy keeps from agents.
+        assert [p["name"] for p in service["spec"]["ports"][1:]] == ["audit-metrics"]
         assert service["spec"]["selector"]["app.kubernetes.io/component"] == "envoy"
 
 
@@ -948,7 +964,9 @@ class TestNetworkPolicyEnvoy:
         assert egress[1] == {"to": [KUBE_DNS], "ports": DNS_PORTS}
         assert egress[2]["ports"] == [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 8420}]
         assert [p["ipBlock"]["cidr"] for p in egress[2]["to"]] == ["0.0.0.0/0", "::/0"]
-        assert len(egress) == 3
+        # the audit sidecar's settlement of reservations in Redis
+        assert egress[3]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+        assert len(egress) == 4
 
 
 class TestNetworkPolicyExtauthz:
@@ -984,11 +1002,13 @@ class TestNetworkPolicyExtauthz:
 
 
 class TestNetworkPolicyRedis:
-    def test_should_admit_only_extauthz_and_the_operator_and_allow_no_egress(self, default: Rendered) -> None:
+    def test_should_admit_only_extauthz_the_operator_and_the_audit_and_allow_no_egress(
+        self, default: Rendered
+    ) -> None:
         spec = default.get("NetworkPolicy", name("redis"))["spec"]
         (rule,) = spec["ingress"]
         components = [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"]]
-        assert components == ["extauthz", "operator"]
+        assert components == ["extauthz", "operator", "envoy"]  # envoy: its audit sidecar
         assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         assert spec["egress"] == []
@@ -1003,7 +1023,7 @@ class TestServiceMonitor:
 
     def test_should_scrape_the_extauthz_metrics_port_when_enabled(self, chart: Chart) -> None:
         rendered = chart.render(ALTERNATIVES["service monitor"])
-        (monitor,) = rendered.of_kind("ServiceMonitor")
+        monitor = rendered.get("ServiceMonitor", name("extauthz"))
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         assert monitor["metadata"]["labels"]["release"] == "prometheus"
         service = rendered.get("Service", name("extauthz"))
@@ -1090,3 +1110,114 @@ class TestCrds:
             pytest.skip("crds/ holds no CRD yet")
         names = {c["metadata"]["name"] for c in default.of_kind("CustomResourceDefinition")}
         assert {"spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev"} <= names
+
+
+# --- audit sidecar -----------------------------------------------------------------------------------------
+
+
+class TestAuditSidecar:
+    notes = TestNotes.notes
+
+    def containers(self, rendered: Rendered) -> dict[str, Obj]:
+        return {c["name"]: c for c in pod_spec(rendered.get("Deployment", name("envoy")))["containers"]}
+
+    def test_should_read_the_access_log_envoy_writes_into_a_shared_volume(self, default: Rendered) -> None:
+        spec = pod_spec(default.get("Deployment", name("envoy")))
+        (render,) = spec["initContainers"]
+        args = render["args"]
+        assert args[args.index("--access-log-path") + 1] == "/var/log/tollgate/access.log"
+        containers = self.containers(default)
+        mounts = {c: {m["mountPath"]: m["name"] for m in containers[c]["volumeMounts"]} for c in containers}
+        assert mounts["envoy"]["/var/log/tollgate"] == mounts["audit"]["/var/log/tollgate"] == "access-log"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["access-log"]["emptyDir"] == {"sizeLimit": "2Gi"}
+        audit = containers["audit"]
+        assert audit["command"] == ["tollgate", "audit", "ingest"]
+        # rotation asks Envoy's admin, which listens on 127.0.0.1 of this very Pod
+        assert audit["args"][audit["args"].index("--envoy-admin") + 1] == "http://127.0.0.1:9901"
+        assert audit["args"][audit["args"].index("--rotate-bytes") + 1] == "67108864"
+
+    def test_should_default_to_sqlite_in_the_pod_and_warn_about_it(
+        self, chart: Chart, default: Rendered
+    ) -> None:
+        env = env_of(self.containers(default)["audit"])
+        assert env["TOLLGATE_AUDIT__URL"]["value"] == "sqlite:////var/lib/tollgate/audit.db"
+        assert "TOLLGATE_ALERTS__SLACK_WEBHOOK_URL" not in env
+        notes = self.notes(chart, {})
+        assert "audit writes to SQLite" in notes
+
+    def test_should_take_the_database_url_and_webhook_from_secrets(self, chart: Chart) -> None:
+        rendered = chart.render(ALTERNATIVES["audit on postgresql, alerts to slack"])
+        env = env_of(self.containers(rendered)["audit"])
+        assert env["TOLLGATE_AUDIT__URL"]["valueFrom"]["secretKeyRef"] == {"name": "audit-db", "key": "url"}
+        assert env["TOLLGATE_ALERTS__SLACK_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "slack-webhook",
+            "key": "webhook",
+        }
+        assert "TOLLGATE_CREDENTIALS__KEYS" not in env  # the audit never opens a vendor key
+        assert "audit writes to SQLite" not in self.notes(
+            chart, ALTERNATIVES["audit on postgresql, alerts to slack"]
+        )
+        egress = rendered.get("NetworkPolicy", name("envoy"))["spec"]["egress"]
+        db = next(r for r in egress if r["ports"] == [{"protocol": "TCP", "port": 5432}])
+        assert db["to"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+        assert any(r["ports"] == [{"protocol": "TCP", "port": 443}] for r in egress)  # the webhook
+
+    def test_should_keep_a_database_url_given_in_values_in_a_secret(self, chart: Chart) -> None:
+        rendered = chart.render(ALTERNATIVES["audit database url in values"])
+        secret = rendered.get("Secret", name("audit"))
+        assert base64.b64decode(secret["data"]["url"]).decode().endswith("@db.example:5432/audit")
+        env = env_of(self.containers(rendered)["audit"])
+        assert env["TOLLGATE_AUDIT__URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": name("audit"),
+            "key": "url",
+        }
+        deployment = yaml.safe_dump(rendered.get("Deployment", name("envoy")))
+        assert "s3cret-pw" not in deployment
+
+    def test_should_refuse_both_a_url_and_an_existing_secret(self, chart: Chart) -> None:
+        error = chart.render_error(
+            {"audit": {"database": {"url": "postgresql://x@y/z", "existingSecret": "s"}}}
+        )
+        assert "audit.database: set `url` or `existingSecret`, not both" in error
+
+    def test_should_leave_envoy_alone_and_warn_when_off(self, chart: Chart) -> None:
+        rendered = chart.render(ALTERNATIVES["audit off"])
+        assert list(self.containers(rendered)) == ["envoy"]
+        (render,) = pod_spec(rendered.get("Deployment", name("envoy")))["initContainers"]
+        assert "--access-log-path" not in render["args"]
+        assert "calls are enforced but not audited" in self.notes(chart, ALTERNATIVES["audit off"])
+        components = [
+            p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for p in rendered.get("NetworkPolicy", name("redis"))["spec"]["ingress"][0]["from"]
+        ]
+        assert "envoy" not in components
+
+    def test_should_be_scraped_by_its_own_service_monitor(self, chart: Chart) -> None:
+        rendered = chart.render(ALTERNATIVES["service monitor"])
+        monitor = rendered.get("ServiceMonitor", name("audit"))
+        assert monitor["spec"]["endpoints"][0]["port"] == "audit-metrics"
+        service = rendered.get("Service", name("envoy"))
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        ingress = rendered.get("NetworkPolicy", name("envoy"))["spec"]["ingress"]
+        assert ingress[-1]["ports"] == [{"protocol": "TCP", "port": 9103}]
+        assert ingress[-1]["from"] == ALTERNATIVES["service monitor"]["networkPolicy"]["metricsFrom"]
+
+    def test_should_pass_arguments_the_real_ingester_accepts(self, default: Rendered, tmp_path: Path) -> None:
+        args = list(self.containers(default)["audit"]["args"])
+        args[args.index("--metrics-port") + 1] = "0"  # no port of this machine's taken
+        log = tmp_path / "access.log"
+        log.write_text("")
+        tollgate = Path(sys.executable).parent / "tollgate"
+        env = {**os.environ, "TOLLGATE_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}"}
+        env["TOLLGATE_AUDIT__LOG_PATH"] = str(log)
+        done = subprocess.run(
+            [str(tollgate), "audit", "ingest", *args, "--once"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "audit.db").exists()

@@ -257,6 +257,81 @@ under `helm template`). A JSON list, sorted.
     {{- end }}
 {{- end -}}
 
+{{/* The audit database URL's Secret: the chart's own (from audit.database.url) or an existing one. */}}
+{{- define "tollgate.audit.databaseSecret" -}}
+{{- if .Values.audit.database.existingSecret -}}
+{{ toJson (dict "name" .Values.audit.database.existingSecret "key" .Values.audit.database.existingSecretKey) }}
+{{- else if .Values.audit.database.url -}}
+{{ toJson (dict "name" (include "tollgate.componentName" (list . "audit")) "key" "url") }}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the audit sidecar keeps SQLite when no database is given. */}}
+{{- define "tollgate.audit.sqliteUrl" -}}
+sqlite:////var/lib/tollgate/audit.db
+{{- end -}}
+
+{{/*
+The only place values become the audit sidecar's settings. It gets Redis (to settle and release
+reservations) but not the credential keys: it never opens a vendor key.
+*/}}
+{{- define "tollgate.env.audit" -}}
+{{- $db := include "tollgate.audit.databaseSecret" . | fromJson }}
+- name: TOLLGATE_REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tollgate.redis.secretName" . }}
+      key: {{ include "tollgate.redis.secretKey" . }}
+- name: TOLLGATE_AUDIT__URL
+{{- if $db.name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $db.name }}
+      key: {{ $db.key }}
+{{- else }}
+  value: {{ include "tollgate.audit.sqliteUrl" . | quote }}
+{{- end }}
+- name: TOLLGATE_AUDIT__LOG_PATH
+  value: /var/log/tollgate/access.log
+{{- with .Values.alerts.slackWebhook.existingSecret }}
+- name: TOLLGATE_ALERTS__SLACK_WEBHOOK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.alerts.slackWebhook.existingSecretKey }}
+{{- end }}
+- name: TOLLGATE_ALERTS__CAP_WARN_PERCENT
+  value: {{ .Values.alerts.capWarnPercent | quote }}
+- name: TOLLGATE_ALERTS__DENIAL_BURST
+  value: {{ .Values.alerts.denialBurst | quote }}
+- name: TOLLGATE_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- end -}}
+
+{{/* Egress to Redis: the bundled Pods, or networkPolicy.externalRedis. */}}
+{{- define "tollgate.networkPolicy.redisEgress" -}}
+{{- if include "tollgate.redis.bundled" . }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "tollgate.selectorLabels" (list . "redis") | nindent 10 }}
+  ports:
+    - protocol: TCP
+      port: 6379
+{{- else }}
+- to:
+    {{- range .Values.networkPolicy.externalRedis.cidrs }}
+    - ipBlock:
+        cidr: {{ . | quote }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .Values.networkPolicy.externalRedis.port }}
+{{- end }}
+{{- end -}}
+
 {{/*
 Checks a JSON schema cannot express. Each message says what to change. Included at the top of every
 template that depends on the values it checks, so `helm template` and `helm install` fail early.
@@ -271,6 +346,12 @@ template that depends on the values it checks, so `helm template` and `helm inst
 {{- end -}}
 {{- if eq (int .Values.extauthz.metrics.port) (int .Values.extauthz.port) -}}
 {{- $errors = append $errors "extauthz.metrics.port must differ from extauthz.port" -}}
+{{- end -}}
+{{- if and .Values.audit.database.url .Values.audit.database.existingSecret -}}
+{{- $errors = append $errors "audit.database: set `url` or `existingSecret`, not both" -}}
+{{- end -}}
+{{- if and .Values.audit.enabled .Values.audit.metrics.enabled (has (int .Values.audit.metrics.port) (list (int .Values.envoy.listenPort) (int .Values.envoy.adminPort))) -}}
+{{- $errors = append $errors "audit.metrics.port must differ from envoy.listenPort and envoy.adminPort (they share the Pod)" -}}
 {{- end -}}
 {{- if eq (int .Values.envoy.adminPort) (int .Values.envoy.listenPort) -}}
 {{- $errors = append $errors "envoy.adminPort must differ from envoy.listenPort" -}}
