@@ -12,6 +12,7 @@ import typer
 
 from tollgate.cli import audit as audit_cli
 from tollgate.cli import dev as dev_cli
+from tollgate.cli import picker as picker_cli
 from tollgate.policy.manifests import InvalidManifests, load_path
 
 app = typer.Typer(
@@ -78,6 +79,7 @@ def local(
 
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(dev_cli.app, name="dev")
+app.add_typer(picker_cli.app, name="picker")
 
 envoy_app = typer.Typer(no_args_is_help=True, help="Envoy configuration.")
 app.add_typer(envoy_app, name="envoy")

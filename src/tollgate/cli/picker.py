@@ -1,0 +1,165 @@
+"""`tollgate picker …`: the least Stripe restricted-key permissions for agent use cases, and a policy to match."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from typer.core import TyperGroup
+
+from tollgate.policy.manifests import InvalidManifests, load_path
+from tollgate.vendors.stripe import picker
+
+
+class _DefaultToPick(TyperGroup):
+    """`tollgate picker USE_CASE…` means `tollgate picker pick USE_CASE…`; `check` and `list` stay commands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: typer's vendored click Context
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["pick", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultToPick,
+    no_args_is_help=True,
+    help="Least-privilege Stripe restricted keys for agent use cases. "
+    "`tollgate picker USE_CASE...` is short for `tollgate picker pick USE_CASE...`.",
+)
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text, json or yaml.")]
+
+
+@app.command("pick")
+def pick_cmd(
+    use_cases: Annotated[
+        list[str], typer.Argument(help="One or more use cases (see `tollgate picker list`).")
+    ],
+    output: OutputOption = Output.text,
+    name: Annotated[
+        str | None, typer.Option(help="SpendPolicy name (default: the use cases joined).")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="SpendPolicy namespace.")] = "default",
+    policy_out: Annotated[Path | None, typer.Option(help="Also write the SpendPolicy manifest here.")] = None,
+) -> None:
+    """Print the minimum permissions, how to grant them, the blast radius, warnings and a SpendPolicy."""
+    catalog = picker.load_catalog()
+    try:
+        result = picker.pick(catalog, use_cases, policy_name=name, namespace=namespace)
+    except picker.UnknownUseCase as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if policy_out is not None:
+        policy_out.write_text(_yaml(result.policy))
+    if output is Output.text:
+        typer.echo(_text(result), nl=False)
+    else:
+        typer.echo(_dump(picker.describe(result), output), nl=False)
+
+
+@app.command("list")
+def list_cmd(output: OutputOption = Output.text) -> None:
+    """The use cases the picker knows."""
+    catalog = picker.load_catalog()
+    if output is Output.text:
+        width = max(len(n) for n in catalog.use_cases)
+        for n, uc in catalog.use_cases.items():
+            typer.echo(f"{n.ljust(width)}  {uc.description}")
+        return
+    data = {n: uc.model_dump(mode="json") for n, uc in catalog.use_cases.items()}
+    typer.echo(_dump(data, output), nl=False)
+
+
+@app.command("check")
+def check_cmd(
+    policy: Annotated[Path, typer.Argument(help="A SpendPolicy manifest file or folder.", exists=True)],
+    permission: Annotated[
+        list[str],
+        typer.Option(
+            help="A permission the restricted key has: charge:read, refund:write or refund_write (repeat)."
+        ),
+    ],
+    output: OutputOption = Output.text,
+) -> None:
+    """Report allowlist entries the restricted key's permissions do not cover (exit 1 when any)."""
+    catalog = picker.load_catalog()
+    try:
+        granted = [picker.Permission.parse(p) for p in permission]
+        catalog.granted_patterns(granted)  # rejects unknown resources before anything is reported
+        manifests = load_path(policy)
+    except ValueError as exc:
+        problems = exc.problems if isinstance(exc, InvalidManifests) else [str(exc)]
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
+    report: dict[str, list[dict[str, Any]]] = {}
+    for pid, obj in sorted(manifests.policies.items()):
+        if obj.spec.vendor.value != "stripe":
+            continue
+        gaps = picker.check_policy(catalog, obj.spec, granted)
+        report[pid] = [g.model_dump() for g in gaps]
+    if not report:
+        typer.echo("error: no stripe SpendPolicy found", err=True)
+        raise typer.Exit(2)
+    if output is Output.text:
+        typer.echo(_check_text(report), nl=False)
+    else:
+        typer.echo(_dump(report, output), nl=False)
+    if any(report.values()):
+        raise typer.Exit(1)
+
+
+def _dump(data: Any, output: Output) -> str:
+    return json.dumps(data, indent=2) + "\n" if output is Output.json else _yaml(data)
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _text(r: picker.Pick) -> str:
+    br = r.blast_radius
+    width = max(len(p.dashboard) for p in r.permissions)
+    lines = [f"Use cases: {', '.join(r.use_cases)}", "", "Minimum restricted-key permissions:"]
+    for p in r.permissions:
+        flag = "  (irreversible money movement)" if p.irreversible else ""
+        lines.append(f"  {p.dashboard.ljust(width)}  {p.permission}{flag}")
+    lines += [
+        "  Every other resource: None. Create the key in the Dashboard: Developers → API keys → "
+        "Create restricted key.",
+        "",
+        "For a Stripe App with restricted-key authentication:",
+        *(f"  {line}" for line in r.stripe_cli),
+        "",
+        f"Blast radius: {br.score} ({br.band})",
+        *(f"  {k}: {v}" for k, v in br.parts.items()),
+    ]
+    if br.warnings:
+        lines += ["", "Warnings:"]
+        lines += [f"  ! {' + '.join(w.permissions)}: {w.why}" for w in br.warnings]
+    lines += ["", "SpendPolicy:", "---", _yaml(r.policy).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def _check_text(report: dict[str, list[dict[str, Any]]]) -> str:
+    lines = []
+    for pid, gaps in report.items():
+        if not gaps:
+            lines.append(f"ok: {pid}: every allowlist entry is within the key's permissions")
+            continue
+        lines.append(f"{pid}: {len(gaps)} allowlist entr{'y' if len(gaps) == 1 else 'ies'} beyond the key:")
+        for g in gaps:
+            need = f"needs {g['needs']}" if g["needs"] else "broader than any single permission"
+            lines.append(f"  {g['endpoint']}  ({need})")
+    return "\n".join(lines) + "\n"
