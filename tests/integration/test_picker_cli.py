@@ -22,7 +22,7 @@ def test_picker_without_a_subcommand_picks_and_prints_everything() -> None:
     assert 'stripe apps grant permission "payment_intent_write"' in r.output
     assert "Blast radius: " in r.output
     assert "! payment_intent_write + refund_write:" in r.output
-    policy = yaml.safe_load(r.output.split("SpendPolicy:\n---\n", 1)[1])
+    policy = yaml.safe_load(r.output.split("\n---\n", 1)[1])
     assert policy["kind"] == "SpendPolicy" and "POST /v1/invoices/*/pay" in policy["spec"]["allow"]
 
 

@@ -12,6 +12,7 @@ import yaml
 from typer.core import TyperGroup
 
 from tollgate.policy.manifests import InvalidManifests, load_path
+from tollgate.policy.spend_policy import Vendor
 from tollgate.vendors.stripe import picker
 
 
@@ -105,7 +106,7 @@ def check_cmd(
         raise typer.Exit(2) from None
     report: dict[str, list[dict[str, Any]]] = {}
     for pid, obj in sorted(manifests.policies.items()):
-        if obj.spec.vendor.value != "stripe":
+        if obj.spec.vendor is not Vendor.STRIPE:
             continue
         gaps = picker.check_policy(catalog, obj.spec, granted)
         report[pid] = [g.model_dump() for g in gaps]
@@ -148,7 +149,12 @@ def _text(r: picker.Pick) -> str:
     if br.warnings:
         lines += ["", "Warnings:"]
         lines += [f"  ! {' + '.join(w.permissions)}: {w.why}" for w in br.warnings]
-    lines += ["", "SpendPolicy:", "---", _yaml(r.policy).rstrip("\n")]
+    lines += [
+        "",
+        "SpendPolicy (narrow it further with customers:, connectedAccounts: and expiresAt: where you can):",
+        "---",
+        _yaml(r.policy).rstrip("\n"),
+    ]
     return "\n".join(lines) + "\n"
 
 
