@@ -149,6 +149,9 @@ def _text(r: picker.Pick) -> str:
     if br.warnings:
         lines += ["", "Warnings:"]
         lines += [f"  ! {' + '.join(w.permissions)}: {w.why}" for w in br.warnings]
+    if r.rule_conflicts:
+        lines += ["", "Parameter rules that meet (review the policy):"]
+        lines += [f"  ~ {c}" for c in r.rule_conflicts]
     lines += [
         "",
         "SpendPolicy (narrow it further with customers:, connectedAccounts: and expiresAt: where you can):",

@@ -278,6 +278,10 @@ class Pick(BaseModel):
     stripe_cli: list[str]
     blast_radius: BlastRadius
     policy: dict[str, Any]
+    rule_conflicts: list[str] = Field(
+        default_factory=list,
+        description="Endpoints where use cases constrain the same parameter differently; both rules apply.",
+    )
 
 
 def pick(
@@ -295,7 +299,26 @@ def pick(
         stripe_cli=stripe_cli_lines(permissions, names),
         blast_radius=blast_radius(catalog, permissions),
         policy=policy_manifest(spec, policy_name or _policy_name(names), namespace),
+        rule_conflicts=rule_conflicts(dict(zip(names, chosen, strict=True))),
     )
+
+
+def rule_conflicts(use_cases: Mapping[str, UseCase]) -> list[str]:
+    """Where two use cases put different rules on one parameter of one endpoint, the merged policy applies
+    both, which can refuse calls either use case alone would make (e.g. `absent` and `in`)."""
+    seen: dict[tuple[str, str], tuple[str, ParamRule]] = {}
+    out: list[str] = []
+    for name, uc in use_cases.items():
+        for rule in uc.params:
+            for endpoint in rule.endpoints or uc.allow:
+                key = (endpoint, rule.field)
+                first = seen.setdefault(key, (name, rule))
+                if first[0] != name and first[1] != rule:
+                    out.append(
+                        f"{endpoint} {rule.field}: {first[0]} says '{first[1].describe()}', "
+                        f"{name} says '{rule.describe()}'; both apply"
+                    )
+    return out
 
 
 def _line(catalog: Catalog, p: Permission) -> PermissionLine:

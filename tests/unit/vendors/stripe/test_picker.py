@@ -304,6 +304,14 @@ def test_a_policy_for_several_use_cases_is_their_union(tmp_path: Path) -> None:
     assert r.policy["metadata"] == {"name": "support-refunds-billing-collections", "namespace": "agents"}
 
 
+def test_rules_two_use_cases_put_on_one_parameter_are_reported() -> None:
+    r = picker.pick(CATALOG, ["subscription-manager", "subscription-retention"])
+    assert len(r.rule_conflicts) == 2
+    assert any("cancel_at_period_end" in c and "must be absent" in c for c in r.rule_conflicts)
+    assert any("proration_behavior" in c for c in r.rule_conflicts)
+    assert picker.pick(CATALOG, ["support-refunds", "billing-collections"]).rule_conflicts == []
+
+
 def test_every_use_case_at_once_still_validates(tmp_path: Path) -> None:
     r = picker.pick(CATALOG, sorted(CATALOG.use_cases), policy_name="everything")
     spec = _load_generated(r.policy, tmp_path)
