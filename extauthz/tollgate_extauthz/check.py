@@ -1,7 +1,8 @@
 """The phase sequence, and the only place where I/O and the decision meet:
 
 identify (cache, else store) → decide rules 1–5 (pure) → facts (vendor, reading objects when it must)
-→ decide rules 6–8 (pure) → commit (store, atomic: grant still current + reserve) → after_reserve (pure).
+→ decide rules 6–7 (pure) → commit (store, atomic: grant still current, idempotent retry, loop breaker,
+reserve) → the commit's answer as a verdict (pure).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 from tollgate.credentials import CredentialBox, token_digest
 from tollgate.decide import engine
+from tollgate.decide.call import Call
 from tollgate.decide.engine import Subject
+from tollgate.decide.idempotency import fingerprint
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
-from tollgate.store.base import CommitStatus, Store
-from tollgate.vendors.base import Endpoint, Facts, Found, Invalid, Need, Unpriced, Vendor
+from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, Limits, Store
+from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
 from tollgate_extauthz.request import Incoming
 
@@ -131,13 +134,13 @@ class Checker:
                 rule=verdict.rule.value if isinstance(verdict, Deny) else Rule.ALLOWED.value,
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
+                limits=_limits(grant, call, vendor, accounts) if cost else NO_LIMITS,
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
                 continue
             if isinstance(verdict, Allow):
-                reserved = c.status is CommitStatus.COMMITTED
-                verdict = engine.after_reserve(grant, verdict, reserved, c.spent_micro_usd, now)
+                verdict = _answer(grant, verdict, c, call, now)
             return self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
@@ -209,3 +212,28 @@ class Checker:
             self._cache.vendor_key(grant, self._box) if isinstance(verdict, Allow) and grant else None
         )
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)
+
+
+def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str]) -> Limits:
+    """What commit.lua checks besides the cap, for a call that would reserve a cost."""
+    idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
+    lb = grant.loop_breaker
+    counted = lb is not None and lb.counts(call.method, call.path)
+    return Limits(
+        idempotency_key=idem,
+        fingerprint=fingerprint(call, accounts) if idem else "",
+        breaker_calls=lb.calls if lb is not None and counted else 0,
+        breaker_window_ms=lb.window_ms if lb is not None and counted else 0,
+    )
+
+
+def _answer(grant: Grant, allow: Allow, c: Commit, call: Call, now: datetime) -> Allow | Deny:
+    """The commit's answer as the verdict: rules 8 and 9, and retries under an idempotency key."""
+    if c.status is CommitStatus.REPLAY:
+        return engine.replayed(allow)
+    if c.status is CommitStatus.KEY_REUSED:
+        return engine.key_reused(grant, call.idempotency_key or "")
+    if c.status is CommitStatus.LOOP_BREAKER:
+        return engine.loop_broken(grant, c.retry_after_ms, now)
+    reserved = c.status is CommitStatus.COMMITTED
+    return engine.after_reserve(grant, allow, reserved, c.spent_micro_usd, now)

@@ -47,7 +47,11 @@ def denied(
         status=deny.status,
         message=deny.message,
         retry=deny.rule is Rule.UNAVAILABLE,
-        headers={"x-tollgate-rule": deny.rule.value, "x-tollgate-decision": decision_id},
+        headers={
+            "x-tollgate-rule": deny.rule.value,
+            "x-tollgate-decision": decision_id,
+            **({"retry-after": str(deny.retry_after_s)} if deny.retry_after_s is not None else {}),
+        },
     )
     # Without a vendor there is no SDK to please; Stripe's shape is as good a JSON error as any.
     rendered: Rendered = vendor.deny(denial) if vendor else render_stripe_like(denial)
@@ -83,6 +87,9 @@ def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
         fields["cost_micro_usd"] = v.cost_micro_usd
         if v.shadow_denial is not None:
             fields["shadow_rule"] = v.shadow_denial.rule.value
+            fields["shadow_reason"] = v.shadow_denial.message
+        if v.replay:
+            fields["replay"] = True
     else:
         fields["reason"] = v.message
     if d.key_id is not None:

@@ -37,6 +37,7 @@ class AuditRow(BaseModel):
     rule: str
     reason: str | None = None
     shadow_rule: str | None = None
+    replay: bool | None = None  # a retry under an idempotency key already counted: reserved nothing
     decision_id: str | None = None
     request_id: str | None = None
     vendor: str | None = None
@@ -110,8 +111,11 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         day=at.date(),
         decision=decision,
         rule=rule,
-        reason=_str(authz.get("reason")) or (None if authz else _str(entry.get("response_code_details"))),
+        reason=_str(authz.get("reason"))
+        or _str(authz.get("shadow_reason"))
+        or (None if authz else _str(entry.get("response_code_details"))),
         shadow_rule=_str(authz.get("shadow_rule")),
+        replay=True if authz.get("replay") is True else None,
         decision_id=_str(authz.get("decision_id")),
         request_id=request_id,
         vendor=_str(authz.get("vendor")),

@@ -35,6 +35,8 @@ async def apply_settlements(store: Store, rows: Sequence[AuditRow]) -> dict[str,
                 row.vault_key_id, row.vendor, row.spend_day, row.reservation_id, row.cost_micro_usd
             )
         else:
-            await store.release(row.vault_key_id, row.vendor, row.spend_day, row.reservation_id)
+            await store.release(
+                row.vault_key_id, row.vendor, row.spend_day, row.reservation_id, row.idempotency_key
+            )
         done[row.row_id] = outcome
     return done

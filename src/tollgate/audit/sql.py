@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Date,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     func,
+    inspect,
     select,
     text,
 )
@@ -56,6 +58,7 @@ calls = Table(
     Column("rule", Text, nullable=False),
     Column("reason", Text),
     Column("shadow_rule", Text),
+    Column("replay", Boolean),  # added in schema 2: a retry under an idempotency key already counted
     Column("decision_id", Text),
     Column("request_id", Text),
     Column("vendor", Text),
@@ -113,8 +116,14 @@ def _v1(conn: Connection) -> None:
     checkpoints.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    # `calls` is defined at the newest schema, so a database created by _v1 today already has the column.
+    if "replay" not in {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}:
+        conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN replay BOOLEAN"))
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

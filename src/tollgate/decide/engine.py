@@ -4,13 +4,17 @@
   3 endpoint not allowed (or unpriceable, or unreadable) → 403 / 400
   4 connected account not allowed → 403       5 parameter rule broken → 403
   6 customer / recipient out of scope → 403   7 currency not allowed → 403
-  8 loop breaker → 429 (not yet enforced)     9 daily cap would be exceeded → 402 (after_reserve)
+  8 loop breaker → 429 (loop_broken)          9 daily cap would be exceeded → 402 (after_reserve)
   10 allow: reserve the cost, swap the key.
 
 `decide` runs rules 1–5 from the request alone and returns Pending when it needs facts (which may
-mean reading objects from the vendor); called again with facts it finishes 6–8. The cap check itself
-is atomic in Redis; `after_reserve` turns its answer into the verdict. Shadow policies turn every
-denial but those about the key itself into an Allow that carries the denial for the audit.
+mean reading objects from the vendor); called again with facts it finishes 6–7. Rules 8 and 9 count
+what other calls did, so they run atomically in Redis (store/lua/commit.lua) in the same step that
+reserves; `loop_broken` and `after_reserve` turn its answer into the verdict. Before either, a retry
+under an idempotency key already counted passes as a replay that reserves nothing (`replayed`), and a
+reused key with other parameters is refused as the vendor would refuse it (`key_reused`, 400).
+Shadow policies turn every denial but those about the key itself into an Allow that carries the
+denial for the audit.
 """
 
 from __future__ import annotations
@@ -79,6 +83,44 @@ def after_reserve(
         f"(SpendPolicy {grant.policy_id}), not a card decline; do not retry before the reset.",
     )
     return _shadow(grant, deny, cost=0)
+
+
+def loop_broken(grant: Grant, retry_after_ms: int, now: datetime) -> Allow | Deny:
+    """Rule 8: the key made its most money-moving calls in the rolling window."""
+    lb = grant.loop_breaker
+    assert lb is not None
+    wait_s = max(1, -(-retry_after_ms // 1000))
+    at = (now + timedelta(seconds=wait_s)).replace(microsecond=0)
+    deny = Deny(
+        Rule.LOOP_BREAKER,
+        f"Loop breaker: vault key {grant.key_id} made {lb.calls} money-moving calls in the last "
+        f"{_window(lb.window_ms)}, the most SpendPolicy {grant.policy_id} allows (spec.loopBreaker). "
+        f"Try again in {wait_s} s (after {at.isoformat()}); if this agent is retrying in a loop, stop it.",
+        retry_after_s=wait_s,
+    )
+    return _shadow(grant, deny)
+
+
+def replayed(allow: Allow) -> Allow:
+    """A retry of a call already counted: the vendor replays the first result, so nothing is reserved."""
+    return Allow(cost_micro_usd=0, shadow_denial=allow.shadow_denial, replay=True)
+
+
+def key_reused(grant: Grant, idempotency_key: str) -> Allow | Deny:
+    deny = Deny(
+        Rule.IDEMPOTENCY_KEY_REUSED,
+        f"Idempotency key {idempotency_key[:64]!r} was first used with other parameters; the vendor "
+        "would refuse this request too. Send a new idempotency key for a new request.",
+        "idempotency_key",
+    )
+    return _shadow(grant, deny)
+
+
+def _window(ms: int) -> str:
+    s = ms // 1000
+    if s % 3600 == 0:
+        return f"{s // 3600} h"
+    return f"{s // 60} min" if s % 60 == 0 else f"{s} s"
 
 
 def cost_micro_usd(grant: Grant, facts: Facts) -> int:

@@ -22,6 +22,8 @@ class Rule(StrEnum):
     PARAM_RULE_BROKEN = "tollgate_param_rule_broken"
     CUSTOMER_OUT_OF_SCOPE = "tollgate_customer_out_of_scope"
     CURRENCY_NOT_ALLOWED = "tollgate_currency_not_allowed"
+    LOOP_BREAKER = "tollgate_loop_breaker"
+    IDEMPOTENCY_KEY_REUSED = "tollgate_idempotency_key_reused"
     CAP_EXCEEDED = "tollgate_cap_exceeded"
     OBJECT_NOT_FOUND = "tollgate_object_not_found"
     UNAVAILABLE = "tollgate_unavailable"
@@ -53,6 +55,8 @@ STATUS: dict[Rule, int] = {
     Rule.PARAM_RULE_BROKEN: 403,
     Rule.CUSTOMER_OUT_OF_SCOPE: 403,
     Rule.CURRENCY_NOT_ALLOWED: 403,
+    Rule.LOOP_BREAKER: 429,
+    Rule.IDEMPOTENCY_KEY_REUSED: 400,
     Rule.CAP_EXCEEDED: 402,
     Rule.OBJECT_NOT_FOUND: 404,
     Rule.UNAVAILABLE: 503,

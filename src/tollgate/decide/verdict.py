@@ -12,6 +12,7 @@ class Deny:
     rule: Rule
     message: str
     param: str | None = None
+    retry_after_s: int | None = None  # when trying again may succeed (the loop breaker's window)
 
     @property
     def status(self) -> int:
@@ -22,6 +23,9 @@ class Deny:
 class Allow:
     cost_micro_usd: int  # what to reserve against the cap before forwarding
     shadow_denial: Deny | None = None  # shadow mode: what enforcement would have answered
+    # The call reuses an idempotency key already counted: the vendor replays its first result, so
+    # nothing more is reserved (see store/lua/commit.lua).
+    replay: bool = False
 
 
 @dataclass(frozen=True)

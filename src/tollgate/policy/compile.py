@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic_core import to_jsonable_python
 
 from tollgate.money import parse_usd
-from tollgate.policy.grant import Grant
+from tollgate.policy.grant import Grant, LoopBreaker
 from tollgate.policy.spend_policy import SpendPolicySpec, Vendor
 from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.vendors.resend import prices as resend_prices
@@ -27,7 +27,7 @@ def compile_grant(
     credential_fingerprint: str,
 ) -> Grant:
     expires_at, expired_by = _earliest(key.expires_at, "VaultKey", policy.expires_at, "SpendPolicy")
-    body = {
+    body: dict[str, object] = {
         "key_id": key_id,
         "policy_id": policy_id,
         "vendor": policy.vendor.value,
@@ -48,6 +48,8 @@ def compile_grant(
         "expired_by": expired_by,
         "suspended": key.suspended,
     }
+    if policy.loop_breaker is not None:  # only when set, so grants without one keep their version
+        body["loop_breaker"] = _loop_breaker(policy)
     # The version names what the key may do, not the ciphertext (which changes on every seal).
     versioned = {k: v for k, v in body.items() if k != "credential"}
     digest = hashlib.sha256(json.dumps(to_jsonable_python(versioned), sort_keys=True).encode()).hexdigest()[
@@ -77,6 +79,13 @@ def unit_prices(policy: SpendPolicySpec) -> dict[str, dict[str, int | None]]:
             usd = resend_prices.DEFAULT_EMAIL_USD
         return {resend_prices.EMAIL: {"": parse_usd(usd)}}
     return {}  # Stripe: every amount is in the request or the objects it names
+
+
+def _loop_breaker(policy: SpendPolicySpec) -> LoopBreaker | None:
+    lb = policy.loop_breaker
+    if lb is None:
+        return None
+    return LoopBreaker(calls=lb.calls, window_ms=lb.window_ms, endpoints=lb.endpoints)
 
 
 def _earliest(

@@ -17,6 +17,17 @@ from tollgate.policy.spend_policy import Mode
 GRANT_SCHEMA = 1
 
 
+class LoopBreaker(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls: int
+    window_ms: int
+    endpoints: list[EndpointPattern] | None = None  # None: every money-moving call counts
+
+    def counts(self, method: str, path: str) -> bool:
+        return self.endpoints is None or any(p.matches(method, path) for p in self.endpoints)
+
+
 class Grant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,6 +52,7 @@ class Grant(BaseModel):
     # unit ("sms_segment", "email", …) → destination prefix ("+1", "+44", "" for any) → micro-USD per unit;
     # None marks a prefix deliberately left unpriced (a call there is refused, not priced by a shorter prefix).
     prices: dict[str, dict[str, int | None]] = {}
+    loop_breaker: LoopBreaker | None = None  # defaulted so grants stored before it existed still load
     time_zone: str
     expires_at: datetime | None  # the earlier of the key's and the policy's
     expired_by: str | None  # "VaultKey" or "SpendPolicy": whose expiry applies

@@ -24,6 +24,7 @@ _STRIPE_CUSTOMER = re.compile(r"^cus_[A-Za-z0-9]+$")
 _TWILIO_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
 # An E.164 number, or any leading part of one: "+1", "+1415", "+14155550100".
 _PHONE_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
+_DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -126,6 +127,38 @@ class PriceSpec(Spec):
         return self
 
 
+class LoopBreakerSpec(Spec):
+    """At most `calls` money-moving calls per rolling `per` window, per vault key, whatever they cost:
+    an agent stuck in a loop is stopped long before the daily cap (rule 8, answered with 429)."""
+
+    calls: int = Field(ge=1, le=100_000, description="Most money-moving calls allowed in any rolling window.")
+    per: str = Field(
+        pattern=r"^[1-9][0-9]*(s|m|h)$",
+        description="The window: seconds, minutes or hours, e.g. '60s', '1m', '1h' (at most 24h)."
+    )
+    endpoints: list[EndpointPattern] | None = Field(
+        default=None,
+        description="Count only calls to these endpoints (e.g. ['POST /v1/refunds']); every money-moving call "
+        "when omitted.",
+    )
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, v: str) -> str:
+        m = _DURATION.match(v)
+        if not m:
+            raise ValueError(f"{v!r} is not a duration like '60s', '1m' or '1h'")
+        if int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] > 24 * 3600:
+            raise ValueError(f"{v!r} is longer than 24h; the daily cap covers longer spans")
+        return v
+
+    @property
+    def window_ms(self) -> int:
+        m = _DURATION.match(self.per)
+        assert m is not None
+        return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] * 1000
+
+
 # Fields that mean something for some vendors only; set on any other vendor's policy they are an error,
 # never silently ignored (a `customers` scope on an SMS policy would look like a limit and be none).
 _APPLIES_TO: dict[str, tuple[Vendor, ...]] = {
@@ -182,6 +215,11 @@ class SpendPolicySpec(Spec):
     )
     params: list[ParamRule] = Field(
         default_factory=list, description="Parameter rules every matching call must satisfy."
+    )
+    loop_breaker: LoopBreakerSpec | None = Field(
+        default=None,
+        description="Most money-moving calls per rolling window (e.g. {calls: 20, per: 1m}), apart from the "
+        "dollar cap; none when omitted.",
     )
     currencies: list[CurrencySpec] = Field(
         default_factory=_default_currencies,

@@ -13,6 +13,9 @@ class CommitStatus(Enum):
     COMMITTED = 1  # the grant is current and the cost (if any) is reserved
     OVER_CAP = 0  # the grant is current but the cost does not fit under the cap
     STALE = -1  # the grant changed or was revoked since it was read: decide again
+    REPLAY = 2  # a retry of a call already counted under the same idempotency key: nothing reserved
+    LOOP_BREAKER = 3  # the key made its most counted calls in the window: retry_after_ms says when
+    KEY_REUSED = 4  # the idempotency key was first used with other parameters
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,24 @@ class Commit:
     status: CommitStatus
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
     reservation_id: str | None
+    retry_after_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What commit.lua checks besides the cap, for one call.
+
+    `fingerprint` (with `idempotency_key`) identifies the request behind an idempotency key, so a retry
+    is recognised and a reuse with other parameters refused; `breaker_calls` > 0 applies the loop
+    breaker over `breaker_window_ms`."""
+
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+    breaker_calls: int = 0
+    breaker_window_ms: int = 0
+
+
+NO_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -45,8 +66,11 @@ class Store(Protocol):
         rule: str = "tollgate_allowed",
         decision_id: str = "",
         at_ms: int = 0,
+        limits: Limits = NO_LIMITS,
     ) -> Commit: ...
-    async def release(self, key_id: str, vendor: str, day: str, reservation_id: str) -> int: ...
+    async def release(
+        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+    ) -> int: ...
     async def settle(
         self, key_id: str, vendor: str, day: str, reservation_id: str, actual_micro_usd: int
     ) -> int: ...

@@ -9,6 +9,10 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:spend:<vendor>:<day>  → integer micro-USD reserved that day  TTL: 2 days
   tg:{vk:<key_id>}:resv:<reservation>    → integer micro-USD of one reservation TTL: 2 days
   tg:{vk:<key_id>}:last                  → hash: rule, decision_id, at_ms        for status
+  tg:{vk:<key_id>}:idem:<sha256(key)>    → hash: fp, rid, replays (one Idempotency-Key's first call)
+                                                                                TTL: 24 h, the vendor's window
+  tg:{vk:<key_id>}:calls                 → sorted set: one member per counted call, score = ms
+                                           (the loop breaker's rolling window)  TTL: the window
   tg:grants                              → set of key ids with a grant          for resync / listing
   tg:alert:<dedup>                       → 1 while an alert is not to be repeated TTL: the dedup window
 
@@ -18,6 +22,8 @@ Vault tokens are never stored, only their SHA-256. Vendor keys are stored only s
 """
 
 from __future__ import annotations
+
+import hashlib
 
 PREFIX = "tg:"
 
@@ -48,6 +54,15 @@ def reservation(key_id: str, reservation_id: str) -> str:
 
 def last_decision(key_id: str) -> str:
     return f"{_tag(key_id)}:last"
+
+
+def idempotency(key_id: str, idempotency_key: str) -> str:
+    # Hashed: the key is the agent's free text (up to 255 characters at Stripe).
+    return f"{_tag(key_id)}:idem:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}"
+
+
+def calls(key_id: str) -> str:
+    return f"{_tag(key_id)}:calls"
 
 
 def alert(dedup: str) -> str:

@@ -13,12 +13,14 @@ from redis.exceptions import RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import Commit, CommitStatus, LastDecision
+from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, Limits
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
 DAY_TTL_S = 2 * 24 * 3600
 RETIRED_TOKEN_TTL_S = 7 * 24 * 3600
+# Stripe prunes idempotency keys after at least 24 h; a retry later than that is a new call there too.
+IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 def _script(name: str) -> str:
@@ -71,31 +73,50 @@ class RedisStore:
         rule: str = "tollgate_allowed",
         decision_id: str = "",
         at_ms: int = 0,
+        limits: Limits = NO_LIMITS,
     ) -> Commit:
-        """Check the grant is still at `version` and reserve the amount, atomically (commit.lua);
-        also records the decision as the key's last one."""
+        """Check the grant is still at `version`, recognise a retry, apply the loop breaker and reserve
+        the amount, atomically (commit.lua); also records the decision as the key's last one."""
         rid = secrets.token_hex(8)
-        status, spent = await self._do(
+        idem = limits.idempotency_key
+        status, spent, retry_after_ms = await self._do(
             lambda: self._commit(
                 keys=[
                     keys.version(key_id),
                     keys.spend(key_id, vendor, day),
                     keys.reservation(key_id, rid),
                     keys.last_decision(key_id),
+                    keys.idempotency(key_id, idem or ""),
+                    keys.calls(key_id),
                 ],
-                args=[version, amount_micro_usd, cap_micro_usd, DAY_TTL_S, rule, decision_id, at_ms],
+                args=[
+                    version,
+                    amount_micro_usd,
+                    cap_micro_usd,
+                    DAY_TTL_S,
+                    rule,
+                    decision_id,
+                    at_ms,
+                    limits.fingerprint if idem else "",
+                    IDEMPOTENCY_TTL_S,
+                    limits.breaker_calls,
+                    limits.breaker_window_ms,
+                    rid,
+                ],
             )
         )
         st = CommitStatus(int(status))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
-        return Commit(st, int(spent), rid if reserved else None)
+        return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms))
 
-    async def release(self, key_id: str, vendor: str, day: str, reservation_id: str) -> int:
-        n = await self._do(
-            lambda: self._release(
-                keys=[keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
-            )
-        )
+    async def release(
+        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+    ) -> int:
+        """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua)."""
+        ks = [keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
+        if idempotency_key:
+            ks.append(keys.idempotency(key_id, idempotency_key))
+        n = await self._do(lambda: self._release(keys=ks, args=[reservation_id]))
         return int(n)
 
     async def settle(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tollgate.money import Money
 from tollgate.policy.rules import ParamValue
@@ -158,4 +158,14 @@ class Vendor(Protocol):
 
     def deny(self, denial: Denial) -> Rendered:
         """The denial in this vendor's own error format, so its SDK raises its usual exception."""
+        ...
+
+
+@runtime_checkable
+class Idempotent(Protocol):
+    """A vendor that runs a request at most once per idempotency key and replays its first result to
+    retries (Stripe: the `Idempotency-Key` header, 24 h). Tollgate then counts a retry only once."""
+
+    def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
+        """The key the vendor will deduplicate this request by; None when it will not."""
         ...

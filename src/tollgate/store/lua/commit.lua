@@ -1,34 +1,77 @@
 -- Commit a decision made from a cached grant: in one atomic step, check that the grant it was made
--- from is still current, and reserve its cost against the daily cap. Two calls can never both pass
--- when only one fits, and a call decided on a revoked or changed grant never passes.
+-- from is still current, recognise a retry of an idempotent call already counted, apply the loop
+-- breaker, and reserve the cost against the daily cap. Two calls can never both pass when only one
+-- fits, a retry is never counted twice, and a call decided on a revoked or changed grant never passes.
 -- KEYS[1] grant version   tg:{vk:<id>}:version
 -- KEYS[2] spend counter   tg:{vk:<id>}:spend:<vendor>:<day>
 -- KEYS[3] reservation     tg:{vk:<id>}:resv:<reservation id>
+-- KEYS[4] last decision   tg:{vk:<id>}:last   (hash: rule, decision_id, at_ms; for the resource's status)
+-- KEYS[5] idempotency     tg:{vk:<id>}:idem:<digest>  (hash: fp, rid, replays)
+-- KEYS[6] loop breaker    tg:{vk:<id>}:calls  (sorted set of counted calls, score = ms)
 -- ARGV[1] expected grant version
--- ARGV[2] amount (micro-USD, integer ≥ 0; 0 reserves nothing)
+-- ARGV[2] amount (micro-USD, integer ≥ 0; 0 reserves nothing, counts nothing)
 -- ARGV[3] cap (micro-USD, integer ≥ 0)
 -- ARGV[4] TTL of counter and reservation, seconds
--- KEYS[4] last decision   tg:{vk:<id>}:last   (hash: rule, decision_id, at_ms; for the resource's status)
 -- ARGV[5] rule of the decision, ARGV[6] decision id, ARGV[7] time in ms
--- Returns {1, spent_after} committed, {0, spent_now} over the cap, {-1, 0} the grant changed or is gone.
+-- ARGV[8] request fingerprint ('' when the call carries no idempotency key), ARGV[9] its TTL, seconds
+-- ARGV[10] loop breaker: most calls per window (0: none applies), ARGV[11] window, ms
+-- ARGV[12] reservation id
+-- Returns {status, spent, retry_after_ms}: 1 committed, 0 over the cap, -1 the grant changed or is
+-- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
+-- 4 idempotency key reused with other parameters.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {-1, 0}
+  return {-1, 0, 0}
 end
 local amount = tonumber(ARGV[2])
 local spent = tonumber(redis.call('GET', KEYS[2]) or '0')
+local now = tonumber(ARGV[7])
 local function last(rule)
   redis.call('HSET', KEYS[4], 'rule', rule, 'decision_id', ARGV[6], 'at_ms', ARGV[7])
 end
 if amount == 0 then
   last(ARGV[5])
-  return {1, spent}
+  return {1, spent, 0}
+end
+local fp = ARGV[8]
+if fp ~= '' then
+  -- The first call with this key is counted (pending or done): the vendor runs a key at most once,
+  -- so a retry moves no more money. Its reservation is kept even if the first attempt fails, since
+  -- the retry may be the one that carried it (release.lua).
+  local seen = redis.call('HGET', KEYS[5], 'fp')
+  if seen then
+    if seen ~= fp then
+      last('tollgate_idempotency_key_reused')
+      return {4, spent, 0}
+    end
+    redis.call('HINCRBY', KEYS[5], 'replays', 1)
+    last(ARGV[5])
+    return {2, spent, 0}
+  end
+end
+local limit = tonumber(ARGV[10])
+local window = tonumber(ARGV[11])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[6]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+    last('tollgate_loop_breaker')
+    return {3, spent, math.max(1, tonumber(oldest[2]) + window - now)}
+  end
 end
 if spent + amount > tonumber(ARGV[3]) then
   last('tollgate_cap_exceeded')
-  return {0, spent}
+  return {0, spent, 0}
 end
 local after = redis.call('INCRBY', KEYS[2], amount)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+if limit > 0 then
+  redis.call('ZADD', KEYS[6], now, ARGV[12])
+  redis.call('PEXPIRE', KEYS[6], window)
+end
+if fp ~= '' then
+  redis.call('HSET', KEYS[5], 'fp', fp, 'rid', ARGV[12], 'replays', 0)
+  redis.call('EXPIRE', KEYS[5], ARGV[9])
+end
 last(ARGV[5])
-return {1, after}
+return {1, after, 0}

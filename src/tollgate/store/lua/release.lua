@@ -1,6 +1,16 @@
 -- Give a reservation back (the vendor refused the call or never answered). Idempotent.
--- KEYS[1] spend counter, KEYS[2] reservation.
--- Returns the amount released (0 when the reservation was already settled or released).
+-- KEYS[1] spend counter, KEYS[2] reservation, KEYS[3] (optional) the idempotency record of the call.
+-- ARGV[1] (optional) the reservation id.
+-- A call with an idempotency key: its record goes too, so a later retry is counted again (the vendor
+-- did not run it) — unless a retry already passed on the strength of it while it was pending: that
+-- retry may have been the attempt the vendor ran, so the reservation is kept (counted once, never lost).
+-- Returns the amount released (0 when the reservation was already settled, released or kept).
+if KEYS[3] and redis.call('HGET', KEYS[3], 'rid') == ARGV[1] then
+  if tonumber(redis.call('HGET', KEYS[3], 'replays') or '0') > 0 then
+    return 0
+  end
+  redis.call('DEL', KEYS[3])
+end
 local amount = tonumber(redis.call('GET', KEYS[2]) or '0')
 if amount > 0 then
   redis.call('DECRBY', KEYS[1], amount)

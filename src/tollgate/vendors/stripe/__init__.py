@@ -87,5 +87,10 @@ class StripeVendor:
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
 
+    def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
+        # v1 honours the header on POST (stripe-python sends one on every POST, the same on its retries).
+        key = headers.get("idempotency-key", "").strip()
+        return key if method == "POST" and key else None
+
 
 STRIPE = StripeVendor()

@@ -2,7 +2,9 @@
 
 stripe-python picks the exception from the status (401 AuthenticationError, 402 CardError,
 403 PermissionError, 404/400 InvalidRequestError, 429 RateLimitError, 5xx APIError) and obeys
-`Stripe-Should-Retry` above its own retry rules, so every denial says plainly whether to retry.
+`Stripe-Should-Retry` above its own retry rules, so every denial says plainly whether to retry. The
+loop breaker's 429 (RateLimitError) says false too, so an SDK configured to retry does not storm; its
+`Retry-After` header and message say when trying again can succeed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from tollgate.vendors.base import Denial, Rendered
 
 def render(denial: Denial) -> Rendered:
     error: dict[str, object] = {
-        "type": "api_error" if denial.status >= 500 else "invalid_request_error",
+        "type": _type(denial),
         "code": denial.code,
         "message": denial.message,
     }
@@ -24,3 +26,12 @@ def render(denial: Denial) -> Rendered:
         **denial.headers,
     }
     return Rendered(denial.status, headers, json.dumps({"error": error}).encode())
+
+
+def _type(denial: Denial) -> str:
+    if denial.status >= 500:
+        return "api_error"
+    # stripe-python raises IdempotencyError for this type, as for Stripe's own refusal of a reused key.
+    if denial.code == "tollgate_idempotency_key_reused":
+        return "idempotency_error"
+    return "invalid_request_error"
