@@ -143,6 +143,7 @@ def test_a_recipient_outside_the_policy_is_refused_with_403(
     with pytest.raises(TwilioRestException) as raised:
         send(client, to="+12125550100")
     assert (raised.value.status, raised.value.code) == (403, 20403)
+    assert raised.value.details == {"tollgate_rule": "tollgate_recipient_out_of_scope"}
     assert upstream.requests == []
 
 

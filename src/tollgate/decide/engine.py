@@ -284,9 +284,8 @@ def _customer_scope(g: Grant, facts: Facts) -> Deny | None:
 def _recipient_scope(g: Grant, facts: Facts) -> Deny | None:
     outside = sorted(r for r in facts.recipients if not g.allows_recipient(r))
     if outside:
-        # Until decide/rules.py has its own code for recipients, rule 6 answers with the customer one.
         return Deny(
-            Rule.CUSTOMER_OUT_OF_SCOPE,
+            Rule.RECIPIENT_OUT_OF_SCOPE,
             f"Recipient {outside[0]} is outside the scope of SpendPolicy {g.policy_id} "
             f"(spec.recipients: {', '.join(g.recipients or ())}).",
             "recipients",

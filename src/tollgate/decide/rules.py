@@ -21,6 +21,7 @@ class Rule(StrEnum):
     ACCOUNT_NOT_ALLOWED = "tollgate_account_not_allowed"
     PARAM_RULE_BROKEN = "tollgate_param_rule_broken"
     CUSTOMER_OUT_OF_SCOPE = "tollgate_customer_out_of_scope"
+    RECIPIENT_OUT_OF_SCOPE = "tollgate_recipient_out_of_scope"
     CURRENCY_NOT_ALLOWED = "tollgate_currency_not_allowed"
     LOOP_BREAKER = "tollgate_loop_breaker"
     IDEMPOTENCY_KEY_REUSED = "tollgate_idempotency_key_reused"
@@ -54,6 +55,7 @@ STATUS: dict[Rule, int] = {
     Rule.ACCOUNT_NOT_ALLOWED: 403,
     Rule.PARAM_RULE_BROKEN: 403,
     Rule.CUSTOMER_OUT_OF_SCOPE: 403,
+    Rule.RECIPIENT_OUT_OF_SCOPE: 403,
     Rule.CURRENCY_NOT_ALLOWED: 403,
     Rule.LOOP_BREAKER: 429,
     Rule.IDEMPOTENCY_KEY_REUSED: 400,
