@@ -1,0 +1,64 @@
+"""Benchmark: what the idempotency check and the loop breaker add to commit.lua. Prints figures; not a test.
+
+Starts redis-server and times sequential commits (one Redis round trip each) three ways: the cap alone,
+with an Idempotency-Key (a new key per call, as stripe-python sends), and with both and a loop breaker.
+
+    python bench/commit_limits.py [--calls 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.builders import grant
+
+from tollgate.local.processes import start_redis
+from tollgate.store.base import NO_LIMITS, Limits
+from tollgate.store.redis import RedisStore
+
+
+async def run(url: str, calls: int) -> None:
+    store = RedisStore.from_url(url)
+    g = grant()
+    await store.put_grant(g)
+    cases = {
+        "cap only": lambda i: NO_LIMITS,
+        "+ idempotency key": lambda i: Limits(idempotency_key=f"ik_{i}", fingerprint="fp"),
+        "+ idempotency key + loop breaker": lambda i: Limits(
+            idempotency_key=f"ik_lb_{i}", fingerprint="fp", breaker_calls=10**6, breaker_window_ms=60_000
+        ),
+    }
+    for name, limits in cases.items():
+        times = []
+        for i in range(calls):
+            t = time.perf_counter()
+            await store.commit(g.key_id, g.version, "stripe", "bench", 1, 10**15, at_ms=i, limits=limits(i))
+            times.append(time.perf_counter() - t)
+        times.sort()
+        p50, p99 = statistics.median(times), times[int(len(times) * 0.99)]
+        print(f"{name:34s} p50 {p50 * 1e3:.3f} ms   p99 {p99 * 1e3:.3f} ms")
+    await store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=5000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_redis(workdir=Path(tmp))
+        try:
+            asyncio.run(run(proc.url, args.calls))
+        finally:
+            proc.stop()
+
+
+if __name__ == "__main__":
+    main()
