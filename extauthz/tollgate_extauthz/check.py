@@ -171,7 +171,7 @@ class Checker:
     async def _decide(
         self, did: str, subject: Subject, vendor: Vendor
     ) -> Decision | tuple[Allow | Deny, Facts | None]:
-        """Rules 1–8, reading vendor objects when the vendor module needs them. A Decision is final
+        """Rules 1–7, reading vendor objects when the vendor module needs them. A Decision is final
         (no grant to commit against); a (verdict, facts) pair still has to be committed."""
         grant, call, endpoint = subject.grant, subject.call, subject.endpoint
         verdict = engine.decide(subject)
