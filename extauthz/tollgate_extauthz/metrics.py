@@ -21,6 +21,10 @@ class Metrics:
             "tollgate_shadow_denials", "Calls a shadow-mode policy let through that enforcement would deny.",
             ["vendor", "rule"], registry=self.registry,
         )  # fmt: skip
+        self.replays = Counter(
+            "tollgate_replays", "Retries under an idempotency key already counted: allowed, nothing reserved.",
+            ["vendor"], registry=self.registry,
+        )  # fmt: skip
         self.check_seconds = Histogram(
             "tollgate_check_duration_seconds", "Time to answer one Check, by vendor.", ["vendor"],
             buckets=(0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),

@@ -53,6 +53,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
                 self._metrics.reserved.labels(vendor).inc(v.cost_micro_usd)
             if v.shadow_denial is not None:
                 self._metrics.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
+            if v.replay:
+                self._metrics.replays.labels(vendor).inc()
         # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
         log.log(
             logging.DEBUG if decision.allowed else logging.INFO,

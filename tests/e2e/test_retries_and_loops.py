@@ -13,6 +13,7 @@ import pytest
 import stripe
 from tests.e2e.conftest import Deploy
 from tests.e2e.test_audit_trail import eventually, rows
+from tests.e2e.test_metrics import scrape
 from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
 
 from tollgate.local.gateway import LocalGateway
@@ -50,6 +51,18 @@ def test_a_retry_with_the_same_idempotency_key_is_counted_once_and_audited_as_a_
     assert (first["cost_micro_usd"], first["replay"], first["settlement"]) == (15_000_000, None, "settled")
     assert (retry["decision"], retry["cost_micro_usd"], retry["replay"]) == ("allow", 0, True)
     assert retry["reservation_id"] is None and retry["settlement"] is None
+
+
+def test_replays_are_counted_in_the_metrics(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    key = ("tollgate_replays_total", (("vendor", "stripe"),))
+    before = scrape(gateway).get(key, 0.0)
+    agent = deploy({"dailyCapUsd": "50", "allow": REFUNDS})
+    ch = charge(direct, 5000)
+    for _ in range(3):
+        agent.v1.refunds.create(params={"charge": ch.id, "amount": 100}, options={"idempotency_key": "ik-m"})
+    assert scrape(gateway).get(key, 0.0) - before == 2
 
 
 def test_a_reused_key_with_other_parameters_is_an_idempotency_error(
