@@ -7,7 +7,11 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_VENDOR_URLS = {"stripe": "https://api.stripe.com"}
+DEFAULT_VENDOR_URLS = {
+    "stripe": "https://api.stripe.com",
+    "twilio": "https://api.twilio.com",
+    "resend": "https://api.resend.com",
+}
 
 
 class RedisSettings(BaseModel):
