@@ -1,0 +1,119 @@
+"""Resend at the seam: where the vault token is, how bodies are read, what goes upstream, and denials
+resend-python turns into its usual exceptions."""
+
+import json
+
+import pytest
+from resend.exceptions import (
+    InvalidApiKeyError,
+    RateLimitError,
+    ResendError,
+    ValidationError,
+    raise_for_code_and_type,
+)
+
+from tollgate.vendors.base import Denial
+from tollgate.vendors.form import Ambiguous
+from tollgate.vendors.resend import RESEND
+
+
+@pytest.mark.parametrize(
+    ("authorization", "token"),
+    [
+        pytest.param("Bearer tgk_abc", "tgk_abc", id="the bearer token is the vault token"),
+        pytest.param("bearer  tgk_abc ", "tgk_abc", id="the scheme is case-insensitive"),
+        pytest.param("Bearer ", None, id="an empty bearer is no token"),
+        pytest.param("Basic dGdrOmFiYw==", None, id="Resend takes no Basic auth"),
+        pytest.param("", None, id="no header is no token"),
+    ],
+)
+def test_vault_token_is_the_bearer_token(authorization: str, token: str | None) -> None:
+    assert RESEND.vault_token({"authorization": authorization}) == token
+
+
+def test_json_bodies_flatten_to_the_names_rules_use() -> None:
+    body = b'{"from": "a@x.com", "to": ["b@y.com"], "tags": [{"name": "k", "value": "v"}], "headers": {"X-Id": 1}}'
+    assert RESEND.parse_params("application/json; charset=utf-8", body, "") == {
+        "from": "a@x.com",
+        "to": ["b@y.com"],
+        "tags[0][name]": "k",
+        "tags[0][value]": "v",
+        "headers[X-Id]": "1",
+    }
+
+
+def test_a_batch_collects_each_name_across_its_emails() -> None:
+    body = b'[{"from": "a@x.com", "to": "b@y.com"}, {"from": "c@x.com", "to": ["d@y.com", "e@y.com"]}]'
+    params = RESEND.parse_params("application/json", body, "")
+    assert params["to"] == ["b@y.com", "d@y.com", "e@y.com"]
+    assert params["from"] == ["a@x.com", "c@x.com"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "query", "words"),
+    [
+        pytest.param("application/json", b'{"to": "a@x.com", "to": "b@y.com"}', "", "more than once",
+                     id="a key twice in one object"),
+        pytest.param("application/json", b'{"to": "a@x.com"}', "to=b@y.com", "both",
+                     id="a key in body and query"),
+        pytest.param("application/x-www-form-urlencoded", b"to=a@x.com", "", "JSON", id="a form body"),
+        pytest.param("application/json", b"{not json", "", "not valid JSON", id="broken JSON"),
+        pytest.param("application/json", b'["a@x.com"]', "", "list of objects", id="a list of strings"),
+    ],
+)  # fmt: skip
+def test_bodies_that_could_be_read_two_ways_are_refused(
+    content_type: str, body: bytes, query: str, words: str
+) -> None:
+    with pytest.raises(Ambiguous, match=words):
+        RESEND.parse_params(content_type, body, query)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name", "pricing"),
+    [
+        pytest.param("POST", "/emails", "emails.send", "email", id="send"),
+        pytest.param("POST", "/emails/batch", "emails.batch", "email", id="send a batch"),
+        pytest.param("GET", "/emails/4ef9a417-02e9", "emails.get", "free", id="read one"),
+        pytest.param("POST", "/emails/4ef9a417-02e9/cancel", "emails.cancel", "free", id="cancel"),
+        pytest.param("POST", "/broadcasts", "unknown.write", "unpriced", id="an unknown write"),
+        pytest.param("GET", "/domains", "unknown.read", "free", id="an unknown read"),
+    ],
+)
+def test_routes_match(method: str, path: str, name: str, pricing: str) -> None:
+    ep = RESEND.match(method, path)
+    assert (ep.name, ep.pricing) == (name, pricing)
+    assert RESEND.accounts(ep, {}, {}) == frozenset()  # one key is one Resend account
+
+
+def test_upstream_gets_the_real_key_as_bearer() -> None:
+    assert RESEND.upstream_headers("re_real", {"authorization": "Bearer tgk_x"}) == {
+        "authorization": "Bearer re_real"
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "sdk_status", "name", "exception"),
+    [
+        pytest.param(401, 403, "invalid_api_key", InvalidApiKeyError, id="an unknown or revoked key"),
+        pytest.param(402, 429, "daily_quota_exceeded", RateLimitError, id="the cap is Resend's daily quota"),
+        pytest.param(403, 403, "validation_error", ResendError, id="refused by the policy"),
+        pytest.param(400, 400, "validation_error", ValidationError, id="an unreadable request"),
+        pytest.param(429, 429, "rate_limit_exceeded", RateLimitError, id="the loop breaker"),
+        pytest.param(503, 503, "application_error", ResendError, id="Tollgate unavailable"),
+    ],
+)
+def test_denials_become_resend_exceptions(
+    status: int, sdk_status: int, name: str, exception: type[ResendError]
+) -> None:
+    rendered = RESEND.deny(
+        Denial("tollgate_rule_x", status, "Daily spend cap reached", headers={"x-tollgate-rule": "x"})
+    )
+    assert rendered.status == sdk_status
+    assert rendered.headers["content-type"] == "application/json"
+    body = json.loads(rendered.body)
+    assert body == {"statusCode": sdk_status, "name": name, "message": "Daily spend cap reached"}
+    with pytest.raises(exception) as raised:
+        raise_for_code_and_type(body["statusCode"], body["name"], body["message"], rendered.headers)
+    assert type(raised.value) is exception
+    assert raised.value.message == "Daily spend cap reached"
+    assert raised.value.headers == rendered.headers
