@@ -56,7 +56,7 @@ def test_each_example_is_admitted_by_the_crd_schema(where: str, doc: dict[str, A
     assert admission_errors(doc["kind"], doc["spec"]) == []
 
 
-@pytest.mark.parametrize("folder", ["local", "roles"])
+@pytest.mark.parametrize("folder", ["local", "roles", "messaging"])
 def test_each_example_folder_loads_through_the_models(folder: str) -> None:
     manifests = load_path(EXAMPLES / folder)  # raises InvalidManifests naming the field
     assert manifests.policies and manifests.keys
