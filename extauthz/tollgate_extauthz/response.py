@@ -19,6 +19,7 @@ from tollgate.vendors.stripe.errors import render as render_stripe_like
 from tollgate_extauthz.check import Decision
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_WHOM_SHOWN = 10  # customers or recipients named in one audit row
 
 
 def to_response(decision: Decision, call: Call, vendor: Vendor | None) -> external_auth_pb2.CheckResponse:
@@ -104,8 +105,8 @@ def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
         )
     if d.endpoint is not None:
         fields["endpoint"] = d.endpoint.name
-    if d.facts is not None and d.facts.customers:
-        fields["customer"] = ",".join(sorted(d.facts.customers))
+    if d.facts is not None and (d.facts.customers or d.facts.recipients):
+        fields["customer"] = _whom(d.facts.customers or d.facts.recipients)
     if d.facts is not None and d.facts.cost is not None:
         fields.update(amount_minor=d.facts.cost.amount, currency=d.facts.cost.currency)
     if d.reservation_id:
@@ -113,6 +114,15 @@ def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
     if d.spent_micro_usd is not None:
         fields["spent_micro_usd"] = d.spent_micro_usd
     return _struct(fields)
+
+
+def _whom(who: frozenset[str]) -> str:
+    """The audit's customer column: Stripe customers, or the numbers and addresses a message goes to
+    (Twilio, Resend). A batch can name thousands of recipients: the column keeps the first few and a
+    count, so one access-log line stays small; the policy already checked every one of them."""
+    names = sorted(who)
+    shown = ",".join(names[:_WHOM_SHOWN])
+    return shown if len(names) <= _WHOM_SHOWN else f"{shown} (+{len(names) - _WHOM_SHOWN} more)"
 
 
 def _call_fields(call: Call) -> dict[str, Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from envoy.service.auth.v3 import external_auth_pb2
 from google.rpc import code_pb2
 from tests.builders import VENDOR_KEY, grant
 
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors.base import Facts
 from tollgate.vendors.stripe import STRIPE
 from tollgate_extauthz.check import Decision
 from tollgate_extauthz.request import to_incoming
@@ -109,3 +111,23 @@ def test_deny_answers_in_stripe_format_with_the_rule_header() -> None:
     assert headers["stripe-should-retry"] == "false"
     assert json.loads(resp.denied_response.body)["error"]["code"] == "tollgate_endpoint_not_allowed"
     assert dict(resp.dynamic_metadata)["decision"] == "deny"
+
+
+@pytest.mark.parametrize(
+    ("facts", "column"),
+    [
+        pytest.param(
+            Facts(cost=None, customers=frozenset({"cus_2", "cus_1"})), "cus_1,cus_2", id="customers"
+        ),
+        pytest.param(Facts(cost=None, recipients=frozenset({"+14155550100"})), "+14155550100", id="SMS"),
+        pytest.param(
+            Facts(cost=None, recipients=frozenset(f"u{i:02}@example.com" for i in range(12))),
+            ",".join(f"u{i:02}@example.com" for i in range(10)) + " (+2 more)",
+            id="a large batch keeps the first ten and a count",
+        ),
+    ],
+)
+def test_the_audit_customer_column_names_customers_or_recipients(facts: Facts, column: str) -> None:
+    inc = to_incoming(check_request("/stripe/v1/refunds", authorization="Bearer tgk_x"))
+    d = Decision("dec_3", Deny(Rule.RECIPIENT_OUT_OF_SCOPE, "no"), grant(), facts=facts)
+    assert dict(to_response(d, inc.call, inc.vendor).dynamic_metadata)["customer"] == column
