@@ -176,6 +176,17 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
     "currencies[].code": {"pattern": CURRENCY_PATTERN, "maxLength": 3},
     "currencies[].usdRate": {"pattern": USD_RATE_PATTERN},
     "timeZone": {"pattern": TIME_ZONE_PATTERN},
+    # `per` is a Go duration as CEL reads it ('60s', '1m', '1h'); the model's pattern already keeps it one.
+    "loopBreaker": {
+        "x-kubernetes-validations": [
+            _rule(
+                "duration(self.per) <= duration('24h')",
+                "per is longer than 24h; the daily cap covers longer spans",
+                "per",
+            )
+        ]
+    },
+    "loopBreaker.endpoints[]": {"pattern": ENDPOINT_PATTERN},
 }
 
 _DNS_NAME = {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253}
