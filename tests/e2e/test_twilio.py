@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from tests.e2e.test_audit_trail import eventually, rows
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
@@ -174,3 +175,33 @@ def test_a_revoked_vault_key_is_refused_with_401(
         send(client)
     assert (raised.value.status, raised.value.details) == (401, {"tollgate_rule": "tollgate_key_revoked"})
     assert len(upstream.requests) == 1
+
+
+def test_each_twilio_call_is_one_audit_row_with_its_cost_and_recipient(
+    client: Client, gateway: LocalGateway, upstream: RecordingUpstream
+) -> None:
+    # The audit pipeline runs inside LocalGateway: Envoy's access log → SQL, spend settled on Twilio's 201.
+    # Numbers no other test uses, since the module's gateway keeps one audit database for all of them.
+    to, outside = "+14155550123", "+12125550123"
+    sent = send(client, "Tracking: " + "x" * 150, to=to)  # 160 GSM-7 characters: still one segment
+    with pytest.raises(TwilioRestException):
+        send(client, to=outside)
+
+    def twilio_rows() -> list[dict[str, Any]]:
+        found = rows(
+            gateway, "vendor = 'twilio' AND customer IN (:to, :outside)", {"to": to, "outside": outside}
+        )
+        return found if len(found) == 2 and found[0]["settlement"] == "settled" else []
+
+    ok, refused = eventually(twilio_rows)
+    assert sent.sid and (ok["decision"], ok["rule"], ok["vendor_status"]) == (
+        "allow",
+        "tollgate_allowed",
+        201,
+    )
+    assert (ok["endpoint"], ok["cost_micro_usd"], ok["customer"]) == ("messages.create", 8_300, to)
+    assert (ok["vault_key_id"], ok["policy_id"]) == ("agents/notifier", "agents/sms")
+    assert (refused["decision"], refused["rule"]) == ("deny", "tollgate_recipient_out_of_scope")
+    assert (refused["customer"], refused["cost_micro_usd"], refused["vendor_status"]) == (outside, 0, None)
+    dump = repr(rows(gateway, "1=1"))
+    assert REAL_TOKEN not in dump and "tgk_" not in dump  # the audit never holds a credential
