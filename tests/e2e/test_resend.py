@@ -165,3 +165,21 @@ def test_a_revoked_vault_key_is_refused(
     assert raised.value.headers is not None
     assert raised.value.headers["x-tollgate-rule"] == "tollgate_key_revoked"
     assert len(upstream.requests) == 1
+
+
+def test_a_retry_under_the_same_idempotency_key_is_counted_once(
+    token: str, upstream: RecordingUpstream
+) -> None:
+    # Resend sends the first and replays it to the retries, so the cap ($0.03, $0.01 an email) sees one.
+    params = {"from": SENDER, "to": "ana@example.com", "subject": "Welcome", "text": "Hello"}
+    for _ in range(4):
+        resend.Emails.send(params, {"idempotency_key": "welcome/ana"})  # type: ignore[arg-type]
+    assert [r.header("idempotency-key") for r in upstream.requests] == ["welcome/ana"] * 4
+    email(["bo@example.com", "cy@example.com"])  # $0.02 more: exactly the cap
+    with pytest.raises(RateLimitError):
+        email("di@example.com")
+    # The same key with another email is what Resend itself refuses; Tollgate refuses it up front.
+    with pytest.raises(ResendError) as raised:
+        resend.Emails.send({**params, "to": "eve@example.com"}, {"idempotency_key": "welcome/ana"})  # type: ignore[arg-type]
+    assert raised.value.headers is not None
+    assert raised.value.headers["x-tollgate-rule"] == "tollgate_idempotency_key_reused"

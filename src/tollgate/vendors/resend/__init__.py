@@ -1,7 +1,8 @@
 """Resend: everything Tollgate knows about api.resend.com (sending email), behind the Vendor seam. Pure.
 
 Resend authenticates with `Authorization: Bearer re_…`; the agent's SDK holds the vault token there, and
-the Secret the VaultKey points at holds the real `re_…` key, sent upstream in its place.
+the Secret the VaultKey points at holds the real `re_…` key, sent upstream in its place. A retry under
+the same `Idempotency-Key` is not sent twice by Resend, so it is not counted twice either.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class ResendVendor:
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
+
+    def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
+        # Resend sends an email once per `Idempotency-Key` (POST /emails and /emails/batch, 24 hours) and
+        # answers retries with the first response; other writes ignore the header, and those are unpriced.
+        key = headers.get("idempotency-key", "").strip()
+        return key if method == "POST" and key else None
 
 
 RESEND = ResendVendor()

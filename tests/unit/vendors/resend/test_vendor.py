@@ -12,7 +12,7 @@ from resend.exceptions import (
     raise_for_code_and_type,
 )
 
-from tollgate.vendors.base import Denial
+from tollgate.vendors.base import Denial, Idempotent
 from tollgate.vendors.form import Ambiguous
 from tollgate.vendors.resend import RESEND
 
@@ -117,3 +117,19 @@ def test_denials_become_resend_exceptions(
     assert type(raised.value) is exception
     assert raised.value.message == "Daily spend cap reached"
     assert raised.value.headers == rendered.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "key"),
+    [
+        pytest.param("POST", {"idempotency-key": "welcome/42"}, "welcome/42", id="a send under a key"),
+        pytest.param("POST", {"idempotency-key": "  "}, None, id="a blank key is none"),
+        pytest.param("POST", {}, None, id="no header"),
+        pytest.param("GET", {"idempotency-key": "k"}, None, id="reads are not deduplicated"),
+    ],
+)
+def test_resend_deduplicates_sends_by_idempotency_key(
+    method: str, headers: dict[str, str], key: str | None
+) -> None:
+    assert isinstance(RESEND, Idempotent)
+    assert RESEND.idempotency_key(method, headers) == key
