@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import ACCESS_LOG_FORMAT, EXTAUTHZ_FILTER, render, render_yaml
+from tollgate.settings import DEFAULT_VENDOR_URLS
 
 STRIPE = {"name": "stripe", "prefix": "/stripe", "url": "https://api.stripe.com"}
 LOCAL = {"name": "local", "prefix": "/local", "url": "http://127.0.0.1:12111"}
@@ -283,3 +284,23 @@ def test_vendor_upstream_derived_fields() -> None:
 def test_invalid_params_are_refused_with_a_clear_message(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
         params(**overrides)
+
+
+def test_every_vendor_served_by_default_gets_its_own_route_and_verified_tls_upstream() -> None:
+    # What ext_authz serves by default (DEFAULT_VENDOR_URLS) is what the gateway must route in production:
+    # each vendor at /<name>, over TLS to its own host, with the vendor named for ext_authz by the route.
+    vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in DEFAULT_VENDOR_URLS.items()]
+    config = render(params(vendors=vendors))
+    r = routes(config)
+    assert set(DEFAULT_VENDOR_URLS) == {"stripe", "twilio", "resend"}
+    for name, url in DEFAULT_VENDOR_URLS.items():
+        host = url.removeprefix("https://")
+        route = r[f"vendor_{name}"]
+        assert route["match"] == {"prefix": f"/{name}/"}
+        assert (route["route"]["cluster"], route["route"]["host_rewrite_literal"]) == (f"vendor_{name}", host)
+        extensions = route["typed_per_filter_config"][EXTAUTHZ_FILTER]["check_settings"]["context_extensions"]
+        assert extensions == {"vendor": name, "prefix": f"/{name}"}
+        tls = cluster(config, f"vendor_{name}")["transport_socket"]["typed_config"]
+        assert tls["sni"] == host
+        san = tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]
+        assert san == [{"san_type": "DNS", "matcher": {"exact": host}}]
