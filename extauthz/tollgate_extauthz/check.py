@@ -134,7 +134,7 @@ class Checker:
                 rule=verdict.rule.value if isinstance(verdict, Deny) else Rule.ALLOWED.value,
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
-                limits=_limits(grant, call, vendor, accounts) if cost else NO_LIMITS,
+                limits=_limits(grant, call, vendor, accounts, cost) if _limited(verdict) else NO_LIMITS,
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
@@ -214,11 +214,19 @@ class Checker:
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)
 
 
-def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str]) -> Limits:
-    """What commit.lua checks besides the cap, for a call that would reserve a cost."""
-    idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
+def _limited(verdict: Allow | Deny) -> bool:
+    # Only a call enforcement lets through can be a replay or take a loop-breaker slot.
+    return isinstance(verdict, Allow) and verdict.shadow_denial is None
+
+
+def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str], cost: int) -> Limits:
+    """What commit.lua checks besides the cap: retries of a call with a cost (a free one reserves
+    nothing to count twice), and the loop breaker for the calls it counts (LoopBreaker.counts)."""
+    idem = (
+        vendor.idempotency_key(call.method, call.headers) if cost and isinstance(vendor, Idempotent) else None
+    )
     lb = grant.loop_breaker
-    counted = lb is not None and lb.counts(call.method, call.path)
+    counted = lb is not None and lb.counts(call.method, call.path, cost)
     return Limits(
         idempotency_key=idem,
         fingerprint=fingerprint(call, accounts) if idem else "",

@@ -148,6 +148,26 @@ def test_the_loop_breaker_is_a_rate_limit_error_with_retry_after_and_the_sdk_doe
     assert sum(r["cost_micro_usd"] for r in got if r["settlement"] == "settled") == 3_000_000
 
 
+def test_an_endpoint_the_loop_breaker_names_counts_even_when_it_moves_no_money(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    run = "run-loop-free"
+    auths = ["POST /v1/charges", "GET /v1/charges"]
+    breaker = {"calls": 2, "per": "1m", "endpoints": ["POST /v1/charges"]}
+    agent = deploy({"dailyCapUsd": "50", "allow": auths, "loopBreaker": breaker})
+    params: Any = {"amount": 700, "currency": "usd", "source": "pm_card_visa", "capture": "false"}
+    for _ in range(2):  # authorisations only: nothing against the cap
+        agent.v1.charges.create(params=params, options=opts(run))
+    with pytest.raises(stripe.RateLimitError):
+        agent.v1.charges.create(params=params, options=opts(run))
+    agent.v1.charges.list(options=opts(run))  # not named: never counted
+
+    got = run_rows(gateway, run, 4)
+    assert [(r["decision"], r["rule"]) for r in got].count(("deny", "tollgate_loop_breaker")) == 1
+    assert sorted(r["vendor_status"] for r in got if r["decision"] == "allow") == [200, 200, 200]
+    assert all(r["cost_micro_usd"] == 0 for r in got)
+
+
 # ---- shadow mode ----------------------------------------------------------------------------------
 
 

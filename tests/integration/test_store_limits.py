@@ -173,13 +173,13 @@ async def test_the_loop_breaker_allows_n_calls_per_rolling_window_and_says_when_
     assert (again.status, again.retry_after_ms) == (CommitStatus.LOOP_BREAKER, 998)  # T0 + 1 s leaves next
 
 
-async def test_refused_free_and_replayed_calls_do_not_count(store: RedisStore) -> None:
+async def test_refused_uncounted_and_replayed_calls_do_not_count(store: RedisStore) -> None:
     await setup(store)
     lim = Limits(idempotency_key="ik_1", fingerprint="fp", breaker_calls=2, breaker_window_ms=60_000)
     assert (await commit(store, 5, lim)).status is CommitStatus.COMMITTED
     for _ in range(5):
         assert (await commit(store, 5, lim)).status is CommitStatus.REPLAY  # retries of one call
-        assert (await commit(store, 0, breaker(2))).status is CommitStatus.COMMITTED  # free reads
+        assert (await commit(store, 0, Limits())).status is CommitStatus.COMMITTED  # reads: no slot asked
         assert (await commit(store, CAP, breaker(2))).status is CommitStatus.OVER_CAP  # refused by the cap
     assert (await commit(store, 5, breaker(2))).status is CommitStatus.COMMITTED  # the second counted call
     assert (await commit(store, 5, breaker(2))).status is CommitStatus.LOOP_BREAKER
@@ -204,3 +204,26 @@ async def test_the_loop_breaker_holds_under_two_hundred_concurrent_calls(
     assert await store.spent(KEY, "stripe", DAY) == 20
     for s in stores:
         await s.close()
+
+
+async def test_a_free_call_the_breaker_counts_takes_a_slot_but_reserves_nothing_and_ignores_the_cap(
+    store: RedisStore,
+) -> None:
+    await setup(store)
+    assert (await commit(store, 10, Limits(), cap=10)).status is CommitStatus.COMMITTED  # the cap is spent
+    for i in range(2):  # e.g. `endpoints: [POST /v1/payment_intents]`, intents created unconfirmed
+        c = await commit(store, 0, breaker(2), at_ms=T0 + i, cap=10)
+        assert (c.status, c.reservation_id) == (CommitStatus.COMMITTED, None)
+    assert (await commit(store, 0, breaker(2), at_ms=T0 + 2, cap=10)).status is CommitStatus.LOOP_BREAKER
+    assert await store.spent(KEY, "stripe", DAY) == 10
+
+
+async def test_a_released_call_keeps_its_slot(store: RedisStore) -> None:
+    # The vendor refused the call, so its money comes back; a loop of refused calls is still a loop.
+    await setup(store)
+    first = await commit(store, 7, breaker(1))
+    assert first.reservation_id is not None
+    assert await store.release(KEY, "stripe", DAY, first.reservation_id) == 7
+    assert await store.spent(KEY, "stripe", DAY) == 0
+    again = await commit(store, 7, breaker(1), at_ms=T0 + 1_000)
+    assert (again.status, again.retry_after_ms) == (CommitStatus.LOOP_BREAKER, 59_000)

@@ -22,10 +22,14 @@ class LoopBreaker(BaseModel):
 
     calls: int
     window_ms: int
-    endpoints: list[EndpointPattern] | None = None  # None: every money-moving call counts
+    endpoints: list[EndpointPattern] | None = None  # None: every call with a cost counts
 
-    def counts(self, method: str, path: str) -> bool:
-        return self.endpoints is None or any(p.matches(method, path) for p in self.endpoints)
+    def counts(self, method: str, path: str, cost_micro_usd: int) -> bool:
+        """Whether an allowed call takes a slot: without `endpoints`, every call with a cost; with them,
+        every call to them, priced or free (a policy that names an endpoint wants its loops stopped)."""
+        if self.endpoints is None:
+            return cost_micro_usd > 0
+        return any(p.matches(method, path) for p in self.endpoints)
 
 
 class Grant(BaseModel):

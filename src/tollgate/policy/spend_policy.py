@@ -134,12 +134,12 @@ class LoopBreakerSpec(Spec):
     calls: int = Field(ge=1, le=100_000, description="Most money-moving calls allowed in any rolling window.")
     per: str = Field(
         pattern=r"^[1-9][0-9]*(s|m|h)$",
-        description="The window: seconds, minutes or hours, e.g. '60s', '1m', '1h' (at most 24h)."
+        description="The window: seconds, minutes or hours, e.g. '60s', '1m', '1h' (at most 24h).",
     )
     endpoints: list[EndpointPattern] | None = Field(
         default=None,
-        description="Count only calls to these endpoints (e.g. ['POST /v1/refunds']); every money-moving call "
-        "when omitted.",
+        description="Count only calls to these endpoints (e.g. ['POST /v1/refunds']), whatever they cost; "
+        "every call with a cost when omitted.",
     )
 
     @field_validator("per")

@@ -32,13 +32,20 @@ def test_bad_breakers_are_refused(breaker: dict, message: str) -> None:
         spend_policy(loopBreaker=breaker)
 
 
-def test_endpoints_narrow_what_counts() -> None:
+def test_endpoints_narrow_what_counts_and_count_free_calls_too() -> None:
     g = grant(spend_policy(loopBreaker={"calls": 2, "per": "1m", "endpoints": ["POST /v1/refunds"]}))
     assert g.loop_breaker is not None
-    assert g.loop_breaker.counts("POST", "/v1/refunds")
-    assert not g.loop_breaker.counts("POST", "/v1/charges")
+    assert g.loop_breaker.counts("POST", "/v1/refunds", 100)
+    assert g.loop_breaker.counts("POST", "/v1/refunds", 0)  # named: counted whatever it costs
+    assert not g.loop_breaker.counts("POST", "/v1/charges", 100)
+
+
+def test_without_endpoints_every_call_with_a_cost_counts_and_no_free_one() -> None:
     every = grant(spend_policy(loopBreaker={"calls": 2, "per": "1m"})).loop_breaker
-    assert every is not None and every.counts("POST", "/v1/charges")
+    assert every is not None
+    assert every.counts("POST", "/v1/charges", 1)
+    assert not every.counts("POST", "/v1/payment_intents", 0)
+    assert not every.counts("GET", "/v1/charges/ch_1", 0)
 
 
 def test_a_policy_without_a_breaker_keeps_its_grant_version() -> None:

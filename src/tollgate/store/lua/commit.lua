@@ -9,12 +9,14 @@
 -- KEYS[5] idempotency     tg:{vk:<id>}:idem:<digest>  (hash: fp, rid, replays)
 -- KEYS[6] loop breaker    tg:{vk:<id>}:calls  (sorted set of counted calls, score = ms)
 -- ARGV[1] expected grant version
--- ARGV[2] amount (micro-USD, integer ≥ 0; 0 reserves nothing, counts nothing)
+-- ARGV[2] amount (micro-USD, integer ≥ 0; 0 reserves nothing and is never over the cap)
 -- ARGV[3] cap (micro-USD, integer ≥ 0)
 -- ARGV[4] TTL of counter and reservation, seconds
 -- ARGV[5] rule of the decision, ARGV[6] decision id, ARGV[7] time in ms
 -- ARGV[8] request fingerprint ('' when the call carries no idempotency key), ARGV[9] its TTL, seconds
--- ARGV[10] loop breaker: most calls per window (0: none applies), ARGV[11] window, ms
+-- ARGV[10] loop breaker: most calls per window (0: this call takes no slot), ARGV[11] window, ms.
+--   The caller decides which calls take a slot (LoopBreaker.counts): a free one may too.
+--   A slot is never given back (release.lua leaves it): a loop of failing calls is still a loop.
 -- ARGV[12] reservation id
 -- Returns {status, spent, retry_after_ms}: 1 committed, 0 over the cap, -1 the grant changed or is
 -- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
@@ -28,7 +30,9 @@ local now = tonumber(ARGV[7])
 local function last(rule)
   redis.call('HSET', KEYS[4], 'rule', rule, 'decision_id', ARGV[6], 'at_ms', ARGV[7])
 end
-if amount == 0 then
+local limit = tonumber(ARGV[10])
+local window = tonumber(ARGV[11])
+if amount == 0 and limit == 0 then
   last(ARGV[5])
   return {1, spent, 0}
 end
@@ -48,8 +52,6 @@ if fp ~= '' then
     return {2, spent, 0}
   end
 end
-local limit = tonumber(ARGV[10])
-local window = tonumber(ARGV[11])
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
   if redis.call('ZCARD', KEYS[6]) >= limit then
@@ -58,13 +60,17 @@ if limit > 0 then
     return {3, spent, math.max(1, tonumber(oldest[2]) + window - now)}
   end
 end
-if spent + amount > tonumber(ARGV[3]) then
+-- A free call is never over the cap, even when settled costs have pushed spend past it.
+if amount > 0 and spent + amount > tonumber(ARGV[3]) then
   last('tollgate_cap_exceeded')
   return {0, spent, 0}
 end
-local after = redis.call('INCRBY', KEYS[2], amount)
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+local after = spent
+if amount > 0 then
+  after = redis.call('INCRBY', KEYS[2], amount)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+end
 if limit > 0 then
   redis.call('ZADD', KEYS[6], now, ARGV[12])
   redis.call('PEXPIRE', KEYS[6], window)

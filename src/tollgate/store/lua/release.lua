@@ -5,6 +5,7 @@
 -- did not run it) — unless a retry already passed on the strength of it while it was pending: that
 -- retry may have been the attempt the vendor ran, so the reservation is kept (counted once, never lost).
 -- Returns the amount released (0 when the reservation was already settled, released or kept).
+-- The call's loop-breaker slot (commit.lua) stays taken: a loop of calls the vendor refuses is still a loop.
 if KEYS[3] and redis.call('HGET', KEYS[3], 'rid') == ARGV[1] then
   if tonumber(redis.call('HGET', KEYS[3], 'replays') or '0') > 0 then
     return 0
