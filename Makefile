@@ -19,13 +19,13 @@ test: lint
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src extauthz tests bench
-	$(BIN)/ruff format --check src extauthz tests bench
+	$(BIN)/ruff check src extauthz operator tests bench
+	$(BIN)/ruff format --check src extauthz operator tests bench
 	$(BIN)/mypy
 
 fmt: $(BIN)/.installed
-	$(BIN)/ruff format src extauthz tests bench
-	$(BIN)/ruff check --fix src extauthz tests bench
+	$(BIN)/ruff format src extauthz operator tests bench
+	$(BIN)/ruff check --fix src extauthz operator tests bench
 
 ## Added latency and checks/s of ext_authz through a real Envoy (prints figures; not a test).
 bench: $(BIN)/.installed
