@@ -21,6 +21,7 @@ def test_picker_without_a_subcommand_picks_and_prints_everything() -> None:
     assert any(line.split() == ["Refunds:", "Write", "refund_write"] for line in r.output.splitlines())
     assert 'stripe apps grant permission "payment_intent_write"' in r.output
     assert "Blast radius: " in r.output
+    assert "no `stripe restricted_keys create` command" in " ".join(r.output.split())
     assert "! payment_intent_write + refund_write:" in r.output
     policy = yaml.safe_load(r.output.split("\n---\n", 1)[1])
     assert policy["kind"] == "SpendPolicy" and "POST /v1/invoices/*/pay" in policy["spec"]["allow"]
@@ -37,6 +38,7 @@ def test_json_and_yaml_output_carry_the_same_pick() -> None:
     as_yaml = runner.invoke(app, ["picker", "dispute-handler", "-o", "yaml"])
     assert as_json.exit_code == 0 and as_yaml.exit_code == 0, as_json.output + as_yaml.output
     data = json.loads(as_json.output)
+    assert "restricted_keys create" in data["stripe_cli_note"]
     assert data == yaml.safe_load(as_yaml.output)
     assert [p["permission"] for p in data["permissions"]] == ["charge_read", "dispute_write", "file_write"]
     assert data["blast_radius"]["score"] == sum(data["blast_radius"]["parts"].values())

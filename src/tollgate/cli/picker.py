@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -137,10 +138,9 @@ def _text(r: picker.Pick) -> str:
         flag = "  (irreversible money movement)" if p.irreversible else ""
         lines.append(f"  {p.dashboard.ljust(width)}  {p.permission}{flag}")
     lines += [
-        "  Every other resource: None. Create the key in the Dashboard: Developers → API keys → "
-        "Create restricted key.",
+        "  Every other resource: None.",
         "",
-        "For a Stripe App with restricted-key authentication:",
+        *textwrap.wrap(r.stripe_cli_note, 100),
         *(f"  {line}" for line in r.stripe_cli),
         "",
         f"Blast radius: {br.score} ({br.band})",

@@ -272,10 +272,20 @@ class PermissionLine(BaseModel):
     irreversible: bool
 
 
+# Checked against Stripe's CLI reference and API: `stripe restricted_keys create` does not exist.
+STRIPE_CLI_NOTE = (
+    "The Stripe CLI has no `stripe restricted_keys create` command and the API has no endpoint that "
+    "creates a restricted key: create it in the Dashboard (Developers → API keys → Create restricted key) "
+    "with the permissions above. The closest CLI form declares the same permissions for a Stripe App "
+    "that authenticates with a restricted key."
+)
+
+
 class Pick(BaseModel):
     use_cases: list[str]
     permissions: list[PermissionLine]
     stripe_cli: list[str]
+    stripe_cli_note: str = STRIPE_CLI_NOTE
     blast_radius: BlastRadius
     policy: dict[str, Any]
     rule_conflicts: list[str] = Field(
