@@ -25,14 +25,40 @@ def _lower_ascii(s: celtypes.StringType) -> celtypes.StringType:
 
 _CEL = celpy.Environment()
 _FUNCTIONS = {"lowerAscii": _lower_ascii}
-_FORMATS = jsonschema.FormatChecker(["date-time"])
+_FORMATS = jsonschema.FormatChecker(["date-time", "date"])
+
+
+def root_schema(kind: str) -> Schema:
+    build = {"SpendPolicy": crd.spend_policy_crd, "VaultKey": crd.vault_key_crd}[kind]
+    root: Schema = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root
 
 
 def spec_schema(kind: str) -> Schema:
-    build = {"SpendPolicy": crd.spend_policy_crd, "VaultKey": crd.vault_key_crd}[kind]
-    version = build()["spec"]["versions"][0]
-    spec: Schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec: Schema = root_schema(kind)["properties"]["spec"]
     return spec
+
+
+def status_errors(kind: str, status: Any) -> list[str]:
+    """`field.path: message` for each thing in a `.status` the API server would refuse."""
+    validator = jsonschema.Draft7Validator(
+        _nullable(root_schema(kind)["properties"]["status"]), format_checker=_FORMATS
+    )
+    return [f"{_path(['status', *e.absolute_path])}: {e.message}" for e in validator.iter_errors(status)]
+
+
+def _nullable(node: Any) -> Any:
+    # OpenAPI's `nullable: true` is JSON Schema's `null` among the types (and the enum).
+    if isinstance(node, list):
+        return [_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable"):
+        out["type"] = [node["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    return out
 
 
 def admission_errors(kind: str, spec: Any) -> list[str]:

@@ -5,8 +5,9 @@ models. Pure: models in, dicts and YAML text out; `tollgate dev gen-crds` writes
 `$ref`s inlined, `null` branches dropped, `str | int` as `x-kubernetes-int-or-string`, every node typed. What
 pydantic checks in validator code (id shapes, endpoint grammar, cross-field rules) is restated below as OpenAPI
 keywords and CEL `x-kubernetes-validations`, keyed by the field path they attach to; a path that no longer
-exists in the model makes generation fail. tests/integration/test_crd_schema.py runs the CRD schema and the
-models over the same good and bad manifests, so the two cannot drift apart unnoticed.
+exists in the model makes generation fail. tests/unit/policy/test_crd.py runs the CRD schema and the models
+over the same good and bad specs, so the two cannot drift apart unnoticed; tests/integration/test_crd_schema.py
+holds the status schema to what tollgate.reconcile.status writes.
 
 Two things Kubernetes cannot do, by design:
 - A structural schema cannot say `additionalProperties: false` beside `properties`: the API server *prunes*
