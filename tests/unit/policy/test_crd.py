@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
+from tests.support import crd_schema
 from tests.support.crd_schema import admission_errors
 from typer.testing import CliRunner
 
@@ -116,6 +117,18 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("SpendPolicy", policy(RESEND, pricePerEmailUsd="-0.1"), "spec.pricePerEmailUsd"),
     ("SpendPolicy", policy(RESEND, recipients=["+1415"]), "spec.recipients"),
     ("SpendPolicy", policy(pricePerEmailUsd="0.001"), "spec.pricePerEmailUsd"),
+    ("SpendPolicy", policy(TWILIO, customers=["cus_123"]), "spec.customers"),
+    ("SpendPolicy", policy(RESEND, currencies=[{"code": "usd"}]), "spec.currencies"),
+    ("SpendPolicy", policy(RESEND, connectedAccounts=["acct_1ABC"]), "spec.connectedAccounts"),
+    ("SpendPolicy", policy(prices=[{"prefix": "+44", "mmsUsd": "0.02"}]), "spec.prices"),
+    ("SpendPolicy", policy(RESEND, callReservationUsd="0.10"), "spec.callReservationUsd"),
+    (
+        "SpendPolicy",
+        policy(
+            TWILIO, prices=[{"prefix": "+44", "mmsUsd": "0.02"}, {"prefix": "+44", "smsSegmentUsd": "0.04"}]
+        ),
+        "spec.prices",
+    ),
     ("SpendPolicy", policy(loopBreaker={"calls": 0, "per": "1m"}), "spec.loopBreaker.calls"),
     ("SpendPolicy", policy(loopBreaker={"per": "1m"}), "spec.loopBreaker.calls"),
     ("SpendPolicy", policy(loopBreaker={"calls": 20, "per": "1 minute"}), "spec.loopBreaker.per"),
@@ -240,3 +253,19 @@ def test_the_schema_is_structural(build: Any) -> None:
             or node.get("x-kubernetes-int-or-string")
             or node.get("x-kubernetes-preserve-unknown-fields")
         ), f"{path} has no type"
+
+
+def _rules(schema: Any) -> list[dict[str, Any]]:
+    return [rule for _, node in _nodes(schema) for rule in node.get("x-kubernetes-validations", [])]
+
+
+@pytest.mark.parametrize("kind", ["SpendPolicy", "VaultKey"])
+def test_every_cel_rule_is_broken_by_some_bad_spec(kind: str) -> None:
+    # A rule no bad spec breaks is a rule nobody has seen refuse anything: add a row to BAD.
+    said = [e for k, spec, _ in BAD if k == kind for e in admission_errors(k, spec)]
+    unbroken = [
+        r["rule"]
+        for r in _rules(crd_schema.spec_schema(kind))
+        if not any(e.endswith(f": {r['message']}") for e in said)
+    ]
+    assert unbroken == [], "no row in BAD breaks these rules"
