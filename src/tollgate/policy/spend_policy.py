@@ -26,6 +26,11 @@ _TWILIO_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _PHONE_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
 _DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Bounds on the lists the CRD's CEL rules walk: without them the API server prices a rule over an unbounded
+# list of unbounded strings above its cost budget and refuses the CRD. Far above any real policy (an email
+# address has at most 254 characters, RFC 5321).
+MAX_LISTED = 1000
+_Listed = Annotated[str, Field(max_length=254)]
 
 
 class Spec(BaseModel):
@@ -188,14 +193,16 @@ class SpendPolicySpec(Spec):
     customers: list[str] | None = Field(
         default=None, description="Stripe only. Customers (cus_…) calls may touch; any customer when omitted."
     )
-    connected_accounts: list[str] | None = Field(
+    connected_accounts: list[_Listed] | None = Field(
         default=None,
+        max_length=MAX_LISTED,
         description="Stripe: connected accounts (acct_…) allowed in Stripe-Account or as a transfer destination; "
         "none when omitted. Twilio (required): the account SIDs (AC…) a call may name in its path — the "
         "account whose credentials the VaultKey's Secret holds, and any of its subaccounts.",
     )
-    recipients: list[str] | None = Field(
+    recipients: list[_Listed] | None = Field(
         default=None,
+        max_length=MAX_LISTED,
         description="Twilio and Resend. Who messages may go to; anyone when omitted. Twilio: E.164 numbers or "
         "prefixes ('+14155550100', '+1415'). Resend: email domains ('example.com', exact, no subdomains) or "
         "addresses ('ops@example.com'), checked for every to, cc and bcc.",

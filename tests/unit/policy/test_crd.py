@@ -3,6 +3,7 @@ same good and bad specs, each bad one named by field on both sides."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,9 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("SpendPolicy", policy(RESEND, recipients=["+1415"]), "spec.recipients"),
     ("SpendPolicy", policy(pricePerEmailUsd="0.001"), "spec.pricePerEmailUsd"),
     ("SpendPolicy", policy(TWILIO, customers=["cus_123"]), "spec.customers"),
+    ("SpendPolicy", policy(RESEND, recipients=[f"r{i}.example.com" for i in range(1001)]), "spec.recipients"),
+    ("SpendPolicy", policy(RESEND, recipients=["a" * 250 + "@example.com"]), "spec.recipients[0]"),
+    ("SpendPolicy", policy(connectedAccounts=["acct_" + "1" * 250]), "spec.connectedAccounts[0]"),
     ("SpendPolicy", policy(RESEND, currencies=[{"code": "usd"}]), "spec.currencies"),
     ("SpendPolicy", policy(RESEND, connectedAccounts=["acct_1ABC"]), "spec.connectedAccounts"),
     ("SpendPolicy", policy(prices=[{"prefix": "+44", "mmsUsd": "0.02"}]), "spec.prices"),
@@ -269,3 +273,26 @@ def test_every_cel_rule_is_broken_by_some_bad_spec(kind: str) -> None:
         if not any(e.endswith(f": {r['message']}") for e in said)
     ]
     assert unbroken == [], "no row in BAD breaks these rules"
+
+
+def _walked_lists(rule: str, node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    # `self.all(…)` walks the node itself; `self.field.all(…)` walks one of its properties.
+    out = [("self", node)] if re.search(r"self\.(all|exists|exists_one|map|filter)\(", rule) else []
+    for name in re.findall(r"self\.(\w+)\.(?:all|exists|exists_one|map|filter)\(", rule):
+        out.append((name, node["properties"][name]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["SpendPolicy", "VaultKey"])
+def test_every_list_a_cel_rule_walks_is_bounded(kind: str) -> None:
+    # The API server estimates a rule's worst-case cost from maxItems and maxLength and refuses a CRD whose
+    # rule over an unbounded list (of unbounded strings) exceeds its budget; there is no API server here.
+    for path, node in _nodes(crd_schema.spec_schema(kind)):
+        for rule in node.get("x-kubernetes-validations", []):
+            for name, walked in _walked_lists(rule["rule"], node):
+                where = f"{path or 'spec'} {name} in {rule['rule']!r}"
+                assert "maxItems" in walked, f"{where}: no maxItems"
+                items = walked["items"]
+                assert items.get("type") != "string" or "maxLength" in items, (
+                    f"{where}: items have no maxLength"
+                )
