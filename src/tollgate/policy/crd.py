@@ -503,12 +503,12 @@ def vault_key_crd() -> Schema:
         vault_key_status(),
         [
             _column("Policy", ".spec.policyRef.name", "string", "The SpendPolicy this key is held to."),
+            _column("Cap", ".status.dailyCapUsd", "string", "Daily cap, USD."),
             _column("Spent", ".status.spentTodayUsd", "string", "Spent today, USD."),
             _column("Remaining", ".status.remainingTodayUsd", "string", "Left to spend today, USD."),
             _column("Expires", ".status.expiresAt", "string", "When the key stops working."),
             _column("State", ".status.state", "string", "Ready, or why calls are refused."),
             _AGE,
-            _column("Cap", ".status.dailyCapUsd", "string", "Daily cap, USD.", priority=1),
             _column("Message", ".status.message", "string", "Why the key is in this state.", priority=1),
         ],
     )

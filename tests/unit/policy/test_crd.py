@@ -225,6 +225,7 @@ def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people
         if doc["spec"]["names"]["kind"] == "SpendPolicy"
         else {
             "Policy",
+            "Cap",
             "Spent",
             "Remaining",
             "Expires",
