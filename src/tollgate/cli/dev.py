@@ -41,5 +41,5 @@ def gen_crds(
     if stale:
         for path in stale:
             typer.echo(f"stale: {path}", err=True)
-        typer.echo("run `tollgate dev gen-crds` and commit the result", err=True)
+        typer.echo("run `tollgate dev gen-crds` in the repository root and commit the result", err=True)
         raise typer.Exit(1)

@@ -195,7 +195,7 @@ def test_the_committed_crds_are_what_the_models_generate() -> None:
         for name, text in crd.rendered().items():
             path = REPO / folder / name
             assert path.exists() and path.read_text() == text, (
-                f"{folder}/{name} is stale; run `tollgate dev gen-crds` and commit the result"
+                f"{folder}/{name} is stale; run `tollgate dev gen-crds` in the repository root and commit the result"
             )
 
 
