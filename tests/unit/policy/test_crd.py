@@ -297,3 +297,14 @@ def test_every_list_a_cel_rule_walks_is_bounded(kind: str) -> None:
                 assert items.get("type") != "string" or "maxLength" in items, (
                     f"{where}: items have no maxLength"
                 )
+
+
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+def test_every_cel_rule_is_one_the_api_server_registers(build: Any) -> None:
+    # The API server refuses a CRD whose rule message spans lines or whose fieldPath names no field.
+    root = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _nodes(root):
+        for rule in node.get("x-kubernetes-validations", []):
+            assert rule["message"].strip() and "\n" not in rule["message"], (path, rule)
+            if "fieldPath" in rule:
+                assert rule["fieldPath"].removeprefix(".") in node["properties"], (path, rule)
