@@ -1221,3 +1221,29 @@ class TestAuditSidecar:
         )
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "audit.db").exists()
+
+    def test_should_give_the_envoy_pod_only_the_redis_database_and_webhook_secrets(
+        self, chart: Chart
+    ) -> None:
+        rendered = chart.render(ALTERNATIVES["audit on postgresql, alerts to slack"])
+        spec = pod_spec(rendered.get("Deployment", name("envoy")))
+        referenced = {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for c in spec["containers"] + spec.get("initContainers", [])
+            for e in c.get("env") or []
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        referenced |= {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        # the Fernet keys that open sealed vendor keys belong to ext_authz and the operator alone
+        assert referenced == {name("redis"), "audit-db", "slack-webhook"}
+        assert name("credentials") not in yaml.safe_dump(rendered.get("Deployment", name("envoy")))
+
+    def test_should_have_no_place_for_a_vendor_key_in_values(self, chart: Chart) -> None:
+        real_key = "sk_live_51Hx0000000000000000000000000000"
+        for values in (
+            {"vendors": [{"name": "stripe", "url": "https://api.stripe.com", "apiKey": real_key}]},
+            {"audit": {"vendorKey": real_key}},
+        ):
+            error = chart.render_error(values)
+            assert "additional properties" in error.lower() or "not allowed" in error.lower(), error
+            assert real_key not in error
