@@ -12,6 +12,7 @@ from tests.integration.test_audit_sql import postgres_database
 from tests.support.tcp_proxy import TcpProxy
 from tests.unit.audit.test_record import ALLOWED, line
 
+from tollgate.audit import ingest
 from tollgate.audit.ingest import AuditPipeline, LogTail
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
 from tollgate.store.redis import RedisStore
@@ -159,3 +160,34 @@ def test_a_renamed_log_nothing_replaced_is_still_followed(tmp_path: Path) -> Non
     lines, cp = tail.read(cp)
     assert [t for t, _ in lines] == ['{"n":2}']
     assert tail.read(cp) == ([], cp)
+
+
+async def test_a_writer_that_failed_to_reopen_is_asked_again_and_no_row_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "REOPEN_RETRY_S", 0.0)
+    log, renamed = tmp_path / "access.log", tmp_path / "access.log.1"
+    asked: list[bool] = []
+
+    async def reopen() -> None:  # the first request fails (admin not up yet), the second one works
+        asked.append(True)
+        if len(asked) == 1:
+            raise ConnectionError("admin refused")
+        log.touch()
+
+    audit = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    audit.migrate()
+    pipeline = AuditPipeline(log, audit, None, source="envoy", rotate_bytes=1, reopen=reopen)
+    write(log, line(request_id="r0"))
+    assert await pipeline.run_once() == 1
+    assert await pipeline.run_once() == 0  # caught up: renamed, and the reopen fails
+    assert len(asked) == 1 and not log.exists()
+    write(renamed, line(request_id="r1"))  # so the writer goes on in the renamed file
+    assert await pipeline.run_once() == 1
+    assert await pipeline.run_once() == 0  # drained: asked again, and it reopens
+    assert len(asked) == 2 and log.exists()
+    write(log, line(request_id="r2"))
+    assert await pipeline.run_once() == 1
+    ids = sorted(r[0] for r in audit.query("SELECT row_id FROM tollgate_calls")[1])
+    assert ids == ["r0", "r1", "r2"]
+    audit.dispose()

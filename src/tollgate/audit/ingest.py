@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tollgate.store.base import Store
 
 log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
+REOPEN_RETRY_S = 5.0  # how often a writer that did not reopen the log is asked again
 
 
 class LogTail:
@@ -115,6 +117,7 @@ class AuditPipeline:
         self.observers = observers
         self._cp: Checkpoint | None = None
         self._loaded = False
+        self._reopen_retry_at: float | None = None  # set while the writer has not reopened the log
 
     async def run_once(self) -> int:
         """Ingest what is there now; returns the rows written. Raises when a store is unreachable."""
@@ -138,16 +141,29 @@ class AuditPipeline:
         # renamed file (drained first, see LogTail) or in the one the writer reopened.
         if self.reopen is None or self.rotate_bytes <= 0:
             return
+        if (
+            self._reopen_retry_at is not None
+        ):  # the writer is still in the renamed file, which would grow forever
+            if time.monotonic() >= self._reopen_retry_at and await self._reopen():
+                log.info("the writer reopened access log %s", self.tail.path)
+            return
         size = self.tail.caught_up(self._cp)
         if size is None or size < self.rotate_bytes:
             return
         os.replace(self.tail.path, self.tail.rotated)
+        if await self._reopen():
+            log.info("rotated access log %s at %d bytes", self.tail.path, size)
+
+    async def _reopen(self) -> bool:
+        assert self.reopen is not None
         try:
             await self.reopen()
         except Exception as exc:  # the writer goes on in the renamed file, which is still read
-            log.warning("access log renamed but the writer did not reopen it: %s", exc)
-            return
-        log.info("rotated access log %s at %d bytes", self.tail.path, size)
+            log.warning("access log renamed but the writer did not reopen it (will ask again): %s", exc)
+            self._reopen_retry_at = time.monotonic() + REOPEN_RETRY_S
+            return False
+        self._reopen_retry_at = None
+        return True
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, max_backoff_s: float = 10.0) -> None:
         backoff = idle_s
