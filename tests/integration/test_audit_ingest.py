@@ -191,3 +191,30 @@ async def test_a_writer_that_failed_to_reopen_is_asked_again_and_no_row_is_lost(
     ids = sorted(r[0] for r in audit.query("SELECT row_id FROM tollgate_calls")[1])
     assert ids == ["r0", "r1", "r2"]
     audit.dispose()
+
+
+async def test_an_ingester_restarted_between_rename_and_reopen_asks_the_writer_to_reopen(
+    tmp_path: Path,
+) -> None:
+    log, renamed = tmp_path / "access.log", tmp_path / "access.log.1"
+    asked: list[bool] = []
+
+    async def reopen() -> None:
+        asked.append(True)
+        log.touch()
+
+    audit = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    audit.migrate()
+    write(log, line(request_id="r0"))
+    assert await AuditPipeline(log, audit, None, source="envoy").run_once() == 1
+    log.rename(renamed)  # ...and the ingester died before asking the writer to reopen
+    write(renamed, line(request_id="r1"))
+    restarted = AuditPipeline(log, audit, None, source="envoy", rotate_bytes=1 << 20, reopen=reopen)
+    assert await restarted.run_once() == 1
+    assert not asked  # the renamed file is drained first
+    assert await restarted.run_once() == 0
+    assert asked == [True] and log.exists()
+    write(log, line(request_id="r2"))
+    assert await restarted.run_once() == 1
+    assert audit.count() == 3
+    audit.dispose()

@@ -124,6 +124,8 @@ class AuditPipeline:
         if not self._loaded:
             self._cp = await asyncio.to_thread(self.audit.checkpoint, self.source)
             self._loaded = True
+            if self.tail.rotated.exists() and not self.tail.path.exists():
+                self._reopen_retry_at = 0.0  # a crash between rename and reopen: make sure the writer reopens
         lines, cp = self.tail.read(self._cp)
         if not lines:
             await self._maybe_rotate()
