@@ -1247,3 +1247,27 @@ class TestAuditSidecar:
             error = chart.render_error(values)
             assert "additional properties" in error.lower() or "not allowed" in error.lower(), error
             assert real_key not in error
+
+
+class TestMetricsScrapeAnnotations:
+    def annotations(self, rendered: Rendered, component: str) -> dict[str, str]:
+        template = rendered.get("Deployment", name(component))["spec"]["template"]
+        return dict(template["metadata"].get("annotations") or {})
+
+    def test_should_annotate_the_extauthz_and_audit_pods_for_scraping(self, chart: Chart) -> None:
+        rendered = chart.render(
+            merged(ALTERNATIVES["service monitor"], {"extauthz": {"podAnnotations": {"team": "payments"}}})
+        )
+        extauthz = self.annotations(rendered, "extauthz")
+        assert extauthz == {
+            "team": "payments",
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": "9090",
+            "prometheus.io/path": "/metrics",
+        }
+        assert self.annotations(rendered, "envoy")["prometheus.io/port"] == "9103"  # the audit sidecar
+
+    def test_should_not_annotate_pods_that_serve_no_metrics(self, chart: Chart, default: Rendered) -> None:
+        assert "prometheus.io/scrape" not in self.annotations(default, "extauthz")
+        rendered = chart.render(ALTERNATIVES["audit off"])
+        assert "prometheus.io/scrape" not in self.annotations(rendered, "envoy")
