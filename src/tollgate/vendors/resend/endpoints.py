@@ -12,25 +12,8 @@ Scope rules (recipients):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from tollgate.vendors.base import Endpoint
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    template: str
-    name: str
-    pricing: str
-    scope: str
-
-    def compiled(self) -> re.Pattern[str]:
-        # Resend ids are UUIDs, with hyphens.
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[A-Za-z0-9_-]+)", re.escape(self.template))
-        return re.compile(f"^{pattern}$")
-
+from tollgate.vendors.routes import Route, RouteTable
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/emails", "emails.send", "email", "recipients"),
@@ -42,16 +25,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/emails/{id}/cancel", "emails.cancel", "free", "none"),
 )
 
-_COMPILED = tuple((r, r.compiled()) for r in ROUTES)
+# Resend ids are UUIDs, with hyphens.
+_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9_-", unknown_scope="none")
 
 
 def match(method: str, path: str) -> Endpoint:
-    method = method.upper()
-    for route, regex in _COMPILED:
-        if route.method == method and (m := regex.match(path)):
-            return Endpoint(
-                route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
-            )
-    if method in ("GET", "HEAD"):
-        return Endpoint(method, path, "unknown.read", "free", "none")
-    return Endpoint(method, path, "unknown.write", "unpriced", "none")
+    return _TABLE.match(method, path)

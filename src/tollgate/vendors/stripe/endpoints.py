@@ -27,24 +27,8 @@ Scope rules (whom the call touches, for customer scope):
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from tollgate.vendors.base import Endpoint
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    template: str
-    name: str
-    pricing: str
-    scope: str
-
-    def compiled(self) -> re.Pattern[str]:
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[A-Za-z0-9_]+)", re.escape(self.template))
-        return re.compile(f"^{pattern}$")
-
+from tollgate.vendors.routes import Route, RouteTable
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/charges", "charges.create", "charge", "param"),
@@ -96,19 +80,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/balance_transactions", "balance_transactions.list", "free", "none"),
 )
 
-_COMPILED = tuple((r, r.compiled()) for r in ROUTES)
+_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9_", unknown_scope="unknown")
 
 
 def match(method: str, path: str) -> Endpoint:
-    method = method.upper()
-    for route, regex in _COMPILED:
-        if route.method == method and (m := regex.match(path)):
-            return Endpoint(
-                route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
-            )
-    if method in ("GET", "HEAD"):
-        return Endpoint(method, path, "unknown.read", "free", "unknown")
-    return Endpoint(method, path, "unknown.write", "unpriced", "unknown")
+    return _TABLE.match(method, path)
 
 
 def collection_of(template: str) -> str:

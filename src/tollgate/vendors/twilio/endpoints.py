@@ -15,26 +15,13 @@ Scope rules (recipients):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from tollgate.vendors.base import Endpoint
+from tollgate.vendors.routes import Route, RouteTable
 
 _ACCOUNT = "/2010-04-01/Accounts/{AccountSid}"
 # The account SID of any path under /2010-04-01/Accounts/, known route or not ('…/Accounts/AC1.json' too).
 _ACCOUNT_IN_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+?)(?:\.json)?(?:/|$)")
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    template: str
-    name: str
-    pricing: str
-    scope: str
-
-    def compiled(self) -> re.Pattern[str]:
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[A-Za-z0-9]+)", re.escape(self.template))
-        return re.compile(f"^{pattern}$")
 
 
 ROUTES: tuple[Route, ...] = (
@@ -52,19 +39,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{_ACCOUNT}.json", "accounts.fetch", "free", "none"),
 )
 
-_COMPILED = tuple((r, r.compiled()) for r in ROUTES)
+_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9", unknown_scope="none")
 
 
 def match(method: str, path: str) -> Endpoint:
-    method = method.upper()
-    for route, regex in _COMPILED:
-        if route.method == method and (m := regex.match(path)):
-            return Endpoint(
-                route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
-            )
-    if method in ("GET", "HEAD"):
-        return Endpoint(method, path, "unknown.read", "free", "none")
-    return Endpoint(method, path, "unknown.write", "unpriced", "none")
+    return _TABLE.match(method, path)
 
 
 def account_in_path(path: str) -> str | None:

@@ -1,0 +1,46 @@
+"""A vendor's route table: method + path template → endpoint name, pricing rule and scope rule.
+
+Each vendor lists its routes in its own endpoints.py; matching is the same for all of them. A path no route
+knows is still named: a read is free, a write is unpriced (denied, never guessed)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tollgate.vendors.base import Endpoint
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # "/v1/charges/{id}/capture": a `{name}` is one path segment of the table's id characters
+    name: str
+    pricing: str
+    scope: str
+
+
+class RouteTable:
+    def __init__(self, routes: Iterable[Route], *, id_chars: str, unknown_scope: str) -> None:
+        """`id_chars`: a regex character class body for ids, e.g. "A-Za-z0-9_"; `unknown_scope`: the scope
+        rule of a path no route knows."""
+        self.routes = tuple(routes)
+        self.unknown_scope = unknown_scope
+        self._compiled = tuple((r, _compile(r.template, id_chars)) for r in self.routes)
+
+    def match(self, method: str, path: str) -> Endpoint:
+        method = method.upper()
+        for route, regex in self._compiled:
+            if route.method == method and (m := regex.match(path)):
+                return Endpoint(
+                    route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
+                )
+        if method in ("GET", "HEAD"):
+            return Endpoint(method, path, "unknown.read", "free", self.unknown_scope)
+        return Endpoint(method, path, "unknown.write", "unpriced", self.unknown_scope)
+
+
+def _compile(template: str, id_chars: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", rf"(?P<\1>[{id_chars}]+)", re.escape(template))
+    return re.compile(f"^{pattern}$")
