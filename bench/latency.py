@@ -220,6 +220,11 @@ def main() -> None:
     ap.add_argument(
         "--extauthz-procs", type=int, default=1, help="ext_authz processes (one per core is typical)"
     )
+    ap.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="leave the audit ingester off (it shares these cores; in a cluster it shares Envoy's Pod)",
+    )
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
@@ -233,6 +238,7 @@ def main() -> None:
             upstreams={"stripe": f"http://127.0.0.1:{up_port}"},
             workdir=workdir,
             extauthz_procs=args.extauthz_procs,
+            audit=not args.no_audit,
         )
     )
     try:
