@@ -169,3 +169,9 @@ class Idempotent(Protocol):
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         """The key the vendor will deduplicate this request by; None when it will not."""
         ...
+
+
+def post_idempotency_key(method: str, headers: Mapping[str, str]) -> str | None:
+    """The `Idempotency-Key` header of a POST: how Stripe (v1) and Resend both deduplicate."""
+    key = headers.get("idempotency-key", "").strip()
+    return key if method == "POST" and key else None

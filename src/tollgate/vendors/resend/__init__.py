@@ -11,7 +11,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
-from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
+from tollgate.vendors.base import (
+    Denial,
+    Endpoint,
+    Facts,
+    Found,
+    Invalid,
+    Need,
+    ObjectRef,
+    Rendered,
+    Unpriced,
+    post_idempotency_key,
+)
 from tollgate.vendors.resend import endpoints, errors, params
 from tollgate.vendors.resend import facts as _facts
 
@@ -62,8 +73,7 @@ class ResendVendor:
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         # Resend sends an email once per `Idempotency-Key` (POST /emails and /emails/batch, 24 hours) and
         # answers retries with the first response; other writes ignore the header, and those are unpriced.
-        key = headers.get("idempotency-key", "").strip()
-        return key if method == "POST" and key else None
+        return post_idempotency_key(method, headers)
 
 
 RESEND = ResendVendor()

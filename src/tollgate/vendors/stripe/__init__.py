@@ -9,7 +9,18 @@ from typing import Any
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form
-from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
+from tollgate.vendors.base import (
+    Denial,
+    Endpoint,
+    Facts,
+    Found,
+    Invalid,
+    Need,
+    ObjectRef,
+    Rendered,
+    Unpriced,
+    post_idempotency_key,
+)
 from tollgate.vendors.stripe import endpoints, errors
 from tollgate.vendors.stripe import facts as _facts
 
@@ -89,8 +100,7 @@ class StripeVendor:
 
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         # v1 honours the header on POST (stripe-python sends one on every POST, the same on its retries).
-        key = headers.get("idempotency-key", "").strip()
-        return key if method == "POST" and key else None
+        return post_idempotency_key(method, headers)
 
 
 STRIPE = StripeVendor()
