@@ -143,9 +143,8 @@ class AuditPipeline:
         # renamed file (drained first, see LogTail) or in the one the writer reopened.
         if self.reopen is None or self.rotate_bytes <= 0:
             return
-        if (
-            self._reopen_retry_at is not None
-        ):  # the writer is still in the renamed file, which would grow forever
+        if self._reopen_retry_at is not None:
+            # The writer is still in the renamed file, which would grow forever: ask it again.
             if time.monotonic() >= self._reopen_retry_at and await self._reopen():
                 log.info("the writer reopened access log %s", self.tail.path)
             return
