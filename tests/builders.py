@@ -11,6 +11,7 @@ from tollgate.policy.compile import compile_grant
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
+from tollgate.vendors.wire import Wire
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TOKEN = "tgk_test_token"
@@ -62,3 +63,13 @@ def call(
         headers={k.replace("_", "-").lower(): v for k, v in headers.items()},
         request_id="req_test",
     )
+
+
+def wire(
+    content_type: str | None, body: bytes = b"", query: str = "", method: str = "POST", **headers: str
+) -> Wire:
+    """A request as ext_authz reads it, for a vendor's parse_params."""
+    h = {k.replace("_", "-"): v for k, v in headers.items()}
+    if content_type is not None:
+        h["content-type"] = content_type
+    return Wire(method, "/", query, h, body)

@@ -39,7 +39,7 @@ class Lookup:
             ck = (
                 vendor.name,
                 grant.credential_fingerprint,
-                headers.get("stripe-account", ""),
+                headers.get("stripe-account") or headers.get("stripe-context", ""),
                 ref.collection,
                 ref.id,
             )
@@ -81,6 +81,8 @@ class Lookup:
             raise VendorLookupFailed(f"{vendor.name} returned no JSON for {ref.collection} {ref.id}") from exc
         if not isinstance(obj, dict):
             raise VendorLookupFailed(f"{vendor.name} returned an unexpected {ref.collection} object")
+        if obj.get("id", ref.id) != ref.id:  # the decision must rest on the very object the call names
+            raise VendorLookupFailed(f"{vendor.name} answered {ref.collection} {ref.id} with another object")
         return obj
 
     async def close(self) -> None:

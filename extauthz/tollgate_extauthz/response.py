@@ -33,6 +33,8 @@ def to_response(decision: Decision, call: Call, vendor: Vendor | None) -> extern
                 for k, val in vendor.upstream_headers(decision.vendor_key, call.headers).items()
             ],
             response_headers_to_add=[_header("x-tollgate-decision", decision.id)],
+            # Envoy's router does not strip x-envoy-* headers a client sent; they must not reach a vendor.
+            headers_to_remove=[k for k in call.headers if k.startswith("x-envoy-")],
         )
         return external_auth_pb2.CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK), ok_response=ok, dynamic_metadata=meta

@@ -25,10 +25,12 @@ from tests.support.recorder import RecordingUpstream, iter_json_lines
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
 from tollgate.local.processes import ManagedProcess, envoy_validate, free_port, start_envoy
+from tollgate.vendors.envoy_replies import local_replies
 
 AGENT_TOKEN = "Bearer tg_vk_agent_secret_0123456789"
 REAL_KEY = "Bearer sk_test_real_vendor_key_9876543210"
 MAX_BODY = 2048
+REQUEST_TIMEOUT_S = 2
 
 
 # --- the fake ext_authz server ------------------------------------------------------------------------
@@ -97,6 +99,11 @@ async def serve_fake(fake: FakeAuthz, port: int = 0) -> tuple[grpc.aio.Server, i
     return server, bound
 
 
+def raw_headers(http: Any) -> list[tuple[str, str]]:
+    """Headers as ext_authz receives them (encode_raw_headers): one entry per header sent."""
+    return [(h.key, h.raw_value.decode()) for h in http.header_map.headers]
+
+
 # --- one gateway for the module -----------------------------------------------------------------------
 
 
@@ -128,8 +135,10 @@ def start_gateway(tmp: Path, authz_port: int, upstream: RecordingUpstream, fake:
         listen_port=port,
         extauthz_endpoints=[f"127.0.0.1:{authz_port}"],
         max_request_bytes=MAX_BODY,
+        request_timeout_s=REQUEST_TIMEOUT_S,
         access_log_path=str(tmp / "access.log"),
         vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=upstream.url)],
+        local_replies=local_replies({"stripe": "/stripe"}),
     )
     config = tmp / "envoy.yaml"
     config.write_text(render_yaml(params))
@@ -164,28 +173,50 @@ def gateway(module_gateway: Gateway) -> Gateway:
 
 
 async def raw_request(
-    port: int, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    *,
+    version: str = "HTTP/1.1",
+    content_length: int | None = None,
 ) -> tuple[int, bytes]:
     """HTTP/1.1 with the request target sent byte for byte (httpx would normalise '..' and '//' itself)."""
+    status, _, payload = await raw_exchange(
+        port, method, target, body, headers, version=version, content_length=content_length
+    )
+    return status, payload
+
+
+async def raw_exchange(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    *,
+    version: str = "HTTP/1.1",
+    content_length: int | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lines = [
-        f"{method} {target} HTTP/1.1",
+        f"{method} {target} {version}",
         "host: gateway",
         "connection: close",
-        f"content-length: {len(body)}",
+        f"content-length: {len(body) if content_length is None else content_length}",
     ]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    lines += [f"{k}: {v}" for k, v in pairs]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     await writer.drain()
     # Read by Content-Length, not to EOF: Envoy holds a connection it rejected open for its delayed-close time.
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    length = next(
-        (int(v) for k, _, v in (h.partition(":") for h in header_lines) if k.lower() == "content-length"), 0
-    )
-    payload = await asyncio.wait_for(reader.readexactly(length), timeout=10)
+    got = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines) if k}
+    payload = await asyncio.wait_for(reader.readexactly(int(got.get("content-length", 0))), timeout=10)
     writer.close()
-    return int(status_line.split(" ", 2)[1]), payload
+    return int(status_line.split(" ", 2)[1]), got, payload
 
 
 def log_entry(gw: Gateway, request_id: str, timeout: float = 5.0) -> tuple[dict[str, Any], str]:
@@ -253,7 +284,7 @@ async def test_allowed_request_is_forwarded_with_the_real_key_and_prefix_strippe
     assert http.path == "/stripe/v1/refunds?expand[]=charge"
     assert http.method == "POST"
     assert http.raw_body == body
-    assert http.headers["authorization"] == AGENT_TOKEN
+    assert ("authorization", AGENT_TOKEN) in raw_headers(http)
 
     [seen] = gateway.upstream.requests
     assert (seen.method, seen.path, seen.body) == ("POST", "/v1/refunds?expand[]=charge", body)
@@ -350,6 +381,96 @@ async def test_access_log_carries_authz_metadata_and_never_a_key(gateway: Gatewa
         assert secret not in text
 
 
+async def test_a_repeated_header_reaches_ext_authz_as_two_headers(gateway: Gateway) -> None:
+    status, _ = await raw_request(
+        gateway.port,
+        "POST",
+        "/stripe/v1/refunds",
+        b"amount=1",
+        [("authorization", AGENT_TOKEN), ("idempotency-key", "k1"), ("Idempotency-Key", "k2")],
+    )
+    assert status == 200
+    [check] = gateway.fake.checks
+    keys = [v for k, v in raw_headers(check.attributes.request.http) if k == "idempotency-key"]
+    assert keys == ["k1", "k2"]
+
+
+@pytest.mark.parametrize("name", ["stripe_account", "Idempotency_Key", "x_agent_run_id"])
+async def test_a_header_name_with_an_underscore_is_refused_in_stripes_shape(
+    gateway: Gateway, name: str
+) -> None:
+    status, headers, body = await raw_exchange(
+        gateway.port, "POST", "/stripe/v1/refunds", b"amount=1", [(name, "acct_other")]
+    )
+    assert status == 400
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
+    assert headers["stripe-should-retry"] == "false"
+    assert gateway.fake.checks == []
+    assert gateway.upstream.requests == []
+
+
+async def test_envoys_own_refusals_are_stripe_errors_stripe_python_can_read(gateway: Gateway) -> None:
+    status, headers, body = await raw_exchange(gateway.port, "POST", "/stripe/v1%2Frefunds", b"amount=1")
+    error = json.loads(body)["error"]
+    assert (status, error["type"], error["code"]) == (400, "invalid_request_error", "tollgate_path_rejected")
+    assert "escaped" in error["message"] and headers["x-tollgate-rule"] == "tollgate_path_rejected"
+    status, headers, body = await raw_exchange(
+        gateway.port, "POST", "/stripe/v1/refunds", b"a" * (MAX_BODY + 1)
+    )
+    assert (status, json.loads(body)["error"]["code"]) == (413, "tollgate_body_too_large")
+    assert headers["stripe-should-retry"] == "false"
+    assert gateway.fake.checks == [] and gateway.upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "status"),
+    [("get", "HTTP/1.1", 400), ("GET", "HTTP/1.0", 426)],
+)
+async def test_requests_too_broken_to_name_a_vendor_get_every_vendors_error_shape_at_once(
+    gateway: Gateway, method: str, version: str, status: int
+) -> None:
+    got, _, body = await raw_exchange(gateway.port, method, "/stripe/v1/balance", version=version)
+    doc = json.loads(body)
+    assert got == status
+    assert doc["error"]["code"].startswith("tollgate_")  # stripe-python
+    assert (doc["status"], doc["message"]) == (status, doc["error"]["message"])  # twilio-python
+    assert doc["statusCode"] == status and doc["name"]  # resend-python
+    assert gateway.upstream.requests == []
+
+
+async def test_a_body_shorter_than_its_content_length_is_answered_in_bounded_time(gateway: Gateway) -> None:
+    started = time.monotonic()
+    status, _, body = await raw_exchange(
+        gateway.port, "POST", "/stripe/v1/refunds", b"amount=1", content_length=500
+    )
+    assert status == 408
+    assert json.loads(body)["error"]["code"] == "tollgate_request_timeout"
+    assert time.monotonic() - started < REQUEST_TIMEOUT_S + 5
+    assert gateway.upstream.requests == []
+
+
+@pytest.mark.parametrize("http_status", [400, 503])
+async def test_ext_authz_denials_keep_their_own_body_whatever_their_status(
+    gateway: Gateway, http_status: int
+) -> None:
+    body = {"error": {"type": "x", "code": "tollgate_request_invalid", "message": "mine"}}
+
+    def deny_with(request: external_auth_pb2.CheckRequest) -> external_auth_pb2.CheckResponse:
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
+            denied_response=external_auth_pb2.DeniedHttpResponse(
+                status=http_status_pb2.HttpStatus(code=http_status),  # type: ignore[arg-type]
+                headers=[overwrite("content-type", "application/json")],
+                body=json.dumps(body),
+            ),
+            dynamic_metadata=metadata({"decision_id": "dec-x", "rule": "tollgate_request_invalid"}),
+        )
+
+    gateway.fake.decide = deny_with
+    status, _, got = await raw_exchange(gateway.port, "POST", "/stripe/v1/refunds", b"amount=1")
+    assert (status, json.loads(got)) == (http_status, body)
+
+
 async def test_ext_authz_down_gets_503_and_nothing_reaches_the_vendor(
     tmp_path: Path, upstream: RecordingUpstream
 ) -> None:
@@ -368,6 +489,10 @@ async def test_ext_authz_down_gets_503_and_nothing_reaches_the_vendor(
                     f"{gw.url}/stripe/v1/refunds", content=b"amount=1", headers={"authorization": AGENT_TOKEN}
                 )
                 assert r.status_code == 503
+                # stripe-python reads an APIError it may retry (the call was never sent).
+                assert r.json()["error"]["type"] == "api_error"
+                assert r.json()["error"]["code"] == "tollgate_unavailable"
+                assert r.headers["stripe-should-retry"] == "true"
         assert upstream.requests == []
     finally:
         gw.envoy.stop()

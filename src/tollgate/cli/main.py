@@ -50,12 +50,19 @@ def local(
     localstripe: Annotated[
         bool, typer.Option(help="Start localstripe and send Stripe traffic to it (no network).")
     ] = False,
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body; a larger one gets 413 and is never sent.")
+    ] = 1_048_576,
 ) -> None:
     """Run a whole gateway on this machine until interrupted: Redis, ext_authz and Envoy."""
     from tollgate.local.gateway import GatewayOptions, LocalGateway
 
     options = GatewayOptions(
-        manifests=manifests, listen_port=port, redis_url=redis_url, localstripe=localstripe
+        manifests=manifests,
+        listen_port=port,
+        redis_url=redis_url,
+        localstripe=localstripe,
+        max_request_bytes=max_request_bytes,
     )
     for item in upstream or []:
         name, sep, url = item.partition("=")
@@ -100,6 +107,12 @@ def envoy_render(
     access_log_path: Annotated[
         str, typer.Option(help="Where Envoy writes one JSON line per call.")
     ] = "/dev/stdout",
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body; a larger one gets 413 and is never sent.")
+    ] = 1_048_576,
+    request_timeout_s: Annotated[
+        int, typer.Option(help="A request must arrive whole within this time, else 408.")
+    ] = 60,
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Render the Envoy config (the only source of it: local mode and the chart's init container use this)."""
@@ -107,6 +120,7 @@ def envoy_render(
 
     from tollgate.envoy.params import EnvoyParams, VendorUpstream
     from tollgate.envoy.render import render_yaml
+    from tollgate.vendors.envoy_replies import local_replies
 
     try:
         vendors = []
@@ -122,7 +136,10 @@ def envoy_render(
             extauthz_endpoints=extauthz,
             extauthz_timeout_ms=extauthz_timeout_ms,
             access_log_path=access_log_path,
+            max_request_bytes=max_request_bytes,
+            request_timeout_s=request_timeout_s,
             vendors=vendors,
+            local_replies=local_replies({v.name: v.prefix for v in vendors}),
         )
     except ValidationError as exc:
         for err in exc.errors():

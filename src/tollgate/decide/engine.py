@@ -1,6 +1,6 @@
 """The decision, in the documented order; the first failing rule answers. Pure.
 
-  1 key unknown / revoked → 401      2 key expired / suspended → 401
+  1 key unknown / revoked / for another vendor → 401      2 key expired / suspended → 401
   3 endpoint not allowed (or unpriceable, or unreadable) → 403 / 400
   4 connected account not allowed → 403       5 parameter rule broken → 403
   6 customer / recipient out of scope → 403   7 currency not allowed → 403
@@ -50,7 +50,9 @@ class Subject:
 def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdict:
     for rule in _REQUEST_RULES:
         if deny := rule(s):
-            return _shadow(s.grant, deny)
+            # A request Tollgate cannot read exactly is refused in shadow mode too: what would be
+            # recorded as its cost and scope is not what the vendor would act on.
+            return deny if rule is _readable else _shadow(s.grant, deny)
     if facts is None:
         return Pending()
     assert s.grant is not None
@@ -167,6 +169,14 @@ def _key_known(s: Subject) -> Deny | None:
             "This vault key has been revoked (its VaultKey was deleted or rotated, or its SpendPolicy removed). "
             "Retrying will not help; ask an operator for a new key.",
         )
+    if s.grant.vendor != s.call.vendor:
+        # A key is bound to its policy's vendor: on any other route its vendor key would be sent to a
+        # stranger, so the call is refused like an unknown key and nothing is forwarded.
+        return Deny(
+            Rule.KEY_WRONG_VENDOR,
+            f"Vault key {s.grant.key_id} is for {s.grant.vendor}, not {s.call.vendor or 'this route'}. "
+            f"Send it only to the gateway's {s.grant.vendor} prefix.",
+        )
     return None
 
 
@@ -202,9 +212,14 @@ def _endpoint(s: Subject) -> Deny | None:
             f"{call.method} {call.path} may move money in ways Tollgate cannot price, so it is refused "
             "even though the policy allows it.",
         )
-    if call.parse_error is not None:
+    return None
+
+
+def _readable(s: Subject) -> Deny | None:
+    if s.call.parse_error is not None:
         return Deny(
-            Rule.REQUEST_INVALID, f"Tollgate could not read this request exactly: {call.parse_error}."
+            Rule.REQUEST_INVALID,
+            f"Tollgate could not read this request exactly, so it was not sent: {s.call.parse_error}.",
         )
     return None
 
@@ -240,6 +255,7 @@ _REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (
     _key_known,
     _key_current,
     _endpoint,
+    _readable,
     _accounts,
     _params,
 )

@@ -15,6 +15,7 @@ class Rule(StrEnum):
     KEY_REVOKED = "tollgate_key_revoked"
     KEY_EXPIRED = "tollgate_key_expired"
     KEY_SUSPENDED = "tollgate_key_suspended"
+    KEY_WRONG_VENDOR = "tollgate_key_wrong_vendor"
     ENDPOINT_NOT_ALLOWED = "tollgate_endpoint_not_allowed"
     ENDPOINT_UNPRICED = "tollgate_endpoint_unpriced"
     REQUEST_INVALID = "tollgate_request_invalid"
@@ -32,6 +33,9 @@ class Rule(StrEnum):
     UNKNOWN_ROUTE = "tollgate_unknown_route"
     PATH_REJECTED = "tollgate_path_rejected"
     BODY_TOO_LARGE = "tollgate_body_too_large"
+    REQUEST_TIMEOUT = "tollgate_request_timeout"
+    VENDOR_UNREACHABLE = "tollgate_vendor_unreachable"
+    VENDOR_TIMEOUT = "tollgate_vendor_timeout"
 
     @property
     def status(self) -> int:
@@ -40,7 +44,13 @@ class Rule(StrEnum):
     @property
     def about_the_key(self) -> bool:
         """Rules about the credential itself: never relaxed by shadow mode."""
-        return self in (Rule.KEY_UNKNOWN, Rule.KEY_REVOKED, Rule.KEY_EXPIRED, Rule.KEY_SUSPENDED)
+        return self in (
+            Rule.KEY_UNKNOWN,
+            Rule.KEY_REVOKED,
+            Rule.KEY_EXPIRED,
+            Rule.KEY_SUSPENDED,
+            Rule.KEY_WRONG_VENDOR,
+        )
 
 
 STATUS: dict[Rule, int] = {
@@ -49,6 +59,7 @@ STATUS: dict[Rule, int] = {
     Rule.KEY_REVOKED: 401,
     Rule.KEY_EXPIRED: 401,
     Rule.KEY_SUSPENDED: 401,
+    Rule.KEY_WRONG_VENDOR: 401,
     Rule.ENDPOINT_NOT_ALLOWED: 403,
     Rule.ENDPOINT_UNPRICED: 403,
     Rule.REQUEST_INVALID: 400,
@@ -65,4 +76,7 @@ STATUS: dict[Rule, int] = {
     Rule.UNKNOWN_ROUTE: 404,
     Rule.PATH_REJECTED: 400,
     Rule.BODY_TOO_LARGE: 413,
+    Rule.REQUEST_TIMEOUT: 408,
+    Rule.VENDOR_UNREACHABLE: 502,
+    Rule.VENDOR_TIMEOUT: 504,
 }

@@ -4,6 +4,7 @@ that `render` never has to guess."""
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -91,6 +92,23 @@ class VendorUpstream(BaseModel):
         return host if self.port == default else f"{host}:{self.port}"
 
 
+class LocalReply(BaseModel):
+    """How Envoy words an answer it gives by itself (a 400 for malformed HTTP, a 413, a 503 while
+    ext_authz is down): the vendor's error JSON, so the agent's SDK can read it. Built from the vendor
+    modules (tollgate.vendors.envoy_replies); Envoy fills command operators such as
+    %RESPONSE_CODE_DETAILS% inside the body's strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: int = Field(ge=100, le=599, description="The status Envoy answered with.")
+    prefix: str | None = Field(
+        default=None, description="Only requests under this vendor prefix; None: any request (the fallback)."
+    )
+    body: dict[str, Any]
+    status_override: int | None = Field(default=None, ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 def parse_host_port(endpoint: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' → (host, port); ValueError with the offending text otherwise."""
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]/\s]+):(\d+)", endpoint)
@@ -118,8 +136,18 @@ class EnvoyParams(BaseModel):
         default=True,
         description="gRPC health-check the ext_authz endpoints so a draining process leaves the rotation.",
     )
-    max_request_bytes: int = Field(default=1_048_576, ge=1, le=64 * 1_048_576)
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1, le=64 * 1_048_576, description="Larger bodies get 413 and are never sent."
+    )
     upstream_timeout_s: int = Field(default=80, ge=1, le=3600)
+    request_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="The whole request must arrive within this time (a body shorter than its Content-Length "
+        "is answered 408, not held open).",
+    )
+    local_replies: list[LocalReply] = Field(default_factory=list)
     max_downstream_connections: int = Field(default=50_000, ge=1)
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
     access_log_path: str = "/dev/stdout"

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tollgate.envoy.params import EnvoyParams, VendorUpstream
+from tollgate.envoy.params import EnvoyParams, LocalReply, VendorUpstream
 
 EXTAUTHZ_CLUSTER = "tollgate_extauthz"
 EXTAUTHZ_FILTER = "envoy.filters.http.ext_authz"
@@ -28,6 +28,7 @@ _DOWNSTREAM_CONNECTIONS = (
     _T + "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
 _HTTP_OPTIONS = _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_CEL_FILTER = _T + "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
 _UPSTREAM_TLS = _T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 Obj = dict[str, Any]
@@ -98,10 +99,73 @@ def hcm(params: EnvoyParams) -> Obj:
         # '%2F' could hide a path from the rules while the vendor decodes it: refuse it outright (400).
         "path_with_escaped_slashes_action": "REJECT_REQUEST",
         "always_set_request_id_in_response": True,
+        # `Stripe_Account` is `Stripe-Account` to servers that read headers through CGI-style names
+        # (Rack, PHP): a header ext_authz never judged. Refuse any header name with an underscore.
+        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
+        # A request must arrive whole in bounded time: a body shorter than its Content-Length gets 408.
+        "request_timeout": f"{params.request_timeout_s}s",
+        "request_headers_timeout": "10s",
         "access_log": [access_log(params)],
         "route_config": route_config(params),
         "http_filters": [original_path_filter(), extauthz_filter(params), router_filter()],
+        **({"local_reply_config": local_reply_config(params)} if params.local_replies else {}),
     }
+
+
+def local_reply_config(params: EnvoyParams) -> Obj:
+    """Envoy's own answers (malformed HTTP, 413, 408, ext_authz down, vendor unreachable) in the vendor's
+    error JSON. The first mapper that matches rewrites; ext_authz's own denials already carry the
+    vendor's body and are left alone."""
+    return {"mappers": [local_reply_mapper(r) for r in params.local_replies]}
+
+
+def local_reply_mapper(reply: LocalReply) -> Obj:
+    filters: list[Obj] = [
+        {
+            "status_code_filter": {
+                "comparison": {
+                    "op": "EQ",
+                    "value": {"default_value": reply.status, "runtime_key": "tollgate.local_reply_status"},
+                }
+            }
+        },
+        # ext_authz words its own denials in the vendor's shape already: those are not rewritten.
+        {
+            "extension_filter": {
+                "name": "envoy.access_loggers.extension_filters.cel",
+                "typed_config": {
+                    "@type": _CEL_FILTER,
+                    "expression": "response.code_details != 'ext_authz_denied'",
+                },
+            }
+        },
+    ]
+    if reply.prefix is not None:
+        # The path as the client sent it (the router may have rewritten :path by now).
+        filters.append(
+            {
+                "metadata_filter": {
+                    "matcher": {
+                        "filter": METADATA_NAMESPACE,
+                        "path": [{"key": "original_path"}],
+                        "value": {"string_match": {"prefix": reply.prefix + "/"}},
+                    },
+                    "match_if_key_not_found": False,
+                }
+            }
+        )
+    mapper: Obj = {
+        "filter": {"and_filter": {"filters": filters}},
+        "body_format_override": {"json_format": reply.body},
+    }
+    if reply.status_override is not None:
+        mapper["status_code"] = reply.status_override
+    if reply.headers:
+        mapper["headers_to_add"] = [
+            {"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for k, v in reply.headers.items()
+        ]
+    return mapper
 
 
 def original_path_filter() -> Obj:
@@ -150,6 +214,9 @@ def extauthz_filter(params: EnvoyParams) -> Obj:
                 "allow_partial_message": False,
                 "pack_as_bytes": True,
             },
+            # Every header as received, one entry each: the joined view would hide a repeated header
+            # (two Idempotency-Keys reach the vendor as two, but read as one "a,b").
+            "encode_raw_headers": True,
         },
     }
 
@@ -196,18 +263,21 @@ def vendor_route(vendor: VendorUpstream, params: EnvoyParams) -> Obj:
 
 
 def not_found_route(params: EnvoyParams) -> Obj:
-    body = {
-        "error": {
-            "type": "invalid_request_error",
-            "code": "tollgate_unknown_route",
-            "message": "No vendor is served at this path. Known prefixes: "
-            + ", ".join(v.prefix + "/" for v in params.vendors),
-        }
-    }
+    message = "No vendor is served at this path. Known prefixes: " + ", ".join(
+        v.prefix + "/" for v in params.vendors
+    )
+    # With local replies the message is worded in the vendors' error JSON; without, Stripe's shape.
+    body = (
+        message
+        if params.local_replies
+        else json.dumps(
+            {"error": {"type": "invalid_request_error", "code": "tollgate_unknown_route", "message": message}}
+        )
+    )
     return {
         "name": "not_found",
         "match": {"prefix": "/"},
-        "direct_response": {"status": 404, "body": {"inline_string": json.dumps(body)}},
+        "direct_response": {"status": 404, "body": {"inline_string": body}},
         "response_headers_to_add": [
             {
                 "header": {"key": "content-type", "value": "application/json"},

@@ -30,6 +30,7 @@ from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.vault_keys import Outcome
 from tollgate.settings import DEFAULT_VENDOR_URLS
 from tollgate.store.redis import RedisStore
+from tollgate.vendors.envoy_replies import local_replies
 
 
 @dataclass
@@ -41,6 +42,8 @@ class GatewayOptions:
     localstripe: bool = False  # start localstripe and send Stripe traffic there
     workdir: Path | None = None
     extauthz_timeout_ms: int = 1000
+    max_request_bytes: int = 1_048_576  # Envoy answers a larger body 413 and never sends it
+    request_timeout_s: int = 60  # a request must arrive whole within this time, else 408
     # Envoy keeps few long-lived HTTP/2 connections, so processes sharing a port would not share load:
     # each ext_authz process gets its own port and Envoy round-robins across them.
     extauthz_procs: int = 1
@@ -124,15 +127,17 @@ class LocalGateway:
         self.extauthz = []
 
     def start_envoy(self) -> None:
+        vendors = [VendorUpstream(name=n, prefix=f"/{n}", url=u) for n, u in sorted(self.upstreams.items())]
         params = EnvoyParams(
             listen_port=self.port,
             extauthz_endpoints=[f"127.0.0.1:{port}" for port in self.extauthz_ports],
             extauthz_timeout_ms=self.options.extauthz_timeout_ms,
+            max_request_bytes=self.options.max_request_bytes,
+            request_timeout_s=self.options.request_timeout_s,
             access_log_path=str(self.access_log),
             admin_port=self.envoy_admin_port,
-            vendors=[
-                VendorUpstream(name=n, prefix=f"/{n}", url=u) for n, u in sorted(self.upstreams.items())
-            ],
+            vendors=vendors,
+            local_replies=local_replies({v.name: v.prefix for v in vendors}),
         )
         config = self.workdir / "envoy.yaml"
         config.write_text(render_yaml(params))

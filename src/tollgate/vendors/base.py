@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from tollgate.money import Money
 from tollgate.policy.rules import ParamValue
+from tollgate.vendors.wire import Wire
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,9 @@ class Vendor(Protocol):
         """The vault token the agent presented, from wherever this vendor's SDK puts its key."""
         ...
 
-    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
-        """Body + query as one flat map; raises ValueError on anything ambiguous."""
+    def parse_params(self, w: Wire) -> dict[str, ParamValue]:
+        """The parameters, read exactly where and as the vendor reads them, as one flat map; raises
+        wire.Ambiguous for anything the vendor could read otherwise."""
         ...
 
     def match(self, method: str, path: str) -> Endpoint:

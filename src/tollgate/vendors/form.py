@@ -1,60 +1,110 @@
-"""Strict application/x-www-form-urlencoded parsing with Stripe's nested keys. Pure.
+"""Strict application/x-www-form-urlencoded: what every reader decodes the same way, or a refusal. Pure.
 
-The gateway must read a request exactly as the vendor will. Anything the vendor could read two ways
-(a key twice, `amount` beside `amount[]`, the same key in body and query) is refused as ambiguous.
+Servers disagree at the edges of form encoding: some split on `;` as well as `&`, some keep a field
+without `=`, some decode a malformed escape as text, some let the last of two equal names win and some
+the first. None of that is guessed here. Raw bytes must be those form encoding leaves unescaped, every
+field is `name=value`, every escape is `%XX` and decodes to UTF-8, and each vendor's grammar for names
+is checked on the decoded name (so `%61mount` is judged as `amount`, as the vendor will read it).
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import re
+from urllib.parse import unquote_to_bytes
 
 from tollgate.policy.rules import ParamValue
+from tollgate.vendors.wire import Ambiguous
+
+__all__ = ["Ambiguous", "nested", "pairs", "repeated"]
+
+# Letters, digits, the unreserved and sub-delimiter characters that are not separators anywhere, '%'
+# escapes, '+' for a space, '=' and '&'; raw brackets too, as curl users write `metadata[k]=v`.
+_RAW = re.compile(rb"^[A-Za-z0-9\-._~%+=&\[\]!$'()*,/:@?]*$")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_FIRST_BAD = re.compile(rb"[^A-Za-z0-9\-._~%+=&\[\]!$'()*,/:@?]")
+# Stripe-style nested names: a root, then `[segment]`s; `[]` (a list) only at the end.
+_NESTED = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 
 
-class Ambiguous(ValueError):
-    """The parameters can be read more than one way."""
+def pairs(data: bytes, where: str) -> list[tuple[str, str]]:
+    """Decoded (name, value) pairs in order; Ambiguous for anything not strictly form-encoded."""
+    if not data:
+        return []
+    if not _RAW.match(data):
+        bad = _FIRST_BAD.search(data)
+        shown = bad.group(0) if bad else b"?"
+        raise Ambiguous(
+            f"the {where} is not plain form encoding: {shown!r} must be percent-encoded (and ';' is not a separator)"
+        )
+    if _BAD_ESCAPE.search(data):
+        raise Ambiguous(f"the {where} has a '%' that is not followed by two hex digits")
+    out: list[tuple[str, str]] = []
+    for field in data.split(b"&"):
+        name, eq, value = field.partition(b"=")
+        if not eq or not name:
+            raise Ambiguous(f"the {where} has a field that is not name=value: {field[:40]!r}")
+        out.append((_decode(name, where), _decode(value, where)))
+    return out
 
 
-def parse_pairs(text: str, where: str) -> list[tuple[str, str]]:
+def _decode(raw: bytes, where: str) -> str:
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Ambiguous(f"the {where} is not valid form encoding: {exc}") from exc
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise Ambiguous(f"the {where} has an escape that is not UTF-8") from exc
 
 
-def merge(*sources: tuple[str, list[tuple[str, str]]]) -> dict[str, ParamValue]:
-    """Merge named sources of pairs into one map; `k[]` keys collect lists, anything else must be unique."""
+def nested(fields: list[tuple[str, str]], root: re.Pattern[str], where: str) -> dict[str, ParamValue]:
+    """Stripe-style names as one flat map (`metadata[order]` → value, `expand[]` → list), refusing every
+    name set a nested-parameter parser could build two ways: a name twice, `amount` beside `amount[x]`,
+    `expand[]` beside `expand[0]`, or `[]` followed by more brackets (whose grouping parsers disagree on).
+    `root` is the vendor's grammar for the part before the first bracket."""
     params: dict[str, ParamValue] = {}
-    origin: dict[str, str] = {}
-    for where, pairs in sources:
-        for key, value in pairs:
-            if key in origin and origin[key] != where:
-                raise Ambiguous(f"parameter {key!r} is given in both the {origin[key]} and the {where}")
-            origin[key] = where
-            if key.endswith("[]"):
-                existing = params.setdefault(key, [])
-                assert isinstance(existing, list)
-                existing.append(value)
-            elif key in params:
-                raise Ambiguous(f"parameter {key!r} is given more than once")
-            else:
-                params[key] = value
-    _refuse_scalar_beside_nested(params)
+    kinds: dict[tuple[str, ...], str] = {}  # path → 'value' | 'list' | 'map'
+    for name, value in fields:
+        m = _NESTED.match(name)
+        if not m or not root.match(m.group(1)):
+            raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
+        segments = (m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2)))
+        if "" in segments[1:-1]:
+            raise Ambiguous(f"parameter {name!r}: '[]' may only end a name (use indexes: items[0][price])")
+        is_list = len(segments) > 1 and segments[-1] == ""
+        leaf = segments[:-1] if is_list else segments
+        for depth in range(1, len(leaf)):
+            _claim(kinds, leaf[:depth], "map", name)
+        if not is_list and kinds.get(leaf) == "value":
+            raise Ambiguous(f"parameter {_shown(leaf)!r} is given more than once")
+        _claim(kinds, leaf, "list" if is_list else "value", name)
+        if is_list:
+            existing = params.setdefault(name, [])
+            assert isinstance(existing, list)
+            existing.append(value)
+        else:
+            params[name] = value
     return params
 
 
-def _refuse_scalar_beside_nested(params: dict[str, ParamValue]) -> None:
-    # `amount=5` and `amount[x]=9` (or `amount[]=9`) both name `amount`: the vendor picks one, we cannot know which.
-    scalars = {k for k in params if "[" not in k}
-    for key in params:
-        root = key.split("[", 1)[0]
-        if "[" in key and root in scalars:
-            raise Ambiguous(f"parameter {root!r} is given both as a value and as {key!r}")
+def _claim(kinds: dict[tuple[str, ...], str], path: tuple[str, ...], kind: str, name: str) -> None:
+    had = kinds.setdefault(path, kind)
+    if had != kind:
+        raise Ambiguous(f"parameter {_shown(path)!r} is given both as a {had} and as a {kind} (in {name!r})")
 
 
-def parse_form(body: bytes, query: str) -> dict[str, ParamValue]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Ambiguous("the body is not UTF-8") from exc
-    return merge(("body", parse_pairs(text, "body")), ("query string", parse_pairs(query, "query string")))
+def _shown(path: tuple[str, ...]) -> str:
+    return path[0] + "".join(f"[{s}]" for s in path[1:])
+
+
+def repeated(
+    fields: list[tuple[str, str]], name_grammar: re.Pattern[str], where: str
+) -> dict[str, ParamValue]:
+    """Flat names where a repeat makes a list (Twilio's `MediaUrl=a&MediaUrl=b`)."""
+    params: dict[str, ParamValue] = {}
+    for name, value in fields:
+        if not name_grammar.match(name):
+            raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
+        existing = params.get(name)
+        if existing is None:
+            params[name] = value
+        else:
+            params[name] = [*([existing] if isinstance(existing, str) else existing), value]
+    return params

@@ -15,19 +15,20 @@ from tollgate.vendors.base import Endpoint
 @dataclass(frozen=True)
 class Route:
     method: str
-    template: str  # "/v1/charges/{id}/capture": a `{name}` is one path segment of the table's id characters
+    template: str  # "/v1/charges/{id}/capture": a `{name}` is one path segment in the table's id grammar
     name: str
     pricing: str
     scope: str
 
 
 class RouteTable:
-    def __init__(self, routes: Iterable[Route], *, id_chars: str, unknown_scope: str) -> None:
-        """`id_chars`: a regex character class body for ids, e.g. "A-Za-z0-9_"; `unknown_scope`: the scope
-        rule of a path no route knows."""
+    def __init__(self, routes: Iterable[Route], *, id_pattern: str, unknown_scope: str) -> None:
+        """`id_pattern`: the vendor's id grammar as a regex (no anchors), e.g. "[a-z]+_[A-Za-z0-9]+"; a
+        segment outside it matches no `{placeholder}` (so `/v1/charges/search` is no charge);
+        `unknown_scope`: the scope rule of a path no route knows."""
         self.routes = tuple(routes)
         self.unknown_scope = unknown_scope
-        self._compiled = tuple((r, _compile(r.template, id_chars)) for r in self.routes)
+        self._compiled = tuple((r, _compile(r.template, id_pattern)) for r in self.routes)
 
     def match(self, method: str, path: str) -> Endpoint:
         method = method.upper()
@@ -41,6 +42,6 @@ class RouteTable:
         return Endpoint(method, path, "unknown.write", "unpriced", self.unknown_scope)
 
 
-def _compile(template: str, id_chars: str) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{(\w+)\\\}", rf"(?P<\1>[{id_chars}]+)", re.escape(template))
+def _compile(template: str, id_pattern: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>{id_pattern})", re.escape(template))
     return re.compile(f"^{pattern}$")

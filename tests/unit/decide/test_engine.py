@@ -38,8 +38,11 @@ def subject(
     accounts: frozenset = frozenset(),
     parse_error: str | None = None,
     now=NOW,
+    vendor: str = "stripe",
 ) -> Subject:
-    c = replace(call(method, path, params if params is not None else GOOD), parse_error=parse_error)
+    c = replace(
+        call(method, path, params if params is not None else GOOD), parse_error=parse_error, vendor=vendor
+    )
     return Subject(
         call=c,
         grant=g,
@@ -231,6 +234,20 @@ def test_shadow_mode_allows_but_carries_the_denial() -> None:
     assert v.shadow_denial.rule is Rule.ENDPOINT_NOT_ALLOWED
     cap = after_reserve(g, Allow(cost_micro_usd=5), False, 100, NOW)
     assert isinstance(cap, Allow) and cap.shadow_denial is not None and cap.cost_micro_usd == 0
+
+
+def test_a_key_is_refused_on_another_vendors_route_before_any_other_rule() -> None:
+    v = run(subject(grant(spend_policy()), vendor="resend", path="/secret", accounts=frozenset({"acct_bad"})))
+    assert isinstance(v, Deny) and v.rule is Rule.KEY_WRONG_VENDOR and v.status == 401
+    assert "is for stripe, not resend" in v.message
+
+
+def test_shadow_mode_never_forwards_a_request_it_cannot_read_or_a_key_off_its_vendor() -> None:
+    g = grant(spend_policy(mode="shadow"))
+    unreadable = run(subject(g, parse_error="the body is not UTF-8"))
+    assert isinstance(unreadable, Deny) and unreadable.rule is Rule.REQUEST_INVALID
+    elsewhere = run(subject(g, vendor="twilio"))
+    assert isinstance(elsewhere, Deny) and elsewhere.rule is Rule.KEY_WRONG_VENDOR
 
 
 def test_shadow_mode_never_relaxes_rules_about_the_key() -> None:

@@ -31,11 +31,11 @@ def check_request(
     return req
 
 
-def test_request_strips_the_vendor_prefix_and_merges_query_into_params() -> None:
+def test_request_strips_the_vendor_prefix_and_reads_the_body_of_a_post() -> None:
     inc = to_incoming(
         check_request(
-            "/stripe/v1/refunds?expand[]=charge",
-            b"charge=ch_1&amount=5",
+            "/stripe/v1/refunds",
+            b"charge=ch_1&amount=5&expand[]=charge",
             authorization="Bearer tgk_x",
             content_type="application/x-www-form-urlencoded",
         )
@@ -44,6 +44,56 @@ def test_request_strips_the_vendor_prefix_and_merges_query_into_params() -> None
     assert inc.token == "tgk_x"
     assert inc.call.path == "/v1/refunds"
     assert inc.call.params == {"charge": "ch_1", "amount": "5", "expand[]": ["charge"]}
+
+
+def raw_request(path: str, body: bytes, headers: list[tuple[str, str]]) -> external_auth_pb2.CheckRequest:
+    """As Envoy sends it with encode_raw_headers: every header as received, repeats included."""
+    req = check_request(path, body)
+    for k, v in headers:
+        req.attributes.request.http.header_map.headers.add(key=k, raw_value=v.encode())
+    return req
+
+
+FORM = ("content-type", "application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize(
+    "header", ["idempotency-key", "stripe-account", "authorization", "content-type", "content-encoding"]
+)
+def test_a_repeated_header_the_decision_reads_is_a_parse_error(header: str) -> None:
+    headers = [("authorization", "Bearer tgk_x"), FORM, (header, "a"), (header, "b")]
+    inc = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers))
+    assert inc.call.parse_error is not None
+    assert f"header {header} is sent more than once" in inc.call.parse_error
+
+
+def test_raw_headers_are_read_one_by_one_and_other_repeats_pass() -> None:
+    headers = [
+        ("authorization", "Bearer tgk_x"),
+        FORM,
+        ("idempotency-key", "k1"),
+        ("accept", "a"),
+        ("accept", "b"),
+    ]
+    inc = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers))
+    assert inc.call.parse_error is None
+    assert inc.token == "tgk_x"
+    assert inc.call.headers["idempotency-key"] == "k1"
+    assert inc.call.headers["accept"] == "a,b"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "method"),
+    [
+        pytest.param("/stripe/v1/refunds?amount=100", b"charge=ch_1", "POST", id="post with a query"),
+        pytest.param("/stripe/v1/charges", b"customer=cus_1", "GET", id="get with a body"),
+        pytest.param("/stripe/v1/%72efunds", b"charge=ch_1", "POST", id="an escaped path"),
+    ],
+)
+def test_requests_the_vendor_reads_otherwise_become_parse_errors(path: str, body: bytes, method: str) -> None:
+    inc = to_incoming(check_request(path, body, method, content_type="application/x-www-form-urlencoded"))
+    assert inc.call.parse_error is not None
+    assert inc.call.params == {}
 
 
 def test_credentials_never_reach_the_call() -> None:
@@ -57,8 +107,15 @@ def test_credentials_never_reach_the_call() -> None:
 
 
 def test_an_ambiguous_body_becomes_a_parse_error_not_an_exception() -> None:
-    inc = to_incoming(check_request("/stripe/v1/refunds?amount=1", b"amount=2", authorization="Bearer t"))
-    assert inc.call.parse_error is not None and "both the body and the query" in inc.call.parse_error
+    inc = to_incoming(
+        check_request(
+            "/stripe/v1/refunds",
+            b"amount=1&amount=2",
+            authorization="Bearer t",
+            content_type="application/x-www-form-urlencoded",
+        )
+    )
+    assert inc.call.parse_error is not None and "more than once" in inc.call.parse_error
 
 
 def test_an_unknown_vendor_route_has_no_vendor() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
+from tollgate.vendors import wire
 from tollgate.vendors.base import (
     Denial,
     Endpoint,
@@ -34,8 +35,8 @@ class ResendVendor:
         scheme, _, value = headers.get("authorization", "").partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
-    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
-        return params.parse(content_type, body, query)
+    def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
+        return params.parse(w)
 
     def match(self, method: str, path: str) -> Endpoint:
         return endpoints.match(method, path)

@@ -25,8 +25,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/emails/{id}/cancel", "emails.cancel", "free", "none"),
 )
 
-# Resend ids are UUIDs, with hyphens.
-_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9_-", unknown_scope="none")
+# Resend ids are UUIDs.
+ID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_TABLE = RouteTable(ROUTES, id_pattern=ID_PATTERN, unknown_scope="none")
 
 
 def match(method: str, path: str) -> Endpoint:

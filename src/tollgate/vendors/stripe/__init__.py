@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
-from tollgate.vendors import form
+from tollgate.vendors import form, wire
 from tollgate.vendors.base import (
     Denial,
     Endpoint,
@@ -24,6 +25,7 @@ from tollgate.vendors.base import (
 from tollgate.vendors.stripe import endpoints, errors
 from tollgate.vendors.stripe import facts as _facts
 
+_PARAM_ROOT = re.compile(r"^[a-z][a-z0-9_]*$")
 # Object fields that never change once set; everything else (amounts refunded, captured) is read fresh.
 # An object missing one of them is not cached: a charge's empty customer, say, may be filled in later.
 _IMMUTABLE = {
@@ -34,6 +36,22 @@ _IMMUTABLE = {
     "payment_intents": ("currency",),
     "subscriptions": ("customer",),
 }
+
+
+def _check_account_headers(headers: Mapping[str, str]) -> None:
+    """`Stripe-Account: acct_…`, or `Stripe-Context` as account ids joined by '/': each account is
+    checked against connectedAccounts (facts.accounts). Both at once could name two different accounts."""
+    account, context = headers.get("stripe-account"), headers.get("stripe-context")
+    if account is not None and context is not None:
+        raise wire.Ambiguous("send Stripe-Account or Stripe-Context, not both")
+    if account is not None and not endpoints.ACCOUNT_ID.match(account):
+        raise wire.Ambiguous(
+            f"Stripe-Account must be one account id such as acct_1Mxyz, not {account[:40]!r}"
+        )
+    if context is not None and not all(endpoints.ACCOUNT_ID.match(a) for a in context.split("/")):
+        raise wire.Ambiguous(
+            f"Stripe-Context must be account ids (acct_…) joined by '/', not {context[:60]!r}"
+        )
 
 
 class StripeVendor:
@@ -53,11 +71,13 @@ class StripeVendor:
             return user if user and not password else None
         return None
 
-    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
-        mime = content_type.split(";", 1)[0].strip().lower()
-        if body and mime not in ("application/x-www-form-urlencoded", ""):
-            raise form.Ambiguous(f"Stripe takes form-encoded bodies, not {mime!r}")
-        return form.parse_form(body, query)
+    def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
+        # Stripe's v1 API reads form encoding only, with lower-case snake_case names.
+        _check_account_headers(w.headers)
+        where, data = wire.params_source(w)
+        if where == "body":
+            wire.check_body_encoding(w, "application/x-www-form-urlencoded", "Stripe")
+        return form.nested(form.pairs(data, where), _PARAM_ROOT, where)
 
     def match(self, method: str, path: str) -> Endpoint:
         return endpoints.match(method, path)
@@ -91,8 +111,9 @@ class StripeVendor:
 
     def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
         out = {"authorization": f"Bearer {vendor_key}"}
-        if acct := headers.get("stripe-account"):
-            out["stripe-account"] = acct  # the object lives in the connected account
+        for name in ("stripe-account", "stripe-context"):
+            if value := headers.get(name):
+                out[name] = value  # the object lives in the connected account
         return out
 
     def deny(self, denial: Denial) -> Rendered:

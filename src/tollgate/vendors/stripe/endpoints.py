@@ -15,17 +15,25 @@ Pricing rules (facts.py implements them):
   sub_cancel      free unless `invoice_now=true` (which bills usage now)
 
 Scope rules (whom the call touches, for customer scope):
-  none            not about a customer (payouts, balance, creating a customer)
+  none            not about a customer (a payout, the balance, creating a customer)
   param           the `customer` parameter
   list            a list: in scope only when filtered by an in-scope `customer`
+  account_list    a list that cannot be filtered by customer (transfers, payouts, balance transactions):
+                  out of scope whenever a customer scope is set
   customer_path   /v1/customers/{id}
   object          the object in the path, read from Stripe for its customer
   refund_target   the `charge` / `payment_intent` parameter, read for its customer
   charge_filter   a list filtered by `charge` / `payment_intent`, read for its customer
-  unknown         a read Tollgate does not know: out of scope whenever a customer scope is set
+  unknown         a read Tollgate does not know (a search, `/v1/charges/search`, among them, since
+                  `search` is no object id): out of scope whenever a customer scope is set
+
+Under a customer scope, `expand` may only follow references that stay with the same customer (facts.py,
+_EXPAND_SAME_CUSTOMER), and only on routes whose own object is checked against the scope.
 """
 
 from __future__ import annotations
+
+import re
 
 from tollgate.vendors.base import Endpoint
 from tollgate.vendors.routes import Route, RouteTable
@@ -47,10 +55,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/refunds/{id}", "refunds.retrieve", "free", "object"),
     Route("POST", "/v1/refunds/{id}", "refunds.update", "free", "object"),
     Route("POST", "/v1/transfers", "transfers.create", "amount", "none"),
-    Route("GET", "/v1/transfers", "transfers.list", "free", "none"),
+    Route("GET", "/v1/transfers", "transfers.list", "free", "account_list"),
     Route("GET", "/v1/transfers/{id}", "transfers.retrieve", "free", "none"),
     Route("POST", "/v1/payouts", "payouts.create", "amount", "none"),
-    Route("GET", "/v1/payouts", "payouts.list", "free", "none"),
+    Route("GET", "/v1/payouts", "payouts.list", "free", "account_list"),
     Route("GET", "/v1/payouts/{id}", "payouts.retrieve", "free", "none"),
     Route("POST", "/v1/customers", "customers.create", "free", "none"),
     Route("GET", "/v1/customers", "customers.list", "free", "unknown"),
@@ -77,10 +85,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/disputes/{id}", "disputes.update", "free", "object"),
     Route("POST", "/v1/disputes/{id}/close", "disputes.close", "free", "object"),
     Route("GET", "/v1/balance", "balance.retrieve", "free", "none"),
-    Route("GET", "/v1/balance_transactions", "balance_transactions.list", "free", "none"),
+    Route("GET", "/v1/balance_transactions", "balance_transactions.list", "free", "account_list"),
 )
 
-_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9_", unknown_scope="unknown")
+# A Stripe object id: a lower-case prefix, '_', then letters, digits and '_' (ch_3Mxyz…, pm_card_visa).
+# Anything else in an id's place ('search', 'ch_1;x', an id with '.' in it) is no object Tollgate knows.
+ID_PATTERN = r"[a-z]{1,24}_[A-Za-z0-9_]{1,255}"
+ID = re.compile(f"^{ID_PATTERN}$")
+ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9]{1,255}$")
+
+_TABLE = RouteTable(ROUTES, id_pattern=ID_PATTERN, unknown_scope="unknown")
 
 
 def match(method: str, path: str) -> Endpoint:

@@ -13,7 +13,7 @@ from typing import Any
 from tollgate.money import Money
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors.base import Endpoint, Facts, Found, Invalid, Need, ObjectRef, Unpriced
-from tollgate.vendors.stripe.endpoints import collection_of
+from tollgate.vendors.stripe.endpoints import ID, collection_of
 
 _INT = re.compile(r"^[0-9]{1,15}$")
 _CURRENCY = re.compile(r"^[a-zA-Z]{3}$")
@@ -42,6 +42,38 @@ _SUB_SAFE = frozenset(
 )
 
 
+# Under a customer scope, `expand` may follow only these references: each leads from an object of one
+# customer to another object of that same customer (its charge, invoice, payment method, …), so an
+# in-scope object expands only into in-scope data. Anything else (a transfer, an application fee, a
+# connected account, a balance transaction's source) could reach other customers and is refused.
+_EXPAND_SAME_CUSTOMER = frozenset(
+    {
+        "customer",
+        "charge",
+        "charges",
+        "latest_charge",
+        "payment_intent",
+        "invoice",
+        "latest_invoice",
+        "subscription",
+        "subscriptions",
+        "payment_method",
+        "default_payment_method",
+        "default_source",
+        "source",
+        "sources",
+        "refunds",
+        "dispute",
+        "disputes",
+        "review",
+        "balance_transaction",
+        "data",  # the items of a list being expanded
+    }
+)
+# Routes whose own object (or list filter) is checked against the customer scope: only they may expand.
+_CHECKED_SCOPES = frozenset({"param", "list", "customer_path", "object", "refund_target", "charge_filter"})
+
+
 class _Missing(Exception):
     """Internal: an object must be read first (turned into Need at the edge of this module)."""
 
@@ -67,6 +99,9 @@ def facts(
         if isinstance(cost, Unpriced):
             return cost
         customers, unscoped, related = _scope(endpoint, reader, resolve=scope_customers)
+        if scope_customers and unscoped is None:
+            unscoped = _expand_out_of_scope(endpoint, params)
+            related = related or unscoped is not None
     except _Missing as m:
         return Need((m.ref,), fresh=m.fresh)
     except _Bad as b:
@@ -87,6 +122,15 @@ class _Reader:
         v = self.params.get(name)
         if isinstance(v, list):
             raise _Bad(f"parameter {name!r} must be a single value", name)
+        return v
+
+    def id(self, name: str) -> str | None:
+        """An object id parameter, which must be in Stripe's id grammar (it may be read with the real key)."""
+        v = self.text(name)
+        if v is not None and not ID.match(v):
+            raise _Bad(
+                f"parameter {name!r} must be a Stripe object id such as ch_3Mxyz, not {v[:40]!r}", name
+            )
         return v
 
     def amount(self, name: str, *, required: bool) -> int | None:
@@ -176,7 +220,7 @@ def _price_refund(r: _Reader) -> Money:
 
 
 def _refund_charge(r: _Reader, *, fresh: bool) -> Mapping[str, Any]:
-    charge_id, pi_id = r.text("charge"), r.text("payment_intent")
+    charge_id, pi_id = r.id("charge"), r.id("payment_intent")
     if bool(charge_id) == bool(pi_id):
         raise _Bad("a refund needs exactly one of 'charge' or 'payment_intent'", "charge")
     if charge_id:
@@ -203,8 +247,10 @@ def _scope(ep: Endpoint, r: _Reader, *, resolve: bool) -> tuple[set[str], str | 
         return set(), None, False
     if s == "customer_path":
         return {ep.path_ids["customer"]}, None, True
+    if s == "account_list":
+        return set(), "the list cannot be filtered by customer", True
     if s in ("param", "list"):
-        c = r.text("customer")
+        c = r.id("customer")
         if c:
             return {c}, None, True
         why = "the call names no customer" if s == "param" else "the list is not filtered by customer"
@@ -216,13 +262,35 @@ def _scope(ep: Endpoint, r: _Reader, *, resolve: bool) -> tuple[set[str], str | 
     if s == "refund_target":
         return _customer_of_charge(_refund_charge(r, fresh=False))
     if s == "charge_filter":
-        target = r.text("charge") or r.text("payment_intent")
+        target = r.id("charge") or r.id("payment_intent")
         if not target:
             return set(), "the list is not filtered by charge or payment_intent", True
         return _customer_of(r, target)
     if s == "object":
         return _customer_of(r, ep.path_ids["id"], collection_of(ep.template))
     raise AssertionError(f"unknown scope {s!r}")
+
+
+def _expand_out_of_scope(ep: Endpoint, params: Mapping[str, ParamValue]) -> str | None:
+    """Why this call's `expand` could reach other customers' objects, or None when it cannot."""
+    paths = _expand_paths(params)
+    if not paths:
+        return None
+    if ep.scope not in _CHECKED_SCOPES:
+        return f"expand on {ep.method} {ep.template} can reach other customers' objects"
+    for path in paths:
+        outside = [f for f in path.split(".") if f not in _EXPAND_SAME_CUSTOMER]
+        if outside:
+            return f"expand of {path!r} can reach objects of other customers ({outside[0]!r} is not followed)"
+    return None
+
+
+def _expand_paths(params: Mapping[str, ParamValue]) -> list[str]:
+    out: list[str] = []
+    for key, value in params.items():
+        if key == "expand" or key.startswith("expand["):
+            out.extend([value] if isinstance(value, str) else value)
+    return out
 
 
 def _customer_of(r: _Reader, oid: str, collection: str | None = None) -> tuple[set[str], str | None, bool]:
@@ -246,10 +314,13 @@ def _customer_of_charge(obj: Mapping[str, Any]) -> tuple[set[str], str | None, b
 
 
 def accounts(ep: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]) -> frozenset[str]:
-    """Connected accounts acted on (Stripe-Account) or paid (a transfer's destination)."""
+    """Connected accounts acted on (Stripe-Account, or each account of a Stripe-Context) or paid (a
+    transfer's destination)."""
     accounts = set()
     if acct := headers.get("stripe-account"):
         accounts.add(acct)
+    if context := headers.get("stripe-context"):
+        accounts.update(context.split("/"))
     if ep.name == "transfers.create" and isinstance(dest := params.get("destination"), str):
         accounts.add(dest)
     return frozenset(accounts)
@@ -258,7 +329,7 @@ def accounts(ep: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[st
 def _id(v: object) -> str | None:
     if isinstance(v, Mapping):
         v = v.get("id")
-    return v if isinstance(v, str) and v else None
+    return v if isinstance(v, str) and ID.match(v) else None
 
 
 def _int(obj: Mapping[str, Any], key: str, default: int | None = None) -> int:

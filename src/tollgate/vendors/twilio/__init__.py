@@ -20,14 +20,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
-from tollgate.vendors import form
+from tollgate.vendors import form, wire
 from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
 from tollgate.vendors.twilio import endpoints, errors
 from tollgate.vendors.twilio import facts as _facts
+
+# Twilio's names are PascalCase; list filters end in '<' or '>' (DateSent>=…).
+_PARAM_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*[<>]?$")
+# The names a decision reads: a case variant of one could be read by Twilio where Tollgate sees none.
+_READ = (
+    "To",
+    "From",
+    "Body",
+    "MediaUrl",
+    "SendAsMms",
+    "ContentSid",
+    "MessagingServiceSid",
+    "Status",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "Url",
+    "Twiml",
+    "ApplicationSid",
+)
+_READ_CASEFOLD = {n.casefold(): n for n in _READ}
 
 
 def parse_credential(secret: str) -> tuple[str, str]:
@@ -56,27 +77,18 @@ class TwilioVendor:
         # The vault token is the auth token; the user name is whatever SID the SDK was given.
         return password if user and password else None
 
-    def parse_params(self, content_type: str, body: bytes, query: str) -> dict[str, ParamValue]:
-        mime = content_type.split(";", 1)[0].strip().lower()
-        if body and mime not in ("application/x-www-form-urlencoded", ""):
-            raise form.Ambiguous(f"Twilio takes form-encoded bodies, not {mime!r}")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise form.Ambiguous("the body is not UTF-8") from exc
-        # Twilio repeats a key for a list (MediaUrl=a&MediaUrl=b), so repeats collect; a key in both the
-        # body and the query string could still be read two ways.
-        params: dict[str, ParamValue] = {}
-        origin: dict[str, str] = {}
-        for where, source in (("body", text), ("query string", query)):
-            for key, value in form.parse_pairs(source, where):
-                if origin.setdefault(key, where) != where:
-                    raise form.Ambiguous(f"parameter {key!r} is given in both the body and the query string")
-                existing = params.get(key)
-                if existing is None:
-                    params[key] = value
-                else:
-                    params[key] = [*([existing] if isinstance(existing, str) else existing), value]
+    def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
+        # Twilio repeats a name for a list (MediaUrl=a&MediaUrl=b), so repeats collect.
+        where, data = wire.params_source(w)
+        if where == "body":
+            wire.check_body_encoding(w, "application/x-www-form-urlencoded", "Twilio")
+        params = form.repeated(form.pairs(data, where), _PARAM_NAME, where)
+        for name in params:
+            canonical = _READ_CASEFOLD.get(name.casefold())
+            if canonical is not None and canonical != name:
+                raise wire.Ambiguous(
+                    f"parameter {name!r} differs from Twilio's {canonical!r} only in case; send {canonical!r}"
+                )
         return params
 
     def match(self, method: str, path: str) -> Endpoint:

@@ -19,6 +19,8 @@ import re
 from tollgate.vendors.base import Endpoint
 from tollgate.vendors.routes import Route, RouteTable
 
+# A Twilio SID: a two-letter type (AC account, SM message, CA call, …) and 32 hex digits.
+SID_PATTERN = r"[A-Z]{2}[0-9a-fA-F]{32}"
 _ACCOUNT = "/2010-04-01/Accounts/{AccountSid}"
 # The account SID of any path under /2010-04-01/Accounts/, known route or not ('…/Accounts/AC1.json' too).
 _ACCOUNT_IN_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+?)(?:\.json)?(?:/|$)")
@@ -39,7 +41,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{_ACCOUNT}.json", "accounts.fetch", "free", "none"),
 )
 
-_TABLE = RouteTable(ROUTES, id_chars="A-Za-z0-9", unknown_scope="none")
+_TABLE = RouteTable(ROUTES, id_pattern=SID_PATTERN, unknown_scope="none")
 
 
 def match(method: str, path: str) -> Endpoint:

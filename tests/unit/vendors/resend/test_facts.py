@@ -3,13 +3,14 @@
 from typing import Any
 
 import pytest
+from tests.builders import wire
 
 from tollgate.vendors.base import Facts, Found, Invalid, Unpriced
 from tollgate.vendors.resend import RESEND
 
 
 def facts(body: bytes, path: str = "/emails", method: str = "POST") -> Any:
-    params = RESEND.parse_params("application/json", body, "")
+    params = RESEND.parse_params(wire("application/json", body))
     return RESEND.facts(RESEND.match(method, path), params, {}, Found(), False)
 
 

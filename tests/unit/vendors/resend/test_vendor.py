@@ -11,6 +11,7 @@ from resend.exceptions import (
     ValidationError,
     raise_for_code_and_type,
 )
+from tests.builders import wire
 
 from tollgate.vendors.base import Denial, Idempotent
 from tollgate.vendors.form import Ambiguous
@@ -33,7 +34,7 @@ def test_vault_token_is_the_bearer_token(authorization: str, token: str | None) 
 
 def test_json_bodies_flatten_to_the_names_rules_use() -> None:
     body = b'{"from": "a@x.com", "to": ["b@y.com"], "tags": [{"name": "k", "value": "v"}], "headers": {"X-Id": 1}}'
-    assert RESEND.parse_params("application/json; charset=utf-8", body, "") == {
+    assert RESEND.parse_params(wire("application/json; charset=utf-8", body)) == {
         "from": "a@x.com",
         "to": ["b@y.com"],
         "tags[0][name]": "k",
@@ -44,7 +45,7 @@ def test_json_bodies_flatten_to_the_names_rules_use() -> None:
 
 def test_a_batch_collects_each_name_across_its_emails() -> None:
     body = b'[{"from": "a@x.com", "to": "b@y.com"}, {"from": "c@x.com", "to": ["d@y.com", "e@y.com"]}]'
-    params = RESEND.parse_params("application/json", body, "")
+    params = RESEND.parse_params(wire("application/json", body))
     assert params["to"] == ["b@y.com", "d@y.com", "e@y.com"]
     assert params["from"] == ["a@x.com", "c@x.com"]
 
@@ -54,18 +55,33 @@ def test_a_batch_collects_each_name_across_its_emails() -> None:
     [
         pytest.param("application/json", b'{"to": "a@x.com", "to": "b@y.com"}', "", "more than once",
                      id="a key twice in one object"),
-        pytest.param("application/json", b'{"to": "a@x.com"}', "to=b@y.com", "both",
-                     id="a key in body and query"),
-        pytest.param("application/x-www-form-urlencoded", b"to=a@x.com", "", "JSON", id="a form body"),
+        pytest.param("application/json", b'{"to": "a@x.com"}', "to=b@y.com", "carries its parameters",
+                     id="a post with a query string"),
+        pytest.param("application/x-www-form-urlencoded", b"to=a@x.com", "", "application/json", id="a form body"),
+        pytest.param("application/json; charset=utf-16", '{"to": "a@x.com"}'.encode("utf-16-le"), "", "charset",
+                     id="utf-16"),
+        pytest.param("application/json", '{"to": "a@x.com"}'.encode("utf-16"), "", "UTF-8", id="utf-16 with a BOM"),
         pytest.param("application/json", b"{not json", "", "not valid JSON", id="broken JSON"),
+        pytest.param("application/json", b'{"to": NaN}', "", "not JSON", id="NaN"),
+        pytest.param("application/json", b'{"to": "a@x.com\\ud800"}', "", "surrogate", id="a lone surrogate"),
         pytest.param("application/json", b'["a@x.com"]', "", "list of objects", id="a list of strings"),
+        pytest.param("application/json", b'{"To": "a@x.com"}', "", "not a Resend field", id="To"),
+        pytest.param("application/json", b'{"to": "a@x.com", "CC": "b@y.com"}', "", "not a Resend field", id="CC"),
+        pytest.param("application/json", b'{"to": "a@x.com", "headers": {"Bcc": "b@y.com"}}', "", "custom header",
+                     id="Bcc in headers"),
+        pytest.param("application/json", b'{"to": "a@x.com", "headers": {" to ": "b@y.com"}}', "", "custom header",
+                     id="to in headers"),
+        pytest.param("application/json", b'[{"to": "a@x.com"}, {"to": "c@x.com", "headers": {"CC": "b@y.com"}}]',
+                     "", "custom header", id="Cc in a batch email's headers"),
+        pytest.param("application/json", b'{"to": "a@x.com", "headers": {"From": "ceo@x.com"}}', "", "custom header",
+                     id="From in headers"),
     ],
 )  # fmt: skip
 def test_bodies_that_could_be_read_two_ways_are_refused(
     content_type: str, body: bytes, query: str, words: str
 ) -> None:
     with pytest.raises(Ambiguous, match=words):
-        RESEND.parse_params(content_type, body, query)
+        RESEND.parse_params(wire(content_type, body, query))
 
 
 @pytest.mark.parametrize(
@@ -73,8 +89,16 @@ def test_bodies_that_could_be_read_two_ways_are_refused(
     [
         pytest.param("POST", "/emails", "emails.send", "email", id="send"),
         pytest.param("POST", "/emails/batch", "emails.batch", "email", id="send a batch"),
-        pytest.param("GET", "/emails/4ef9a417-02e9", "emails.get", "free", id="read one"),
-        pytest.param("POST", "/emails/4ef9a417-02e9/cancel", "emails.cancel", "free", id="cancel"),
+        pytest.param(
+            "GET", "/emails/4ef9a417-02e9-4d39-ad75-9611e0fcc33c", "emails.get", "free", id="read one"
+        ),
+        pytest.param(
+            "POST",
+            "/emails/4ef9a417-02e9-4d39-ad75-9611e0fcc33c/cancel",
+            "emails.cancel",
+            "free",
+            id="cancel",
+        ),
         pytest.param("POST", "/broadcasts", "unknown.write", "unpriced", id="an unknown write"),
         pytest.param("GET", "/domains", "unknown.read", "free", id="an unknown read"),
     ],

@@ -260,3 +260,75 @@ def test_connected_accounts_come_from_the_header_and_transfer_destinations() -> 
 def test_only_immutable_fields_are_cached() -> None:
     assert STRIPE.cacheable(CH, CHARGE) == {"id": "ch_1", "currency": "usd", "customer": "cus_A"}
     assert STRIPE.cacheable(CH, {**CHARGE, "customer": None}) is None
+
+
+SCOPED_READS = [
+    ("GET", "/v1/balance_transactions", {"expand[]": ["data.source"]}),
+    ("GET", "/v1/balance_transactions", {}),
+    ("GET", "/v1/transfers", {}),
+    ("GET", "/v1/payouts", {}),
+    ("GET", "/v1/charges/search", {"query": "amount>0"}),
+    ("GET", "/v1/customers/search", {"query": "email:'a@x.com'"}),
+    ("GET", "/v1/balance", {"expand[]": ["x"]}),
+    ("GET", "/v1/payouts/po_1", {"expand[0]": "balance_transaction"}),
+    ("GET", "/v1/charges", {"customer": "cus_A", "expand[]": ["data.transfer"]}),
+    ("GET", "/v1/charges", {"customer": "cus_A", "expand[]": ["data.customer", "data.application_fee"]}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "params"), SCOPED_READS)
+def test_under_a_customer_scope_reads_that_can_reach_other_customers_are_out_of_scope(
+    method: str, path: str, params: dict
+) -> None:
+    f = facts(method, path, params)
+    assert isinstance(f, Facts), f
+    assert f.customer_related and f.unscoped is not None
+
+
+@pytest.mark.parametrize(("method", "path", "params"), SCOPED_READS)
+def test_without_a_customer_scope_the_same_reads_are_free(method: str, path: str, params: dict) -> None:
+    f = facts(method, path, params, scope=False)
+    assert isinstance(f, Facts) and f.cost is None
+
+
+def test_expanding_references_of_the_same_customer_stays_in_scope() -> None:
+    f = facts(
+        "GET",
+        "/v1/charges",
+        {"customer": "cus_A", "expand[]": ["data.customer", "data.invoice.subscription", "data.refunds"]},
+    )
+    assert isinstance(f, Facts) and f.unscoped is None and f.customers == {"cus_A"}
+    one = facts("GET", "/v1/charges/ch_1", {"expand[0]": "balance_transaction"}, {CH: CHARGE})
+    assert isinstance(one, Facts) and one.unscoped is None and one.customers == {"cus_A"}
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"charge": "ch_other/../ch_mine"}, "charge"),
+        ({"charge": "ch_1?expand[]=x"}, "charge"),
+        ({"charge": "ch_1 "}, "charge"),
+        ({"payment_intent": "../pi_1"}, "payment_intent"),
+        ({"charge": "charges"}, "charge"),
+    ],
+)
+def test_ids_outside_stripes_grammar_are_refused_before_any_lookup(params: dict, param: str) -> None:
+    f = facts("POST", "/v1/refunds", params)
+    assert isinstance(f, Invalid) and f.param == param
+
+
+def test_path_segments_that_are_no_object_id_match_no_route() -> None:
+    for path in ("/v1/charges/search", "/v1/charges/ch.1", "/v1/customers/Cus_1", "/v1/charges/_1"):
+        assert STRIPE.match("GET", path).name == "unknown.read"
+    assert STRIPE.match("POST", "/v1/charges/search/capture").name == "unknown.write"
+    assert STRIPE.match("GET", "/v1/charges/ch_3MxYz_9").name == "charges.retrieve"
+
+
+def test_a_customer_id_parameter_follows_the_grammar_too() -> None:
+    f = facts("GET", "/v1/charges", {"customer": "cus_A,cus_B"})
+    assert isinstance(f, Invalid) and f.param == "customer"
+
+
+def test_stripe_context_names_connected_accounts_like_stripe_account() -> None:
+    ep = STRIPE.match("GET", "/v1/balance")
+    assert STRIPE.accounts(ep, {}, {"stripe-context": "acct_1/acct_2"}) == {"acct_1", "acct_2"}

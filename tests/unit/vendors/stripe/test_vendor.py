@@ -2,6 +2,7 @@ import base64
 import json
 
 import pytest
+from tests.builders import wire
 
 from tollgate.vendors.base import Denial
 from tollgate.vendors.form import Ambiguous
@@ -25,8 +26,8 @@ def test_vault_token_is_found_where_stripe_sdks_put_the_key(authorization: str, 
 
 
 def test_json_bodies_are_refused_because_stripe_reads_form_encoding() -> None:
-    with pytest.raises(Ambiguous, match="form-encoded"):
-        STRIPE.parse_params("application/json", b'{"amount": 1}', "")
+    with pytest.raises(Ambiguous, match="application/x-www-form-urlencoded"):
+        STRIPE.parse_params(wire("application/json", b'{"amount": 1}'))
 
 
 def test_denials_render_as_stripe_errors_that_say_not_to_retry() -> None:
@@ -67,3 +68,25 @@ def test_upstream_gets_the_real_key_as_bearer() -> None:
 )
 def test_routes_match_by_method_and_template(method: str, path: str, name: str) -> None:
     assert STRIPE.match(method, path).name == name
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({"stripe_account": "acct_1 acct_2"}, "Stripe-Account must be one account id"),
+        ({"stripe_account": "acct_1,acct_2"}, "Stripe-Account must be one account id"),
+        ({"stripe_account": "cus_1"}, "Stripe-Account must be one account id"),
+        ({"stripe_context": "acct_1/wksp_2"}, "Stripe-Context must be account ids"),
+        ({"stripe_account": "acct_1", "stripe_context": "acct_2"}, "not both"),
+    ],
+)
+def test_account_headers_must_name_accounts_exactly(headers: dict[str, str], words: str) -> None:
+    with pytest.raises(Ambiguous, match=words):
+        STRIPE.parse_params(wire("application/x-www-form-urlencoded", b"amount=1", **headers))
+
+
+def test_lookups_act_in_the_callers_connected_account_or_context() -> None:
+    assert STRIPE.lookup_headers("sk", {"stripe-context": "acct_1"}) == {
+        "authorization": "Bearer sk",
+        "stripe-context": "acct_1",
+    }

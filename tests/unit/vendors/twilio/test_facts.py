@@ -89,7 +89,7 @@ def test_a_call_to_a_client_or_sip_address_names_it_as_the_recipient() -> None:
         ),
         pytest.param(CALLS, {"From": "+15005550006"}, Invalid, "'To' is required", id="a call without To"),
         pytest.param(
-            f"/2010-04-01/Accounts/{SID}/Calls/CA1.json",
+            f"/2010-04-01/Accounts/{SID}/Calls/CA{'1' * 32}.json",
             {"Twiml": "<Response><Dial>+442071234567</Dial></Response>"},
             Unpriced,
             "dial",
@@ -107,13 +107,18 @@ def test_what_cannot_be_counted_exactly_is_refused(path: str, params: dict, kind
     ("method", "path", "params"),
     [
         pytest.param(
-            "POST", f"/2010-04-01/Accounts/{SID}/Calls/CA1.json", {"Status": "completed"}, id="hang up"
+            "POST",
+            f"/2010-04-01/Accounts/{SID}/Calls/CA{'1' * 32}.json",
+            {"Status": "completed"},
+            id="hang up",
         ),
         pytest.param(
-            "POST", f"/2010-04-01/Accounts/{SID}/Messages/SM1.json", {"Body": ""}, id="redact a body"
+            "POST", f"/2010-04-01/Accounts/{SID}/Messages/SM{'1' * 32}.json", {"Body": ""}, id="redact a body"
         ),
         pytest.param("GET", MESSAGES, {"To": TO}, id="list messages"),
-        pytest.param("DELETE", f"/2010-04-01/Accounts/{SID}/Messages/SM1.json", {}, id="delete a message"),
+        pytest.param(
+            "DELETE", f"/2010-04-01/Accounts/{SID}/Messages/SM{'1' * 32}.json", {}, id="delete a message"
+        ),
     ],
 )
 def test_calls_that_send_nothing_cost_nothing_and_reach_no_one(method: str, path: str, params: dict) -> None:

@@ -5,6 +5,7 @@ import base64
 import json
 
 import pytest
+from tests.builders import wire
 from twilio.base.exceptions import TwilioRestException
 from twilio.base.version import Version
 from twilio.http.response import Response
@@ -38,28 +39,32 @@ def test_vault_token_is_the_password_of_basic_auth(authorization: str, token: st
 
 def test_repeated_form_keys_become_lists_as_twilio_reads_them() -> None:
     params = TWILIO.parse_params(
-        "application/x-www-form-urlencoded", b"To=%2B14155550100&MediaUrl=https://a&MediaUrl=https://b", ""
+        wire("application/x-www-form-urlencoded", b"To=%2B14155550100&MediaUrl=https://a&MediaUrl=https://b")
     )
     assert params == {"To": "+14155550100", "MediaUrl": ["https://a", "https://b"]}
+
+
+FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.mark.parametrize(
     ("content_type", "body", "query", "words"),
     [
-        pytest.param(
-            "application/x-www-form-urlencoded", b"To=1", "To=2", "both", id="a key in body and query"
-        ),
-        pytest.param("application/json", b'{"To": "1"}', "", "form-encoded", id="a JSON body"),
-        pytest.param(
-            "application/x-www-form-urlencoded", b"\xff", "", "UTF-8", id="a body that is not UTF-8"
-        ),
+        pytest.param(FORM, b"To=1", "To=2", "carries its parameters", id="a post with a query string"),
+        pytest.param("application/json", b'{"To": "1"}', "", "not 'application/json'", id="a JSON body"),
+        pytest.param(FORM, b"\xff", "", "plain form encoding", id="a body that is not UTF-8"),
+        pytest.param(f"{FORM}; charset=utf-16le", b"To=1", "", "charset", id="another charset"),
+        pytest.param(FORM, b"to=%2B1&Body=hi", "", "not one this API reads", id="lower-case to"),
+        pytest.param(FORM, b"To=%2B1&TO=%2B2&Body=hi", "", "only in case", id="TO beside To"),
+        pytest.param(FORM, b"To=%2B1&BODY=hi", "", "only in case", id="BODY"),
+        pytest.param(FORM, b"To=%2B1;To=%2B2", "", "not a separator", id="a semicolon"),
     ],
 )
 def test_bodies_that_could_be_read_two_ways_are_refused(
     content_type: str, body: bytes, query: str, words: str
 ) -> None:
     with pytest.raises(Ambiguous, match=words):
-        TWILIO.parse_params(content_type, body, query)
+        TWILIO.parse_params(wire(content_type, body, query))
 
 
 @pytest.mark.parametrize(
@@ -72,10 +77,18 @@ def test_bodies_that_could_be_read_two_ways_are_refused(
             "POST", f"/2010-04-01/Accounts/{SID}/Calls.json", "calls.create", SID, id="place a call"
         ),
         pytest.param(
-            "POST", f"/2010-04-01/Accounts/{SID}/Calls/CA1.json", "calls.update", SID, id="update a call"
+            "POST",
+            f"/2010-04-01/Accounts/{SID}/Calls/CA{'1' * 32}.json",
+            "calls.update",
+            SID,
+            id="update a call",
         ),
         pytest.param(
-            "GET", f"/2010-04-01/Accounts/{SID}/Messages/SM1.json", "messages.fetch", SID, id="read a message"
+            "GET",
+            f"/2010-04-01/Accounts/{SID}/Messages/SM{'1' * 32}.json",
+            "messages.fetch",
+            SID,
+            id="read a message",
         ),
         pytest.param("GET", f"/2010-04-01/Accounts/{SID}.json", "accounts.fetch", SID, id="read the account"),
         pytest.param(
