@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.fspath))
         tier = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else ""
-        if tier in ("integration", "e2e", "operator"):
+        if tier in ("integration", "e2e", "operator", "security"):
             item.add_marker(getattr(pytest.mark, tier))
 
 

@@ -1,7 +1,7 @@
 """The decision, in the documented order; the first failing rule answers. Pure.
 
   1 key unknown / revoked / for another vendor → 401      2 key expired / suspended → 401
-  3 endpoint not allowed (or unpriceable, or unreadable) → 403 / 400
+  3 request unreadable → 400; endpoint not allowed (or unpriceable) → 403
   4 connected account not allowed → 403       5 parameter rule broken → 403
   6 customer / recipient out of scope → 403   7 currency not allowed → 403
   8 loop breaker → 429 (loop_broken)          9 daily cap would be exceeded → 402 (after_reserve)
@@ -254,8 +254,8 @@ def _params(s: Subject) -> Deny | None:
 _REQUEST_RULES: tuple[Callable[[Subject], Deny | None], ...] = (
     _key_known,
     _key_current,
+    _readable,  # nothing can be judged of a request that cannot be read exactly
     _endpoint,
-    _readable,
     _accounts,
     _params,
 )
