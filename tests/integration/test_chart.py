@@ -504,7 +504,15 @@ class TestEnvoyDeployment:
         assert flag_values(args, "--vendor") == ["stripe=https://api.stripe.com"]
         assert flag_values(args, "--listen-port") == ["8080"]
         assert flag_values(args, "--admin-port") == ["9901"]
+        assert flag_values(args, "--max-request-bytes") == ["1048576"]
+        assert flag_values(args, "--request-timeout-s") == ["60"]
         assert flag_values(args, "--out") == ["/etc/envoy/envoy.yaml"]
+
+    def test_should_pass_the_body_limit_and_request_timeout_from_values(self, chart: Chart) -> None:
+        rendered = chart.render({"envoy": {"maxRequestBytes": 10485760, "requestTimeoutSeconds": 30}})
+        args = self.render_container(rendered)["args"]
+        assert flag_values(args, "--max-request-bytes") == ["10485760"]
+        assert flag_values(args, "--request-timeout-s") == ["30"]
 
     def test_should_pass_one_vendor_flag_per_listed_vendor(self, chart: Chart) -> None:
         rendered = chart.render(ALTERNATIVES["several vendors, no persistence, one replica"])
@@ -538,6 +546,8 @@ class TestEnvoyDeployment:
         hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
         extauthz = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ext_authz")
         assert extauthz["typed_config"]["failure_mode_allow"] is False
+        # Envoy's own answers are worded in the vendors' error JSON in the cluster too.
+        assert hcm["local_reply_config"]["mappers"]
 
     def test_should_run_the_official_envoy_image_on_the_rendered_file(self, default: Rendered) -> None:
         containers = {c["name"]: c for c in pod_spec(default.get("Deployment", name("envoy")))["containers"]}

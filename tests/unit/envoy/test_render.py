@@ -55,6 +55,52 @@ def test_ext_authz_fails_closed_with_503_and_sees_the_whole_body() -> None:
         "allow_partial_message": False,
         "pack_as_bytes": True,
     }
+    # One entry per header as sent, so a repeated header cannot hide behind a comma-joined value.
+    assert authz["encode_raw_headers"] is True
+
+
+def test_underscored_header_names_are_refused_and_requests_must_arrive_in_bounded_time() -> None:
+    h = hcm(render(params(request_timeout_s=7)))
+    assert h["common_http_protocol_options"] == {"headers_with_underscores_action": "REJECT_REQUEST"}
+    assert (h["request_timeout"], h["request_headers_timeout"]) == ("7s", "10s")
+
+
+def test_envoys_own_answers_are_rewritten_per_vendor_then_by_a_fallback_never_over_ext_authz() -> None:
+    from tollgate.vendors.envoy_replies import ANSWERS, local_replies
+
+    replies = local_replies({"stripe": "/stripe", "resend": "/resend"})
+    mappers = hcm(render(params(local_replies=replies)))["local_reply_config"]["mappers"]
+    assert len(mappers) == 3 * len(ANSWERS)  # stripe, resend, then the fallback for any request
+    for m in mappers:
+        cel, *rest = m["filter"]["and_filter"]["filters"][1:]
+        assert (
+            cel["extension_filter"]["typed_config"]["expression"]
+            == "response.code_details != 'ext_authz_denied'"
+        )
+    prefixes = [
+        m["filter"]["and_filter"]["filters"][2]["metadata_filter"]["matcher"]["value"]["string_match"][
+            "prefix"
+        ]
+        if len(m["filter"]["and_filter"]["filters"]) == 3
+        else None
+        for m in mappers
+    ]
+    assert prefixes == ["/stripe/"] * len(ANSWERS) + ["/resend/"] * len(ANSWERS) + [None] * len(ANSWERS)
+    stripe_503 = next(r for r in replies if r.prefix == "/stripe" and r.status == 503)
+    assert stripe_503.body["error"]["type"] == "api_error"
+    assert stripe_503.headers["stripe-should-retry"] == "true"
+    resend_413 = next(r for r in replies if r.prefix == "/resend" and r.status == 413)
+    assert resend_413.body["statusCode"] == 413 and "error" not in resend_413.body
+    fallback = next(r for r in replies if r.prefix is None and r.status == 400)
+    assert {"error", "code", "status", "statusCode", "name", "message"} <= set(fallback.body)
+
+
+def test_every_envoy_answer_names_a_rule_of_the_one_vocabulary() -> None:
+    from tollgate.decide.rules import Rule
+    from tollgate.vendors.envoy_replies import ANSWERS
+
+    for a in ANSWERS:
+        assert Rule(a.code).status in (a.status, 400), a
 
 
 def test_ext_authz_runs_before_the_router() -> None:
