@@ -23,6 +23,7 @@ from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form, wire
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Header names that address a message: set as custom headers they could add recipients or a sender.
 _ADDRESS_HEADERS = frozenset(
     {
@@ -50,6 +51,8 @@ def parse(w: wire.Wire) -> dict[str, ParamValue]:
     text = wire.decode_utf8(data, "body")
     try:
         doc = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        if _SURROGATE_ESCAPE.search(text):  # only a \ud8xx-\udfxx escape can make a lone surrogate
+            _no_lone_surrogates(doc)
     except ValueError as exc:
         if isinstance(exc, wire.Ambiguous):
             raise
@@ -86,27 +89,30 @@ def _email(obj: dict[str, Any]) -> dict[str, ParamValue]:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for k, _ in pairs:
-        _check_text(k)
-        if k in seen:
-            raise wire.Ambiguous(f"key {k!r} is given more than once in one JSON object")
-        seen.add(k)
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the rare case: find the name to report
+        names = [k for k, _ in pairs]
+        dup = next(k for k in names if names.count(k) > 1)
+        raise wire.Ambiguous(f"key {dup!r} is given more than once in one JSON object")
+    return obj
 
 
 def _no_constant(name: str) -> Any:
     raise wire.Ambiguous(f"{name} is not JSON")
 
 
-def _check_text(s: str) -> str:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise wire.Ambiguous(
-            "the body holds a lone UTF-16 surrogate (\\ud8xx) that readers decode differently"
-        ) from exc
-    return s
+def _no_lone_surrogates(value: Any) -> None:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        for s in (k, v):
+            if isinstance(s, str):
+                try:
+                    s.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise wire.Ambiguous(
+                        "the body holds a lone UTF-16 surrogate (\\ud8xx) that readers decode differently"
+                    ) from exc
+        _no_lone_surrogates(v)
 
 
 def _flat(obj: dict[str, Any]) -> dict[str, ParamValue]:
@@ -134,4 +140,4 @@ def _walk(value: Any, name: str) -> Iterator[tuple[str, ParamValue]]:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    return _check_text(value) if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value)
