@@ -48,6 +48,7 @@ def to_incoming(req: external_auth_pb2.CheckRequest) -> Incoming:
                     f"header {repeated[0]} is sent more than once; the vendor would see every copy"
                 )
             wire.check_path(path)
+            wire.check_method(headers)
             params = vendor.parse_params(wire.Wire(method, path, query, headers, body))
         except wire.Ambiguous as exc:
             parse_error = str(exc)

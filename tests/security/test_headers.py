@@ -86,3 +86,9 @@ def test_stripe_account_beside_stripe_context_is_refused(world: World) -> None:
         "GET", "/v1/balance", b"", ("stripe-account", "acct_ours"), ("stripe-context", "acct_ours")
     )
     refused(r, 400, "tollgate_request_invalid", world)
+
+
+@pytest.mark.parametrize("name", ["X-HTTP-Method-Override", "x-http-method", "X-Method-Override"])
+def test_a_method_override_header_is_refused(world: World, name: str) -> None:
+    r = world.stripe("POST", "/v1/refunds", REFUND, FORM, (name, "DELETE"))
+    refused(r, 400, "tollgate_request_invalid", world)

@@ -39,6 +39,9 @@ DECISION_HEADERS = frozenset(
         "x-agent-run-id",
     }
 )
+# Headers some servers (Rack's MethodOverride, many frameworks) read as the request's real method: a POST
+# judged as a POST could run as a DELETE. No SDK sends them.
+METHOD_OVERRIDE_HEADERS = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
 _PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA = re.compile(rf"^\s*({_TOKEN}/{_TOKEN})\s*((?:;\s*{_TOKEN}\s*=\s*(?:{_TOKEN}|\"[^\"\\]*\")\s*)*)$")
@@ -59,6 +62,11 @@ class Wire:
     @property
     def carries_body(self) -> bool:
         return self.method not in QUERY_METHODS
+
+
+def check_method(headers: Mapping[str, str]) -> None:
+    for name in METHOD_OVERRIDE_HEADERS & headers.keys():
+        raise Ambiguous(f"header {name} could make the vendor run another method than the one judged")
 
 
 def check_path(path: str) -> None:
