@@ -72,7 +72,7 @@ def test_envoys_own_answers_are_rewritten_per_vendor_then_by_a_fallback_never_ov
     mappers = hcm(render(params(local_replies=replies)))["local_reply_config"]["mappers"]
     assert len(mappers) == 3 * len(ANSWERS)  # stripe, resend, then the fallback for any request
     for m in mappers:
-        cel, *rest = m["filter"]["and_filter"]["filters"][1:]
+        cel = m["filter"]["and_filter"]["filters"][1]
         assert (
             cel["extension_filter"]["typed_config"]["expression"]
             == "response.code_details != 'ext_authz_denied'"
