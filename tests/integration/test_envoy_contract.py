@@ -172,20 +172,9 @@ def gateway(module_gateway: Gateway) -> Gateway:
     return module_gateway
 
 
-async def raw_request(
-    port: int,
-    method: str,
-    target: str,
-    body: bytes = b"",
-    headers: dict[str, str] | list[tuple[str, str]] | None = None,
-    *,
-    version: str = "HTTP/1.1",
-    content_length: int | None = None,
-) -> tuple[int, bytes]:
+async def raw_request(port: int, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
     """HTTP/1.1 with the request target sent byte for byte (httpx would normalise '..' and '//' itself)."""
-    status, _, payload = await raw_exchange(
-        port, method, target, body, headers, version=version, content_length=content_length
-    )
+    status, _, payload = await raw_exchange(port, method, target, body)
     return status, payload
 
 
@@ -382,7 +371,7 @@ async def test_access_log_carries_authz_metadata_and_never_a_key(gateway: Gatewa
 
 
 async def test_a_repeated_header_reaches_ext_authz_as_two_headers(gateway: Gateway) -> None:
-    status, _ = await raw_request(
+    status, _, _ = await raw_exchange(
         gateway.port,
         "POST",
         "/stripe/v1/refunds",
