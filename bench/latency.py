@@ -127,8 +127,12 @@ def check_request(token: str) -> bytes:
     req = external_auth_pb2.CheckRequest()
     http = req.attributes.request.http
     http.method, http.path, http.raw_body = "POST", "/stripe/v1/charges", BODY.encode()
-    http.headers["authorization"] = f"Bearer {token}"
-    http.headers["content-type"] = "application/x-www-form-urlencoded"
+    # Envoy sends every header as received (encode_raw_headers), not the joined map.
+    for name, value in (
+        ("authorization", f"Bearer {token}"),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ):
+        http.header_map.headers.add(key=name, raw_value=value.encode())
     req.attributes.context_extensions["vendor"] = "stripe"
     req.attributes.context_extensions["prefix"] = "/stripe"
     return req.SerializeToString()
