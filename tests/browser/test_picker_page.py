@@ -144,6 +144,8 @@ def test_a_dangerous_pair_appears_when_its_second_half_is_ticked(
     assert both["score"] > alone["score"] and (both["score"], both["band"]) == (37, "high")
     assert watched.page.get_attribute("#band", "class") == "band high"
     screenshot(watched.page, "picker.png")
+    watched.page.set_viewport_size({"width": 1000, "height": 800})  # long lines scroll in their box, not the page
+    assert watched.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
 
 
 def test_the_copy_button_copies_the_yaml_that_is_shown(page_file: Path, browser: Any) -> None:
