@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.test_audit_sql import postgres_database
 from tests.support.audit_day import BOT_A, DAY, fill
 from typer.testing import CliRunner
 
@@ -25,6 +27,20 @@ def db(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     fill(url).dispose()
     return url
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    for url in postgres_database():  # skipped where no PostgreSQL runs (never in CI)
+        fill(url).dispose()
+        yield url
+
+
+def test_postgresql_and_sqlite_give_the_same_report(db: str, pg_db: str) -> None:
+    on_sqlite, on_postgresql = (build(AuditStore.from_url(u), DAY).model_dump() for u in (db, pg_db))
+    on_sqlite.pop("generated_at"), on_postgresql.pop("generated_at")
+    assert on_postgresql == on_sqlite
+    assert on_sqlite["spent_micro_usd"] == 1_461_560_000 and len(on_sqlite["stopped"]) == 3
 
 
 def cli(*args: str) -> Any:
