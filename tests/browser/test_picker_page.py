@@ -113,10 +113,15 @@ def test_every_use_case_and_every_pair_show_exactly_what_the_cli_prints(
     ticks = Ticks(watched.page)
     combos = combinations()
     assert len(combos) == len(NAMES) + len(NAMES) * (len(NAMES) - 1) // 2 + 24 + 1
+    bands, warned, conflicted = set(), 0, 0
     for names in combos:
         shown = ticks.choose(set(names))
         shown.pop("empty")
         assert shown == as_shown(cli_pick(names)), names
+        bands.add(shown["band"])
+        warned += bool(shown["warnings"])
+        conflicted += bool(shown["conflicts"])
+    assert bands == {"low", "medium", "high"} and warned and conflicted  # every part of the page was compared
     assert watched.errors == []
 
 
@@ -144,7 +149,9 @@ def test_a_dangerous_pair_appears_when_its_second_half_is_ticked(
     assert both["score"] > alone["score"] and (both["score"], both["band"]) == (37, "high")
     assert watched.page.get_attribute("#band", "class") == "band high"
     screenshot(watched.page, "picker.png")
-    watched.page.set_viewport_size({"width": 1000, "height": 800})  # long lines scroll in their box, not the page
+    watched.page.set_viewport_size(
+        {"width": 1000, "height": 800}
+    )  # long lines scroll in their box, not the page
     assert watched.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
 
 

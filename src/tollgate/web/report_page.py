@@ -49,11 +49,13 @@ def _key_row(k: KeySpend) -> str:
     )
 
 
-def _call_row(c: Call) -> str:
+def _call_row(c: Call, flags: bool = False) -> str:
     return (
         f"<tr><td>{_time(c.at)}</td><td>{_e(c.key or NONE)}</td><td>{_e(c.policy or NONE)}</td>"
         f"<td><code>{_e(c.method)} {_e(c.path)}</code></td>{_money(c.cost_micro_usd)}"
-        f'<td class="num">{_e(c.vendor_status)}</td><td>{_e(c.settlement or "")}</td></tr>'
+        f'<td class="num">{_e(c.vendor_status)}</td><td>{_e(c.settlement or "")}</td>'
+        + (f"<td><code>{_e(c.response_flags or '')}</code></td>" if flags else "")
+        + "</tr>"
     )
 
 
@@ -75,7 +77,7 @@ def _spend_section(r: DayReport) -> str:
         )
     )
     for policy in policies:
-        keys = [k for k in r.by_key if k.policy == policy or (k.policy is None and policy is None)]
+        keys = [k for k in r.by_key if k.policy == policy]
         series = [s for s in r.series if s.policy == policy]
         out.append(f'<div class="policy" data-policy="{_e(policy or "")}"><h3>{_e(policy or NONE)}</h3>')
         if series:
@@ -137,8 +139,8 @@ def render(r: DayReport) -> str:
     )
     unknown = _table(
         "unknown",
-        ["Time", "Key", "Policy", "Call", "#Cost", "#Vendor status", "Settlement"],
-        [_call_row(c) for c in r.unknown],
+        ["Time", "Key", "Policy", "Call", "#Cost", "#Vendor status", "Settlement", "Envoy flags"],
+        [_call_row(c, flags=True) for c in r.unknown],
         "Every reservation was settled or released by evidence.",
     )
     body = (
