@@ -49,7 +49,9 @@ def _unavailable(why: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is started, its event loop counts as running in
+# this thread, and every later asyncio.run() (the other tiers' async tests) would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = _chromium()
     if executable is None:
