@@ -37,6 +37,7 @@ READ_REPORT = """() => {
     denials: all("#denials tbody tr").map((tr) => [tr.dataset.rule, Number(tr.cells[1].textContent)]),
     stopped: all("#stopped tbody tr").map((tr) => [tr.dataset.key, tr.dataset.rule, Number(tr.cells[3].textContent),
                                                   tr.cells[2].textContent.includes("shadow")]),
+    reached: all("#reached-cap tbody tr").map((tr) => [tr.dataset.key, tr.cells[3].textContent]),
     top: all("#top-calls tbody tr").map((tr) => money(tr.querySelector("td[data-micro-usd]"))),
     unknown: all("#unknown tbody tr").map((tr) => [tr.cells[1].textContent, money(tr.querySelector("td[data-micro-usd]")),
                                                   tr.cells[6].textContent]),
@@ -127,6 +128,8 @@ def test_the_report_shows_the_days_numbers_as_the_database_has_them(
             [TRIAL_BOT, "tollgate_cap_exceeded", 1, True],
         ]
     )
+    # Money moved brought bot-a to its $200 cap at 13:00, and the shadow key past its $5 at 09:45.
+    assert shown["reached"] == [[TRIAL_BOT, "09:45:00"], [BOT_A, "13:00:00"]]
     costs = sorted(
         (r["cost_micro_usd"] for r in rows if r["decision"] == "allow" and r["cost_micro_usd"] > 0),
         reverse=True,

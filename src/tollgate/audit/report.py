@@ -73,6 +73,13 @@ class Stopped(BaseModel):
     last_at: datetime
 
 
+class CapReached(BaseModel):
+    key: str
+    policy: str | None
+    cap_micro_usd: int
+    at: datetime  # the call that brought the key's money moved to its cap or past it
+
+
 class DayReport(BaseModel):
     day: date
     generated_at: datetime
@@ -86,6 +93,7 @@ class DayReport(BaseModel):
     denials: list[Denials]
     top_calls: list[Call]
     stopped: list[Stopped]
+    reached_cap: list[CapReached]
     unknown: list[Call]
 
 
@@ -103,6 +111,7 @@ def build(store: AuditStore, day: date, *, top: int = TOP_CALLS) -> DayReport:
     sql, names = queries.unknown_settlements(where)
     unknown = [_call(r) for r in rows(sql, names)]
     by_key = _keys(rows(queries.spend("key", where)), rows(queries.key_policies(where)), unknown)
+    series = _series(rows(queries.moved_calls(where)), {k.key: k for k in by_key})
     sql, names = queries.stopped_keys(STOPPING_RULES, where)
     return DayReport(
         day=day,
@@ -113,7 +122,7 @@ def build(store: AuditStore, day: date, *, top: int = TOP_CALLS) -> DayReport:
         unknown_micro_usd=sum(c.cost_micro_usd for c in unknown),
         by_policy=by_policy,
         by_key=by_key,
-        series=_series(rows(queries.moved_calls(where)), {k.key: k for k in by_key}),
+        series=series,
         denials=[
             Denials(rule=r["rule"], denied=int(r["denied"])) for r in rows(queries.denials("rule", where))
         ],
@@ -130,8 +139,19 @@ def build(store: AuditStore, day: date, *, top: int = TOP_CALLS) -> DayReport:
             )
             for r in rows(sql, names)
         ],
+        reached_cap=_reached_cap(series),
         unknown=unknown,
     )
+
+
+def _reached_cap(series: list[Series]) -> list[CapReached]:
+    out = []
+    for s in series:
+        cap = s.cap_micro_usd
+        at = next((p.at for p in s.points if cap and p.spent_micro_usd >= cap), None)
+        if cap and at is not None:
+            out.append(CapReached(key=s.key, policy=s.policy, cap_micro_usd=cap, at=at))
+    return sorted(out, key=lambda c: (c.at, c.key))
 
 
 def _keys(spend: list[dict[str, Any]], seen: list[dict[str, Any]], unknown: list[Call]) -> list[KeySpend]:

@@ -131,6 +131,16 @@ def render(r: DayReport) -> str:
         ],
         "No key hit its cap or the loop breaker.",
     )
+    reached = _table(
+        "reached-cap",
+        ["Key", "Policy", "#Cap", "Reached at"],
+        [
+            f'<tr data-key="{_e(c.key)}"><td>{_e(c.key)}</td><td>{_e(c.policy or NONE)}</td>'
+            f"{_money(c.cap_micro_usd)}<td>{_time(c.at)}</td></tr>"
+            for c in r.reached_cap
+        ],
+        "No key's money moved reached its cap.",
+    )
     top = _table(
         "top-calls",
         ["Time", "Key", "Policy", "Call", "#Cost", "#Vendor status", "Settlement"],
@@ -150,7 +160,8 @@ def render(r: DayReport) -> str:
         "calls whose outcome nothing proved stay counted against the cap and are listed apart.</p>"
         f'<div class="cards">{summary}</div></header><main class="report">'
         f"{_spend_section(r)}"
-        f"<section><h2>Keys that hit the cap or the loop breaker</h2>{stopped}</section>"
+        f"<section><h2>Keys that hit the cap or the loop breaker</h2>{stopped}"
+        f"<h3>Money moved that reached the cap</h3>{reached}</section>"
         f"<section><h2>Denials by rule</h2>{denials}</section>"
         f"<section><h2>Top calls by cost</h2>{top}</section>"
         f"<section><h2>Unknown settlements</h2>{unknown}</section></main>"
