@@ -99,3 +99,14 @@ def test_check_rejects_a_bad_permission_with_exit_2() -> None:
     path = str(ROOT / "deploy/examples/roles/support-refunds.yaml")
     assert runner.invoke(app, ["picker", "check", path, "--permission", "refunds"]).exit_code == 2
     assert runner.invoke(app, ["picker", "check", path, "--permission", "nosuch:read"]).exit_code == 2
+
+
+def test_picker_web_writes_one_self_contained_page(tmp_path: Path) -> None:
+    from tollgate.web import picker_page
+
+    out = tmp_path / "picker.html"
+    r = runner.invoke(app, ["picker", "web", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    page = out.read_text(encoding="utf-8")
+    assert page == picker_page.render()
+    assert '<script type="application/json" id="picker-data">' in page and "support-refunds" in page

@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tollgate.audit import queries
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable, day_range
 from tollgate.settings import Settings
 
@@ -33,12 +34,6 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table, csv or json.")]
-
-# Money moved: allowed calls the vendor answered with a 2xx.
-SPENT = (
-    "SUM(CASE WHEN decision = 'allow' AND vendor_status BETWEEN 200 AND 299 THEN cost_micro_usd ELSE 0 END)"
-)
-GROUPS = {"key": "vault_key_id", "policy": "policy_id", "vendor": "vendor", "day": "day"}
 
 
 def _store(db: str | None) -> AuditStore:
@@ -147,16 +142,10 @@ def spend(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Money moved (allowed calls the vendor accepted), grouped by key, policy, vendor or day."""
-    if by not in GROUPS:
-        raise typer.BadParameter(f"--by must be one of {', '.join(GROUPS)}")
+    if by not in queries.SPEND_GROUPS:
+        raise typer.BadParameter(f"--by must be one of {', '.join(queries.SPEND_GROUPS)}")
     where, params = _days(since, until)
-    col = GROUPS[by]
-    sql = (
-        f"SELECT {col} AS {by}, COUNT(*) AS calls, "
-        f"SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) AS denied, {SPENT} AS spent_micro_usd "
-        f"FROM tollgate_calls WHERE {where} GROUP BY {col} ORDER BY spent_micro_usd DESC, {col}"
-    )
-    _print(*_store(db).query(sql, params), fmt)
+    _print(*_store(db).query(queries.spend(by, where), params), fmt)
 
 
 @app.command()
@@ -168,15 +157,10 @@ def denials(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Denied calls by rule (or by key)."""
-    col = {"rule": "rule", "key": "vault_key_id"}.get(by)
-    if col is None:
+    if by not in queries.DENIAL_GROUPS:
         raise typer.BadParameter("--by must be rule or key")
     where, params = _days(since, until)
-    sql = (
-        f"SELECT {col} AS {by}, COUNT(*) AS denied FROM tollgate_calls "
-        f"WHERE decision = 'deny' AND {where} GROUP BY {col} ORDER BY denied DESC, {col}"
-    )
-    _print(*_store(db).query(sql, params), fmt)
+    _print(*_store(db).query(queries.denials(by, where), params), fmt)
 
 
 @app.command()
@@ -192,6 +176,26 @@ def timeline(
         "FROM tollgate_calls WHERE vault_key_id = :key ORDER BY at DESC LIMIT :limit"
     )
     _print(*_store(db).query(sql, {"key": key, "limit": limit}), fmt)
+
+
+@app.command()
+def report(
+    day: Annotated[str | None, typer.Option(help="The UTC day, YYYY-MM-DD (default: yesterday).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here (default: tollgate-report-DAY.html).")] = None,
+    db: DbOption = None,
+    top: Annotated[int, typer.Option(help="How many of the costliest calls to list.")] = 10,
+) -> None:
+    """One day as a self-contained HTML page: spend against caps (a chart), denials, top calls, stops."""
+    from tollgate.audit.report import build
+    from tollgate.web.report_page import render
+
+    try:
+        when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--day is YYYY-MM-DD: {exc}") from None
+    path = out or Path(f"tollgate-report-{when.isoformat()}.html")
+    path.write_text(render(build(_store(db), when, top=top)), encoding="utf-8")
+    typer.echo(f"wrote {path}")
 
 
 @app.command("sql")

@@ -18,7 +18,7 @@ from tollgate.vendors.stripe import picker
 
 
 class _DefaultToPick(TyperGroup):
-    """`tollgate picker USE_CASE…` means `tollgate picker pick USE_CASE…`; `check` and `list` stay commands."""
+    """`tollgate picker USE_CASE…` means `tollgate picker pick USE_CASE…`; `check`, `list`, `web` stay commands."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # Any: typer's vendored click Context
         if args and not args[0].startswith("-") and args[0] not in self.commands:
@@ -30,7 +30,8 @@ app = typer.Typer(
     cls=_DefaultToPick,
     no_args_is_help=True,
     help="Least-privilege Stripe restricted keys for agent use cases. "
-    "`tollgate picker USE_CASE...` is short for `tollgate picker pick USE_CASE...`.",
+    "`tollgate picker USE_CASE...` is short for `tollgate picker pick USE_CASE...`; "
+    "`tollgate picker web` writes the same picker as a web page.",
 )
 
 
@@ -68,6 +69,30 @@ def pick_cmd(
         typer.echo(_text(result), nl=False)
     else:
         typer.echo(_dump(picker.describe(result), output), nl=False)
+
+
+@app.command("web")
+def web_cmd(
+    out: Annotated[Path, typer.Option(help="Write the page here.")] = Path("tollgate-picker.html"),
+    serve: Annotated[bool, typer.Option(help="Also serve it on localhost until Ctrl-C.")] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve (0: any free port).")] = 8765,
+) -> None:
+    """Write the picker as one self-contained HTML page (no server or network needed to use it)."""
+    from tollgate.web import picker_page
+
+    page = picker_page.render()
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {out} (open it in a browser; it loads nothing from the network)")
+    if not serve:
+        return
+    server = picker_page.serve(page, port=port)
+    typer.echo(f"serving http://127.0.0.1:{server.server_port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command("list")

@@ -23,7 +23,7 @@ from tollgate.policy.spend_policy import SpendPolicySpec, Vendor
 DATA_FILE = "permissions.yaml"
 # A wanted pattern with method "*" must be covered for every method a Stripe endpoint can have.
 _CONCRETE_METHODS = ("GET", "POST", "DELETE")
-_BANDS = ((30, "high"), (10, "medium"), (0, "low"))
+BANDS = ((30, "high"), (10, "medium"), (0, "low"))
 
 
 class Level(StrEnum):
@@ -227,7 +227,7 @@ def blast_radius(catalog: Catalog, permissions: list[Permission]) -> BlastRadius
     for w in warnings:
         parts[" + ".join(w.permissions)] = w.penalty
     score = sum(parts.values())
-    band = next(name for floor, name in _BANDS if score >= floor)
+    band = next(name for floor, name in BANDS if score >= floor)
     return BlastRadius(score=score, band=band, parts=parts, warnings=warnings)
 
 
