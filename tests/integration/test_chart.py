@@ -543,7 +543,7 @@ class TestEnvoyDeployment:
         containers = {c["name"]: c for c in pod_spec(default.get("Deployment", name("envoy")))["containers"]}
         assert sorted(containers) == ["audit", "envoy"]
         envoy = containers["envoy"]
-        assert envoy["image"] == "envoyproxy/envoy:v1.40-latest"
+        assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
         assert envoy["command"] == ["envoy"]
         assert envoy["args"][:4] == ["-c", "/etc/envoy/envoy.yaml", "--file-flush-interval-msec", "1000"]
         mounts = {m["mountPath"]: m for m in envoy["volumeMounts"]}

@@ -52,9 +52,25 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 helm.sh/chart: {{ include "tollgate.chart" $root }}
 {{- end -}}
 
-{{/* The Tollgate image (ext_authz, operator, Envoy config renderer, helm test). */}}
+{{/*
+The Tollgate image (ext_authz, operator, Envoy config renderer, helm test): by digest when one is set
+(a released chart carries the digest its release pushed), else by tag.
+*/}}
 {{- define "tollgate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An official image (Envoy, Redis) by digest when one is set; call with .Values.envoy.image. */}}
+{{- define "tollgate.imageRef" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "tollgate.operator.serviceAccountName" -}}
