@@ -16,7 +16,9 @@ DEFAULT_DIRS = [Path("crds"), Path("charts/tollgate/files/crds")]
 def gen_crds(
     out: Annotated[
         list[Path] | None,
-        typer.Option(help="Folder to write the CRDs into (repeat); default crds/ and charts/tollgate/files/crds/."),
+        typer.Option(
+            help="Folder to write the CRDs into (repeat); default crds/ and charts/tollgate/files/crds/."
+        ),
     ] = None,
     check: Annotated[
         bool, typer.Option(help="Write nothing; exit 1 if a folder's CRDs differ from the models.")
