@@ -29,7 +29,7 @@ from tollgate.reconcile.policies import (
 from tollgate.reconcile.status import Transition
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import revoke_vault_key
-from tollgate_operator.confinement import ConfinementSettings, reconcile_namespace
+from tollgate_operator.confinement import Action, ConfinementSettings, reconcile_namespace
 from tollgate_operator.errors import kopf_errors
 from tollgate_operator.kube_secrets import (
     SPEND_POLICIES,
@@ -39,7 +39,7 @@ from tollgate_operator.kube_secrets import (
     object_ref,
     post_event,
 )
-from tollgate_operator.settings import confinement_settings
+from tollgate_operator.settings import OperatorSettings, confinement_settings
 from tollgate_operator.status import publish_key_status, publish_policy_status
 
 
@@ -269,7 +269,7 @@ if CONFINEMENT is not None:
 
 
 async def confine(
-    api: KubeApi, namespace: str, labels: dict[str, str], settings: Any, logger: kopf.Logger
+    api: KubeApi, namespace: str, labels: dict[str, str], settings: OperatorSettings, logger: kopf.Logger
 ) -> None:
     """One namespace's policy made right; the API being away is logged and left to the next resync."""
     confinement: ConfinementSettings | None = settings.confinement
@@ -280,7 +280,7 @@ async def confine(
     except KubeUnavailable as exc:
         logger.warning(f"Namespace {namespace}: egress policy not reconciled, retrying at resync: {exc}")
         return
-    if action.value in ("created", "restored", "removed"):
+    if action in (Action.CREATED, Action.RESTORED, Action.REMOVED):
         logger.info(f"Namespace {namespace}: egress NetworkPolicy {confinement.policy_name} {action.value}")
 
 
