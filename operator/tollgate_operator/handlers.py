@@ -34,7 +34,6 @@ from tollgate_operator.errors import kopf_errors
 from tollgate_operator.kube_secrets import (
     SPEND_POLICIES,
     VAULT_KEYS,
-    KubeApi,
     KubeUnavailable,
     object_ref,
     post_event,
@@ -255,7 +254,7 @@ if CONFINEMENT is not None:
             known.pop(name, None)
             return
         known[name] = dict(labels)
-        await confine(memo.secrets, name, known[name], memo.settings.operator, logger)
+        await confine(memo, name, known[name], logger)
 
     # By name, not by label: an edit that strips the label must still be seen.
     @kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
@@ -265,21 +264,24 @@ if CONFINEMENT is not None:
         labels = memo.namespace_labels.get(namespace or "")
         if type is None or labels is None or name != memo.settings.operator.confinement.policy_name:
             return  # the initial listing (namespace events cover it), or a namespace not seen yet
-        await confine(memo.secrets, namespace or "", labels, memo.settings.operator, logger)
+        await confine(memo, namespace or "", labels, logger)
 
 
-async def confine(
-    api: KubeApi, namespace: str, labels: dict[str, str], settings: OperatorSettings, logger: kopf.Logger
-) -> None:
-    """One namespace's policy made right; the API being away is logged and left to the next resync."""
+async def confine(memo: kopf.Memo, namespace: str, labels: dict[str, str], logger: kopf.Logger) -> None:
+    """One namespace's policy made right; the API being away is logged, and the namespace is tried
+    again at the next resync (memo.confine_retry), whether it was to be confined or released."""
+    settings: OperatorSettings = memo.settings.operator
     confinement: ConfinementSettings | None = settings.confinement
     if confinement is None or (settings.namespaces and namespace not in settings.namespaces):
         return  # not this operator's namespace: its RBAC reaches no NetworkPolicy there
+    retry: set[str] = memo.confine_retry
     try:
-        action = await reconcile_namespace(api, namespace, labels, confinement)
+        action = await reconcile_namespace(memo.secrets, namespace, labels, confinement)
     except KubeUnavailable as exc:
+        retry.add(namespace)
         logger.warning(f"Namespace {namespace}: egress policy not reconciled, retrying at resync: {exc}")
         return
+    retry.discard(namespace)
     if action in (Action.CREATED, Action.RESTORED, Action.REMOVED):
         logger.info(f"Namespace {namespace}: egress NetworkPolicy {confinement.policy_name} {action.value}")
 

@@ -77,6 +77,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)
+    memo.confine_retry = set()  # namespaces whose egress policy could not be reconciled
     memo.resync_task = asyncio.create_task(_resync_forever(memo, logger), name="tollgate resync")
 
 
@@ -100,10 +101,11 @@ async def _reconfine(memo: kopf.Memo, logger: kopf.Logger) -> None:
 
     confinement = memo.settings.operator.confinement
     for namespace, labels in list(memo.namespace_labels.items()):
-        # Only agent namespaces: a label removed while the operator was away is seen at its start,
-        # when the namespace watch lists every namespace.
-        if confinement is not None and is_agent_namespace(namespace, labels, confinement):
-            await confine(memo.secrets, namespace, labels, memo.settings.operator, logger)
+        # Agent namespaces, and any whose last reconcile failed (a release the API refused then); a
+        # label removed while the operator was away is seen at its start, when every namespace is listed.
+        agent = confinement is not None and is_agent_namespace(namespace, labels, confinement)
+        if agent or namespace in memo.confine_retry:
+            await confine(memo, namespace, labels, logger)
 
 
 async def _resync_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
