@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: local test lint fmt bench clean
+.PHONY: local test lint fmt bench e2e-kind clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,16 @@ local: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest
 
+## ruff, mypy, hadolint on the Dockerfiles and actionlint on the workflows (both from PyPI wheels,
+## which exist for Linux x86-64 only: elsewhere they are skipped with a note).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src extauthz operator tests bench
 	$(BIN)/ruff format --check src extauthz operator tests bench
 	$(BIN)/mypy
+	@if [ -x $(BIN)/hadolint ]; then $(BIN)/hadolint extauthz/Dockerfile deploy/kind/localstripe.Dockerfile && echo "hadolint: ok"; \
+	else echo "hadolint: skipped (no wheel for this platform)"; fi
+	@if [ -x $(BIN)/actionlint ]; then $(BIN)/actionlint .github/workflows/*.yml && echo "actionlint: ok"; \
+	else echo "actionlint: skipped (no wheel for this platform)"; fi
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format src extauthz operator tests bench
@@ -30,6 +36,10 @@ fmt: $(BIN)/.installed
 ## Added latency and checks/s of ext_authz through a real Envoy (prints figures; not a test).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/latency.py
+
+## The chart in a real kind cluster (needs Docker and kind; not part of `make test`): deploy/kind/e2e.sh.
+e2e-kind: $(BIN)/.installed
+	deploy/kind/e2e.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,16 @@ from tollgate.reconcile.policies import (
 from tollgate.reconcile.status import Transition
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import revoke_vault_key
+from tollgate_operator.confinement import Action, ConfinementSettings, reconcile_namespace
 from tollgate_operator.errors import kopf_errors
-from tollgate_operator.kube_secrets import SPEND_POLICIES, VAULT_KEYS, object_ref, post_event
+from tollgate_operator.kube_secrets import (
+    SPEND_POLICIES,
+    VAULT_KEYS,
+    KubeUnavailable,
+    object_ref,
+    post_event,
+)
+from tollgate_operator.settings import OperatorSettings, confinement_settings
 from tollgate_operator.status import publish_key_status, publish_policy_status
 
 
@@ -226,6 +234,56 @@ async def vendor_key_changed(
                 "Normal", "VendorKeyChanged", f"Secret {namespace}/{name} changed ({type}); grant recompiled"
             ),
         )
+
+
+# ---- agent namespaces: the egress NetworkPolicy -----------------------------------------------------
+# Namespace events (label added or removed) and events of the policies themselves (deleted or edited)
+# both end in reconcile_namespace; memo.namespace_labels (kept from the namespace watch) tells the
+# second kind, and the periodic resync, what each namespace asks for.
+
+CONFINEMENT = confinement_settings()
+
+if CONFINEMENT is not None:
+
+    @kopf.on.event("v1", "namespaces")
+    async def namespace_changed(
+        type: str | None, name: str, labels: kopf.Labels, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
+        known: dict[str, dict[str, str]] = memo.namespace_labels
+        if type == "DELETED":
+            known.pop(name, None)
+            return
+        known[name] = dict(labels)
+        await confine(memo, name, known[name], logger)
+
+    # By name, not by label: an edit that strips the label must still be seen.
+    @kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
+    async def agents_policy_changed(
+        type: str | None, namespace: str | None, name: str, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
+        labels = memo.namespace_labels.get(namespace or "")
+        if type is None or labels is None or name != memo.settings.operator.confinement.policy_name:
+            return  # the initial listing (namespace events cover it), or a namespace not seen yet
+        await confine(memo, namespace or "", labels, logger)
+
+
+async def confine(memo: kopf.Memo, namespace: str, labels: dict[str, str], logger: kopf.Logger) -> None:
+    """One namespace's policy made right; the API being away is logged, and the namespace is tried
+    again at the next resync (memo.confine_retry), whether it was to be confined or released."""
+    settings: OperatorSettings = memo.settings.operator
+    confinement: ConfinementSettings | None = settings.confinement
+    if confinement is None or (settings.namespaces and namespace not in settings.namespaces):
+        return  # not this operator's namespace: its RBAC reaches no NetworkPolicy there
+    retry: set[str] = memo.confine_retry
+    try:
+        action = await reconcile_namespace(memo.secrets, namespace, labels, confinement)
+    except KubeUnavailable as exc:
+        retry.add(namespace)
+        logger.warning(f"Namespace {namespace}: egress policy not reconciled, retrying at resync: {exc}")
+        return
+    retry.discard(namespace)
+    if action in (Action.CREATED, Action.RESTORED, Action.REMOVED):
+        logger.info(f"Namespace {namespace}: egress NetworkPolicy {confinement.policy_name} {action.value}")
 
 
 # ---- helpers --------------------------------------------------------------------------------------

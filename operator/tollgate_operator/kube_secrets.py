@@ -1,5 +1,6 @@
 """The operator's only use of the Kubernetes API beyond kopf's own: vendor-key Secrets read, token
-Secrets written, the cluster listed for a resync, and Events posted. Works in-cluster (service account)
+Secrets written, agent namespaces' egress NetworkPolicies kept, the cluster listed for a resync, and
+Events posted. Works in-cluster (service account)
 or with a kubeconfig (KUBECONFIG), like kopf's own login."""
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class KubeApi:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
+        self._networking = client.NetworkingV1Api(api)
         self.namespaces = namespaces
 
     @classmethod
@@ -114,6 +116,42 @@ class KubeApi:
                 name, key.namespace, patch, _content_type=_MERGE_PATCH
             )
         )
+
+    # ---- NetworkPolicies (confinement.NetworkPolicies) --------------------------------------------
+
+    async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = await self._networking.read_namespaced_network_policy(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeUnavailable(
+                f"reading NetworkPolicy {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"reading NetworkPolicy {namespace}/{name}: {exc}") from exc
+        return cast(dict[str, Any], self._api.sanitize_for_serialization(found))
+
+    async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        # The client accepts the plain dict as the API serves it; its stubs name only the model class.
+        await self._call(self._networking.create_namespaced_network_policy(namespace, cast(Any, body)))
+
+    async def patch_network_policy(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        # A JSON merge patch: its nulls remove what was added (a strategic merge would keep list items).
+        await self._call(
+            self._networking.patch_namespaced_network_policy(  # type: ignore[call-arg]
+                name, namespace, patch, _content_type=_MERGE_PATCH
+            )
+        )
+
+    async def delete_network_policy(self, namespace: str, name: str) -> None:
+        try:
+            await self._networking.delete_namespaced_network_policy(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc.status}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc}") from exc
 
     # ---- resync -------------------------------------------------------------------------------------
 

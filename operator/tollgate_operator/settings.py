@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from tollgate.settings import Settings
+from tollgate_operator.confinement import ConfinementSettings
 
 
 class OperatorSettings(BaseModel):
@@ -30,6 +31,11 @@ class OperatorSettings(BaseModel):
     liveness_endpoint: str | None = Field(
         default=None, description="kopf's health endpoint, e.g. http://0.0.0.0:8080/healthz; none when unset."
     )
+    confinement: ConfinementSettings | None = Field(
+        default=None,
+        description="Keep an egress NetworkPolicy (Envoy and DNS only) in every agent namespace (JSON in "
+        "the environment); off when unset, since only the installer knows where Envoy runs.",
+    )
 
 
 class ProcessSettings(Settings):
@@ -42,3 +48,9 @@ def status_interval_s() -> float:
     """The status refresh interval alone, for the timers' decorators: kopf fixes a timer's interval when
     its handler is registered (at import), before any entry point could pass settings down."""
     return ProcessSettings().operator.status_interval_s
+
+
+def confinement_settings() -> ConfinementSettings | None:
+    """Read at import for the same reason: the namespace and NetworkPolicy watches are registered only
+    when confinement is on, so an operator without it neither watches nor needs the RBAC for them."""
+    return ProcessSettings().operator.confinement

@@ -17,6 +17,7 @@ from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import Outcome
 from tollgate.store.redis import RedisStore
+from tollgate_operator.confinement import is_agent_namespace
 from tollgate_operator.kube_secrets import KubeApi
 from tollgate_operator.settings import ProcessSettings
 
@@ -75,6 +76,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo.secrets = await KubeApi.connect(namespaces)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
+    memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)
+    memo.confine_retry = set()  # namespaces whose egress policy could not be reconciled
     memo.resync_task = asyncio.create_task(_resync_forever(memo, logger), name="tollgate resync")
 
 
@@ -89,6 +92,20 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await store.close()
     if (secrets := memo.get("secrets")) is not None:
         await secrets.close()
+
+
+async def _reconfine(memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Every known namespace's egress policy checked again: a tamper whose watch event was missed
+    (the operator away, the API unreachable) is repaired within one resync interval."""
+    from tollgate_operator.handlers import confine  # handlers imports this module
+
+    confinement = memo.settings.operator.confinement
+    for namespace, labels in list(memo.namespace_labels.items()):
+        # Agent namespaces, and any whose last reconcile failed (a release the API refused then); a
+        # label removed while the operator was away is seen at its start, when every namespace is listed.
+        agent = confinement is not None and is_agent_namespace(namespace, labels, confinement)
+        if agent or namespace in memo.confine_retry:
+            await confine(memo, namespace, labels, logger)
 
 
 async def _resync_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -117,4 +134,5 @@ async def _resync_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
             restored = [r.key_id for r in report.restored if r.outcome.ready]
             if restored or report.revoked:
                 logger.info(f"Resync restored the grants of {restored}; revoked orphans {report.revoked}")
+        await _reconfine(memo, logger)
         await asyncio.sleep(interval)

@@ -553,7 +553,7 @@ class TestEnvoyDeployment:
         containers = {c["name"]: c for c in pod_spec(default.get("Deployment", name("envoy")))["containers"]}
         assert sorted(containers) == ["audit", "envoy"]
         envoy = containers["envoy"]
-        assert envoy["image"] == "envoyproxy/envoy:v1.40-latest"
+        assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
         assert envoy["command"] == ["envoy"]
         assert envoy["args"][:4] == ["-c", "/etc/envoy/envoy.yaml", "--file-flush-interval-msec", "1000"]
         mounts = {m["mountPath"]: m for m in envoy["volumeMounts"]}
@@ -756,6 +756,11 @@ class TestOperatorRbac:
             *(("", "secrets", v) for v in ("get", "list", "watch", "create", "patch")),
             ("", "events", "create"),
             *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),
+            *(("", "namespaces", v) for v in ("list", "watch")),
+            *(
+                ("networking.k8s.io", "networkpolicies", v)
+                for v in ("get", "list", "watch", "create", "patch", "delete")
+            ),
         }
         assert grants == expected
 
@@ -892,52 +897,7 @@ KUBE_DNS = {
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 
 
-class TestNetworkPolicyAgents:
-    def policies(self, rendered: Rendered) -> list[Obj]:
-        return [
-            p for p in rendered.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("-agents-egress")
-        ]
-
-    def test_should_render_none_without_a_known_agent_namespace(self, default: Rendered) -> None:
-        # `helm template` cannot look labelled namespaces up; only listed ones are rendered.
-        assert self.policies(default) == []
-
-    def test_should_render_one_policy_in_each_listed_agent_namespace(self, chart: Chart) -> None:
-        rendered = chart.render(ALTERNATIVES["several agent namespaces"])
-        assert sorted(p["metadata"]["namespace"] for p in self.policies(rendered)) == [
-            "agents-a",
-            "agents-b",
-            "agents-c",
-        ]
-
-    def test_should_let_agent_pods_reach_only_envoy_and_dns(self, chart: Chart) -> None:
-        for policy in self.policies(chart.render(ALTERNATIVES["several agent namespaces"])):
-            spec = policy["spec"]
-            assert spec["podSelector"] == {"matchLabels": {"tollgate.dev/agent": "true"}}
-            assert spec["policyTypes"] == ["Egress"]
-            assert spec["egress"] == [
-                {
-                    "to": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
-                            "podSelector": {"matchLabels": ENVOY_PODS},
-                        }
-                    ],
-                    "ports": [{"protocol": "TCP", "port": 8080}],
-                },
-                {"to": [KUBE_DNS], "ports": DNS_PORTS},
-            ]
-
-    def test_should_confine_every_pod_of_agent_namespaces_when_agent_labels_are_null(
-        self, chart: Chart
-    ) -> None:
-        values = merged(ALTERNATIVES["several agent namespaces"], {"networkPolicy": {"agentPodLabels": None}})
-        for policy in self.policies(chart.render(values)):
-            assert policy["spec"]["podSelector"] == {}
-
-    def test_should_render_nothing_when_network_policies_are_off(self, chart: Chart) -> None:
-        values = merged(ALTERNATIVES["several agent namespaces"], {"networkPolicy": {"enabled": False}})
-        assert chart.render(values).of_kind("NetworkPolicy") == []
+# The agents' egress policy is the operator's (tests/integration/chart/test_confinement.py).
 
 
 class TestNetworkPolicyEnvoy:
@@ -1098,28 +1058,11 @@ class TestNotes:
 
     def test_should_name_the_confined_namespaces(self, chart: Chart) -> None:
         notes = self.notes(chart, ALTERNATIVES["several agent namespaces"])
-        assert "confined to Envoy and DNS in: agents-a, agents-b, agents-c" in notes
+        assert "Always confined (networkPolicy.agentNamespaces): agents-a, agents-b, agents-c." in notes
         assert "kubectl -n agents-a get sp,vk" in notes
 
 
-class TestCrds:
-    def repo_crds(self) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted((REPO / "crds").glob("*.yaml"))}
-
-    def test_should_ship_exact_copies_of_the_repository_crds(self) -> None:
-        source = self.repo_crds()
-        if not source:
-            pytest.skip("crds/ holds no CRD yet; run `tollgate dev gen-crds`")
-        copies = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
-        assert sorted(copies) == sorted(source), "run: tollgate dev gen-crds"
-        stale = [n for n in source if copies[n] != source[n]]
-        assert not stale, f"stale chart copies {stale}; run: tollgate dev gen-crds"
-
-    def test_should_install_the_crds_with_the_chart(self, default: Rendered) -> None:
-        if not self.repo_crds():
-            pytest.skip("crds/ holds no CRD yet")
-        names = {c["metadata"]["name"] for c in default.of_kind("CustomResourceDefinition")}
-        assert {"spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev"} <= names
+# The CRDs: tests/integration/chart/test_crds.py.
 
 
 # --- audit sidecar -----------------------------------------------------------------------------------------

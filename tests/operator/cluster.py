@@ -91,6 +91,41 @@ class Cluster:
         items = r.json().get("items", [])
         return [e for e in items if involved is None or e["involvedObject"]["name"] == involved]
 
+    # Namespaces (cluster-scoped) and NetworkPolicies: what confinement reads and writes.
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+        self.http.post("/api/v1/namespaces", json=body).raise_for_status()
+
+    def label_namespace(self, name: str, labels: dict[str, str | None]) -> None:
+        """Merge `labels` into the namespace's (None removes one), as `kubectl label` does."""
+        headers = {"Content-Type": "application/merge-patch+json"}
+        patch = {"metadata": {"labels": labels}}
+        self.http.patch(f"/api/v1/namespaces/{name}", json=patch, headers=headers).raise_for_status()
+
+    def _np(self, namespace: str, name: str = "") -> str:
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        return f"{path}/{name}" if name else path
+
+    def network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        r = self.http.get(self._np(namespace, name))
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return dict(r.json())
+
+    def network_policies(self, namespace: str) -> list[dict[str, Any]]:
+        r = self.http.get(self._np(namespace))
+        r.raise_for_status()
+        return list(r.json().get("items", []))
+
+    def patch_network_policy(self, namespace: str, name: str, changes: dict[str, Any]) -> None:
+        headers = {"Content-Type": "application/merge-patch+json"}
+        self.http.patch(self._np(namespace, name), json=changes, headers=headers).raise_for_status()
+
+    def delete_network_policy(self, namespace: str, name: str) -> None:
+        self.http.delete(self._np(namespace, name)).raise_for_status()
+
     def close(self) -> None:
         self.http.close()
 

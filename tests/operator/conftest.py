@@ -7,6 +7,7 @@ environment, exactly as the chart wires them. Each test works in a namespace of 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,17 @@ from tollgate.local.gateway import GatewayOptions, LocalGateway
 from tollgate.local.processes import ManagedProcess, free_port, start_process
 
 REAL_KEY = "sk_test_tollgate_operator_real_key"
+# Where the agent namespaces' egress policy lets agents go: what the chart passes in the cluster.
+CONFINEMENT = {
+    "namespace_labels": {"tollgate.dev/agents": "enabled"},
+    "namespaces": ["listed-agents"],
+    "policy_name": "tg-tollgate-agents-egress",
+    "agent_pod_labels": {"tollgate.dev/agent": "true"},
+    "envoy_namespace": "tollgate",
+    "envoy_pod_labels": {"app.kubernetes.io/instance": "tg", "app.kubernetes.io/component": "envoy"},
+    "envoy_port": 8080,
+    "labels": {"app.kubernetes.io/part-of": "tollgate"},
+}
 STATUS_INTERVAL_S = 0.5
 _COUNTER = itertools.count(1)
 
@@ -87,6 +99,7 @@ def operator(
         "TOLLGATE_CREDENTIALS__KEYS": gateway.box_key,
         "TOLLGATE_OPERATOR__STATUS_INTERVAL_S": str(STATUS_INTERVAL_S),
         "TOLLGATE_OPERATOR__RESYNC_INTERVAL_S": "2",
+        "TOLLGATE_OPERATOR__CONFINEMENT": json.dumps(CONFINEMENT),
     }
     op = Operator(env, workdir).start()
     try:

@@ -1,8 +1,8 @@
 """A stand-in Kubernetes API server for the operator tier: KMock's emulator, in its own process.
 
 The emulator runs apart from the test so that kopf (a subprocess) and the test talk to it over HTTP
-exactly as they would to a real API server. It knows the built-in kinds (Secrets, Events) and the
-tollgate.dev CRDs with a status subresource. `python -m tests.operator.kube_emulator --port N
+exactly as they would to a real API server. It knows the built-in kinds (Secrets, Events, Namespaces,
+NetworkPolicies) and the tollgate.dev CRDs with a status subresource. `python -m tests.operator.kube_emulator --port N
 [--requests-log FILE]`; the log gets one JSON line per request (method, path, query, user agent), so a
 test can hold the chart's RBAC against what the operator really asked for.
 """
@@ -23,6 +23,7 @@ import attrs
 import kmock
 
 GROUP_VERSION = "tollgate.dev/v1alpha1"
+NAMESPACES = "emulatednamespaces"  # the plural Namespace objects are kept under (see __call__)
 KINDS = {
     "spendpolicies": ("SpendPolicy", "spendpolicy", {"sp"}),
     "vaultkeys": ("VaultKey", "vaultkey", {"vk"}),
@@ -39,16 +40,27 @@ class ApiServer(kmock.KubernetesEmulator):
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     requests_log: TextIO | None = None
 
-    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        if self.requests_log is not None:
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if self.requests_log is not None:  # as the client sent it, before the rewrite below
             line = {
-                "method": str(request.method.value if request.method else ""),
-                "path": request.url.path,
-                "query": dict(request.url.query),
-                "agent": request.headers.get("User-Agent", ""),
+                "method": raw_request.method,
+                "path": raw_request.path,
+                "query": dict(raw_request.query),
+                "agent": raw_request.headers.get("User-Agent", ""),
             }
             self.requests_log.write(json.dumps(line) + "\n")
             self.requests_log.flush()
+        # KMock reads `/api/v1/namespaces/<name>` as "namespace <name>" and cannot serve Namespace
+        # objects; under another plural they are an ordinary cluster-scoped kind.
+        parts = raw_request.path.strip("/").split("/")
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+            path = "/".join(["", "api", "v1", NAMESPACES, *parts[3:]])
+            # with_path drops the query (watch=true among it), so it is put back
+            url = raw_request.rel_url.with_path(path).with_query(raw_request.rel_url.query)
+            raw_request = raw_request.clone(rel_url=url)
+        return await super().__call__(raw_request)
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         data: Any = request.data
         version = str(next(self._versions))
         if request.action == kmock.action.CREATE and isinstance(data, dict):
@@ -77,6 +89,12 @@ def emulator(requests_log: TextIO | None = None) -> ApiServer:
             shortnames=short,
             subresources={"status"},
         )
+    emu.resources[f"v1/{NAMESPACES}"] = kmock.ResourceInfo(
+        kind="Namespace",
+        singular="namespace",
+        namespaced=False,
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+    )
     return emu
 
 

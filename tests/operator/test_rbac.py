@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 from tests.operator.cluster import REPO, TEST_CLIENT, Cluster, eventually, wait_for_state, wait_for_token
+from tests.operator.conftest import CONFINEMENT
 from tests.support.kubetools import ToolUnavailable, helm_binary
 
 # Granted although no request of the operator's shows it:
@@ -35,6 +36,8 @@ EXERCISED = {
     ("", "secrets", "create"),
     ("", "secrets", "patch"),
     ("", "events", "create"),
+    ("", "namespaces", "watch"),
+    *(("networking.k8s.io", "networkpolicies", v) for v in ("watch", "get", "create", "patch", "delete")),
 }
 
 
@@ -132,7 +135,24 @@ def round_of_changes(cluster: Cluster, namespace: str) -> Iterator[None]:
     )
     cluster.delete("VaultKey", namespace, "bot")
     eventually(lambda: cluster.get("VaultKey", namespace, "bot") is None, what="the VaultKey gone")
+    confine_and_release(cluster, namespace)
     yield
+
+
+def confine_and_release(cluster: Cluster, namespace: str) -> None:
+    """Label the namespace, widen and delete its egress policy, unlabel it: every confinement write."""
+    policy = str(CONFINEMENT["policy_name"])
+    cluster.create_namespace(namespace, {"tollgate.dev/agents": "enabled"})
+    eventually(lambda: cluster.network_policy(namespace, policy), what="the egress policy created")
+    cluster.patch_network_policy(namespace, policy, {"spec": {"ingress": [{}]}})
+    eventually(
+        lambda: "ingress" not in (cluster.network_policy(namespace, policy) or {"ingress": 1})["spec"],
+        what="the egress policy restored",
+    )
+    cluster.delete_network_policy(namespace, policy)
+    eventually(lambda: cluster.network_policy(namespace, policy), what="the egress policy recreated")
+    cluster.label_namespace(namespace, {"tollgate.dev/agents": None})
+    eventually(lambda: cluster.network_policy(namespace, policy) is None, what="the egress policy removed")
 
 
 def test_the_chart_grants_the_operator_exactly_what_it_uses(

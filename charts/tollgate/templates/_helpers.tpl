@@ -52,9 +52,25 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 helm.sh/chart: {{ include "tollgate.chart" $root }}
 {{- end -}}
 
-{{/* The Tollgate image (ext_authz, operator, Envoy config renderer, helm test). */}}
+{{/*
+The Tollgate image (ext_authz, operator, Envoy config renderer, helm test): by digest when one is set
+(a released chart carries the digest its release pushed), else by tag.
+*/}}
 {{- define "tollgate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An official image (Envoy, Redis) by digest when one is set; call with .Values.envoy.image. */}}
+{{- define "tollgate.imageRef" -}}
+{{- if .digest -}}
+{{- printf "%s@%s" .repository .digest -}}
+{{- else -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "tollgate.operator.serviceAccountName" -}}
@@ -159,6 +175,10 @@ The only place values become the operator's settings. The namespaces are also pa
 {{ include "tollgate.env.store" . }}
 - name: TOLLGATE_OPERATOR__NAMESPACES
   value: {{ .Values.operator.watchNamespaces | toJson | quote }}
+{{- if .Values.networkPolicy.enabled }}
+- name: TOLLGATE_OPERATOR__CONFINEMENT
+  value: {{ include "tollgate.confinement" . | quote }}
+{{- end }}
 {{- with .Values.operator.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -205,26 +225,33 @@ podAntiAffinity:
 {{- end -}}
 {{- end -}}
 
-{{/*
-The namespaces that get the agents' egress policy: those listed in networkPolicy.agentNamespaces, plus
-those carrying networkPolicy.agentNamespaceLabels at install/upgrade time (`lookup` returns nothing
-under `helm template`). A JSON list, sorted.
-*/}}
+{{/* The agent namespaces named in networkPolicy.agentNamespaces, as a sorted JSON list. */}}
 {{- define "tollgate.agentNamespaces" -}}
-{{- $names := .Values.networkPolicy.agentNamespaces -}}
-{{- $wanted := .Values.networkPolicy.agentNamespaceLabels -}}
-{{- if $wanted -}}
-{{- $found := lookup "v1" "Namespace" "" "" -}}
-{{- range ($found.items | default list) -}}
-{{- $labels := .metadata.labels | default dict -}}
-{{- $matches := true -}}
-{{- range $k, $v := $wanted -}}
-{{- if ne (get $labels $k) (toString $v) -}}{{- $matches = false -}}{{- end -}}
+{{- .Values.networkPolicy.agentNamespaces | uniq | sortAlpha | toJson -}}
 {{- end -}}
-{{- if $matches -}}{{- $names = append $names .metadata.name -}}{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- $names | uniq | sortAlpha | toJson -}}
+
+{{/*
+What the operator needs to confine agent namespaces (ConfinementSettings, one JSON value): which
+namespaces are agents', and where their Pods may go. The operator writes the egress NetworkPolicy into
+each of them the moment it is labelled, so no `helm upgrade` is needed for a new namespace.
+*/}}
+{{- define "tollgate.confinement" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $envoy := include "tollgate.selectorLabels" (list . "envoy") | fromYaml -}}
+{{- $labels := include "tollgate.labels" (list . "agents") | fromYaml -}}
+{{- $_ := unset $labels "app.kubernetes.io/managed-by" -}}
+{{- dict
+  "namespace_labels" ($np.agentNamespaceLabels | default dict)
+  "namespaces" (include "tollgate.agentNamespaces" . | fromJsonArray)
+  "policy_name" (printf "%s-%s-agents-egress" (include "tollgate.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-")
+  "agent_pod_labels" ($np.agentPodLabels | default dict)
+  "envoy_namespace" .Release.Namespace
+  "envoy_pod_labels" $envoy
+  "envoy_port" (int .Values.envoy.listenPort)
+  "dns_namespace_labels" $np.dns.namespaceLabels
+  "dns_pod_labels" $np.dns.podLabels
+  "labels" $labels
+  | toJson -}}
 {{- end -}}
 
 {{/* The egress rule every restricted Pod needs: DNS to the cluster's resolver, UDP and TCP 53. */}}

@@ -9,14 +9,16 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Maintainers' commands: generated files.")
 
-DEFAULT_DIRS = [Path("crds"), Path("charts/tollgate/crds")]
+DEFAULT_DIRS = [Path("crds"), Path("charts/tollgate/files/crds")]
 
 
 @app.command("gen-crds")
 def gen_crds(
     out: Annotated[
         list[Path] | None,
-        typer.Option(help="Folder to write the CRDs into (repeat); default crds/ and charts/tollgate/crds/."),
+        typer.Option(
+            help="Folder to write the CRDs into (repeat); default crds/ and charts/tollgate/files/crds/."
+        ),
     ] = None,
     check: Annotated[
         bool, typer.Option(help="Write nothing; exit 1 if a folder's CRDs differ from the models.")

@@ -191,7 +191,7 @@ def test_an_unknown_field_is_pruned_by_the_api_server_but_named_by_the_model() -
 
 
 def test_the_committed_crds_are_what_the_models_generate() -> None:
-    for folder in ("crds", "charts/tollgate/crds"):
+    for folder in ("crds", "charts/tollgate/files/crds"):
         for name, text in crd.rendered().items():
             path = REPO / folder / name
             assert path.exists() and path.read_text() == text, (
