@@ -78,6 +78,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps({k: redact(v) if isinstance(v, str) else v for k, v in entry.items()})
 
 
+class _Masked(logging.Formatter):
+    """Another formatter's output, masked."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+def mask_handlers(logger: logging.Logger | None = None) -> None:
+    """Mask credentials in what handlers another library set up write (kopf's, text or JSON), tracebacks
+    included, by wrapping their formatters. Idempotent."""
+    for h in (logger or logging.getLogger()).handlers:
+        if not isinstance(h.formatter, (_Masked, TextFormatter, JsonFormatter)):
+            h.setFormatter(_Masked(h.formatter or logging.Formatter()))
+
+
 def handler(fmt: LogFormat = "text") -> logging.Handler:
     h = logging.StreamHandler()
     h.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -107,3 +107,31 @@ def test_the_log_format_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TOLLGATE_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="log_format"):
         Settings()
+
+
+@pytest.mark.parametrize("kopf_format", ["FULL", "JSON"])
+def test_handlers_kopf_set_up_are_masked_too(kopf_format: str) -> None:
+    import kopf
+
+    from tollgate.logging_setup import mask_handlers
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        kopf.configure(log_format=getattr(kopf.LogFormat, kopf_format))
+        out = io.StringIO()
+        for h in root.handlers:
+            if isinstance(h, logging.StreamHandler):
+                h.setStream(out)
+        mask_handlers()
+        mask_handlers()  # twice is once
+        try:
+            raise RuntimeError(f"secret {TWILIO_PAIR}")
+        except RuntimeError:
+            logging.getLogger("kopf.objects").exception("handler failed with %s", SECRETS[0])
+        text = out.getvalue()
+        assert "handler failed" in text and "RuntimeError" in text
+        assert TWILIO_PAIR not in text and SECRETS[0] not in text
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
