@@ -84,13 +84,11 @@ class Readiness:
     def __init__(
         self, health_servicer: health.aio.HealthServicer, store: Store, metrics: Metrics, interval_s: float
     ) -> None:
-        self._health, self._store, self._metrics, self._interval_s = (
-            health_servicer,
-            store,
-            metrics,
-            interval_s,
-        )
-        self.serving: bool | None = None
+        self._health = health_servicer
+        self._store = store
+        self._metrics = metrics
+        self._interval_s = interval_s
+        self.serving: bool | None = None  # None until the first probe
 
     async def probe(self) -> bool:
         try:
