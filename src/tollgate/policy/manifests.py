@@ -59,9 +59,8 @@ class Manifests:
     policies: dict[str, PolicyObject] = field(default_factory=dict)
     keys: dict[str, KeyObject] = field(default_factory=dict)
     secrets: dict[str, SecretObject] = field(default_factory=dict)
-    skipped: list[str] = field(
-        default_factory=list
-    )  # documents of other kinds (a Deployment beside a policy)
+    # Documents of other kinds, which are not Tollgate's to judge (a Deployment beside a policy).
+    skipped: list[str] = field(default_factory=list)
 
 
 class InvalidManifests(ValueError):
