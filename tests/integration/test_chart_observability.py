@@ -123,6 +123,17 @@ def test_every_dashboard_variable_reads_a_label_its_metric_has() -> None:
         assert label in EXPORTED[metric] | SCRAPE_LABELS, var["name"]
 
 
+def test_every_variable_a_query_uses_is_defined() -> None:
+    defined = {v["name"] for v in DASHBOARD["templating"]["list"]} | {
+        "__range",
+        "__interval",
+        "__rate_interval",
+    }
+    used = {m for _, e in dashboard_queries() for m in re.findall(r"\$\{?(\w+)", e)}
+    used |= set(re.findall(r"\$\{(\w+)\}", json.dumps(DASHBOARD)))  # panels' data source
+    assert used <= defined, sorted(used - defined)
+
+
 def test_the_dashboard_shows_spend_per_policy_caps_decisions_denials_replays_latency_and_errors() -> None:
     read = set().union(*(names_and_labels(e)[0] for _, e in dashboard_queries()))
     assert {
