@@ -237,3 +237,15 @@ class TestLogFormat:
         operator = pod_spec(rendered.get("Deployment", name("operator")))["containers"][0]
         assert not any(a.startswith("--log-format") for a in operator["args"])
         assert "json" in helm.render_error({"logFormat": "yaml"})
+
+
+class TestHealthProbes:
+    def test_should_probe_readiness_on_the_service_gated_on_redis_and_liveness_on_the_process(
+        self, helm: Chart
+    ) -> None:
+        from tollgate_extauthz.server import SERVICE
+
+        container = pod_spec(helm.render().get("Deployment", name("extauthz")))["containers"][0]
+        assert container["readinessProbe"]["grpc"]["service"] == SERVICE
+        # No service: the overall status, which the server keeps SERVING while the process answers.
+        assert "service" not in container["livenessProbe"]["grpc"]
