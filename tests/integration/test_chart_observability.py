@@ -37,7 +37,7 @@ SCRAPE_LABELS = {"namespace", "pod", "instance", "job", "service", "le"}
 PROMQL_WORDS = {
     "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "by", "without", "on", "ignoring",
     "group_left", "group_right", "and", "or", "unless", "bool", "offset", "rate", "irate", "increase",
-    "delta", "histogram_quantile", "time", "vector", "absent", "clamp_min", "clamp_max", "humanize",
+    "delta", "histogram_quantile", "time", "vector", "absent", "clamp_min", "clamp_max",
 }  # fmt: skip
 
 
