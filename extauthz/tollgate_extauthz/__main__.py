@@ -11,7 +11,7 @@ from tollgate_extauthz.server import serve
 
 def main() -> None:
     settings = Settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:  # optional: plain asyncio works, uvloop is faster

@@ -1,9 +1,15 @@
-"""Prometheus metrics of the data plane. Label values are Rule codes and vendor names (bounded sets),
-never key ids or customers, so cardinality stays fixed however many agents there are."""
+"""Prometheus metrics of the data plane. Label values are Rule codes, vendor names and policy ids, never
+key ids or customers: rules and vendors are fixed sets, and policies are objects an operator writes (a
+handful per team, each shared by many keys), so cardinality does not grow with agents or traffic while
+spend per policy stays one query away. What a key has spent of its cap is a histogram per policy (the
+share of the cap spent after each money call), which shows keys near their cap without naming them."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Shares of a key's daily cap: the alert rules and the dashboard read the 0.8 and 1.0 buckets.
+CAP_SHARE_BUCKETS = (0.25, 0.5, 0.8, 0.9, 0.95, 1.0)
 
 
 class Metrics:
@@ -14,8 +20,16 @@ class Metrics:
             ["vendor", "decision", "rule"], registry=self.registry,
         )  # fmt: skip
         self.reserved = Counter(
-            "tollgate_reserved_micro_usd", "Spend reserved against daily caps, in micro-USD.",
-            ["vendor"], registry=self.registry,
+            "tollgate_reserved_micro_usd", "Spend reserved against daily caps, in micro-USD, by vendor and policy.",
+            ["vendor", "policy"], registry=self.registry,
+        )  # fmt: skip
+        self.cap_share = Histogram(
+            "tollgate_cap_spent_ratio", "Share of its daily cap a key had spent after each money call, by policy.",
+            ["vendor", "policy"], buckets=CAP_SHARE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.ready = Gauge(
+            "tollgate_ready", "1 while this ext_authz process reports SERVING (Redis answers its health ping).",
+            registry=self.registry,
         )  # fmt: skip
         self.shadow_denials = Counter(
             "tollgate_shadow_denials", "Calls a shadow-mode policy let through that enforcement would deny.",

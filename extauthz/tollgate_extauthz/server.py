@@ -1,4 +1,11 @@
-"""The grpc.aio server: Authorization + Health services, graceful shutdown on SIGTERM."""
+"""The grpc.aio server: Authorization + Health services, graceful shutdown on SIGTERM.
+
+Health has two meanings, by service name. `envoy.service.auth.v3.Authorization` is readiness: SERVING
+only while Redis answers a ping (checked every `health_interval_s`), so the Pod's readiness probe and
+Envoy's health check take a process that cannot decide out of rotation. The overall status ("") is
+liveness: SERVING while the process runs and answers, whatever Redis does, so a Redis outage never
+gets ext_authz restarted. Calls that still arrive while NOT_SERVING are denied with 503 (fail closed).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tollgate.credentials import CredentialBox
+from tollgate.errors import StoreUnavailable
 from tollgate.settings import Settings
+from tollgate.store.base import Store
 from tollgate.store.redis import RedisStore
 from tollgate_extauthz.check import Checker
 from tollgate_extauthz.lookup import Lookup
@@ -46,11 +55,13 @@ async def serve(
     address = f"{settings.extauthz.host}:{settings.extauthz.port}"
     server.add_insecure_port(address)
     await server.start()
-    await health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    readiness = Readiness(health_servicer, store, metrics, settings.extauthz.health_interval_s)
+    await readiness.probe()  # ready from the first moment Redis answers, not one interval later
     log.info("ext_authz listening on %s (redis %s)", address, _redacted(settings.redis.url))
 
     stop = stop or asyncio.Event()
+    watcher = asyncio.create_task(readiness.run(stop))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
@@ -58,11 +69,58 @@ async def serve(
     if ready is not None:
         ready.set()
     await stop.wait()
+    watcher.cancel()
     # Tell Envoy's health checks first, then let in-flight checks finish.
     await health_servicer.enter_graceful_shutdown()
+    metrics.ready.set(0)
     await server.stop(grace=5)
     await lookup.close()
     await store.close()
+
+
+class Readiness:
+    """Sets the Authorization service SERVING while Redis answers a ping, NOT_SERVING while it does not."""
+
+    def __init__(
+        self, health_servicer: health.aio.HealthServicer, store: Store, metrics: Metrics, interval_s: float
+    ) -> None:
+        self._health = health_servicer
+        self._store = store
+        self._metrics = metrics
+        self._interval_s = interval_s
+        self.serving: bool | None = None  # None until the first probe
+
+    async def probe(self) -> bool:
+        try:
+            await self._store.ping()
+        except StoreUnavailable as exc:
+            await self._set(False, str(exc))
+        except Exception as exc:  # anything else is as unready: the watcher must outlive it
+            await self._set(False, f"{type(exc).__name__}: {exc}")
+        else:
+            await self._set(True, "")
+        return bool(self.serving)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval_s)
+            if not stop.is_set():
+                await self.probe()
+
+    async def _set(self, serving: bool, why: str) -> None:
+        if serving == self.serving:
+            return
+        self.serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(SERVICE, status)
+        self._metrics.ready.set(1 if serving else 0)
+        if serving:
+            log.info("ready: Redis answers; %s is SERVING", SERVICE)
+        else:
+            log.warning("not ready: %s; %s is NOT_SERVING (calls are denied with 503)", why, SERVICE)
 
 
 def _redacted(url: str) -> str:

@@ -14,7 +14,7 @@ from tollgate.decide import engine
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
 from tollgate.errors import StoreUnavailable, TollgateError
-from tollgate_extauthz.check import Checker
+from tollgate_extauthz.check import Checker, Decision
 from tollgate_extauthz.metrics import Metrics
 from tollgate_extauthz.request import Incoming, to_incoming
 from tollgate_extauthz.response import denied, metadata_for_failure, to_response
@@ -48,9 +48,10 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         rule = v.rule if isinstance(v, Deny) else Rule.ALLOWED
         vendor = incoming.call.vendor or "-"
         self._observe(vendor, decision.allowed, rule, started)
+        self._observe_spend(vendor, decision)
         if isinstance(v, Allow):
             if decision.reservation_id:
-                self._metrics.reserved.labels(vendor).inc(v.cost_micro_usd)
+                self._metrics.reserved.labels(vendor, _policy(decision)).inc(v.cost_micro_usd)
             if v.shadow_denial is not None:
                 self._metrics.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
             if v.replay:
@@ -72,6 +73,15 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         self._metrics.decisions.labels(vendor, "allow" if allowed else "deny", rule.value).inc()
         self._metrics.check_seconds.labels(vendor).observe(time.perf_counter() - started)
 
+    def _observe_spend(self, vendor: str, decision: Decision) -> None:
+        """The key's share of its cap after a money call (allowed, or refused at the cap)."""
+        v, grant, spent = decision.verdict, decision.grant, decision.spent_micro_usd
+        if grant is None or spent is None or grant.daily_cap_micro_usd <= 0:
+            return
+        money = decision.reservation_id is not None or (isinstance(v, Deny) and v.rule is Rule.CAP_EXCEEDED)
+        if money:
+            self._metrics.cap_share.labels(vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
+
     def _fail(
         self, incoming: Incoming | None, detail: str, started: float
     ) -> external_auth_pb2.CheckResponse:
@@ -91,3 +101,7 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
             incoming.vendor if incoming else None,
             metadata_for_failure(did, call, Rule.UNAVAILABLE),
         )
+
+
+def _policy(decision: Decision) -> str:
+    return decision.grant.policy_id if decision.grant is not None else "-"

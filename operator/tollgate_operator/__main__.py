@@ -11,7 +11,8 @@ from tollgate_operator.settings import ProcessSettings
 def main() -> None:
     settings = ProcessSettings()
     level = settings.log_level.upper()
-    kopf.configure(debug=level == "DEBUG", quiet=level in ("WARNING", "ERROR", "CRITICAL"))
+    fmt = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(debug=level == "DEBUG", quiet=level in ("WARNING", "ERROR", "CRITICAL"), log_format=fmt)
     import tollgate_operator.handlers  # noqa: F401  (registers every handler, as `kopf run -m` would)
 
     op = settings.operator

@@ -13,6 +13,7 @@ import kopf
 
 from tollgate.credentials import CredentialBox
 from tollgate.errors import TollgateError
+from tollgate.logging_setup import mask_handlers
 from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import Outcome
@@ -64,6 +65,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     # Handler logs stay logs; the Events users see are the explicit transitions (Ready, Revoked, ...).
     settings.posting.level = logging.WARNING
     logging.getLogger("kopf.objects").addFilter(_QuietTimers())
+    mask_handlers()  # kopf set up the handlers (--log-format): mask credentials in them, tracebacks too
     # A real API server ends a watch after its own timeout; the client gives up a little later.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

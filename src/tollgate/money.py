@@ -93,8 +93,12 @@ def parse_usd(value: str | int | Decimal) -> int:
 
 def format_usd(micro_usd: int) -> str:
     """12_500_000 → '$12.50'; keeps sub-cent digits when present ('$0.0083')."""
+    return "$" + usd_digits(micro_usd)
+
+
+def usd_digits(micro_usd: int) -> str:
+    """The one way Tollgate writes an amount: 180_000_000 → '180.00', 8_300 → '0.0083', never '1.8E+2'."""
     d = Decimal(micro_usd) / MICRO_PER_USD
     text = f"{d:.6f}".rstrip("0")
     whole, _, frac = text.partition(".")
-    frac = frac.ljust(2, "0")
-    return f"${whole}.{frac}"
+    return f"{whole}.{frac.ljust(2, '0')}"

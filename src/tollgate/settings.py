@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +30,11 @@ class ExtAuthzSettings(BaseModel):
     )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."
+    )
+    health_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often Redis is pinged for readiness (gRPC health, the Pod's probe).",
     )
     lookup_timeout_s: float = Field(default=5.0, gt=0)
     lookup_cache_size: int = Field(default=10_000, ge=0)
@@ -88,3 +93,6 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people; json: one JSON object per line, for log pipelines."
+    )

@@ -77,6 +77,13 @@ def test_the_order_notifier_texts_us_customers_from_the_shop_number(
     assert req.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
 
 
+def test_the_order_notifier_texts_the_uk_it_lists_and_prices(
+    twilio: Client, upstream: RecordingUpstream
+) -> None:
+    twilio.messages.create(to="+447700900123", from_=SHOP_NUMBER, body="Your order shipped")
+    assert len(upstream.wait_for(1)) == 1
+
+
 @pytest.mark.parametrize(
     ("to", "from_", "media", "rule"),
     [
@@ -84,7 +91,16 @@ def test_the_order_notifier_texts_us_customers_from_the_shop_number(
         pytest.param(
             "+12125550100", SHOP_NUMBER, ["https://x/a.png"], "tollgate_param_rule_broken", id="MMS"
         ),
-        pytest.param("+447700900123", SHOP_NUMBER, None, "tollgate_recipient_out_of_scope", id="outside +1"),
+        pytest.param(
+            "+33612345678", SHOP_NUMBER, None, "tollgate_recipient_out_of_scope", id="outside the recipients"
+        ),
+        pytest.param(
+            "+18765550100",
+            SHOP_NUMBER,
+            None,
+            "tollgate_endpoint_unpriced",
+            id="in scope but unpriced (Jamaica)",
+        ),
     ],
 )
 def test_the_order_notifier_is_held_to_its_policy(

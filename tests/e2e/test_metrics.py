@@ -43,6 +43,13 @@ def test_decisions_reserved_spend_and_latency_are_exported(
         )
         == 1
     )
-    assert delta("tollgate_reserved_micro_usd_total", vendor="stripe") == 7_000_000
+    policy = "agents/bot-policy"
+    assert delta("tollgate_reserved_micro_usd_total", vendor="stripe", policy=policy) == 7_000_000
     assert delta("tollgate_check_duration_seconds_count", vendor="stripe") == 2
-    assert "agents/bot" not in httpx.get(f"http://127.0.0.1:{gateway.metrics_ports[0]}/metrics").text
+    # $7 of a $50 cap: the key's share lands in the 0.25 bucket, and in none below it.
+    share = "tollgate_cap_spent_ratio_bucket"
+    assert delta(share, vendor="stripe", policy=policy, le="0.25") == 1
+    assert delta("tollgate_cap_spent_ratio_count", vendor="stripe", policy=policy) == 1
+    assert after[("tollgate_ready", ())] == 1
+    # Labels name policies, never keys: no label value is the key's id.
+    assert all(value != "agents/bot" for (_, labels) in after for (_, value) in labels)

@@ -87,3 +87,12 @@ def test_the_example_agent_mounts_its_vault_token_and_is_confined_by_the_chart()
     # The real key has no way in: no env var or volume refers to the vendor key's Secret.
     text = yaml.safe_dump(deployment)
     assert "stripe-platform-key" not in text
+
+
+def test_the_messaging_example_prices_only_what_its_recipients_allow() -> None:
+    """A price for a prefix outside `recipients` could never apply: the call is out of scope first."""
+    manifests = load_path(EXAMPLES / "messaging")
+    (sms,) = (p.spec for p in manifests.policies.values() if p.spec.vendor == "twilio")
+    assert sms.recipients and sms.prices
+    for price in sms.prices:
+        assert any(price.prefix.startswith(r) for r in sms.recipients), price.prefix

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from tollgate.money import Money, format_usd, parse_usd, to_micro_usd
+from tollgate.money import Money, format_usd, parse_usd, to_micro_usd, usd_digits
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,12 @@ def test_format_usd_keeps_sub_cent_digits() -> None:
     assert format_usd(12_500_000) == "$12.50"
     assert format_usd(8300) == "$0.0083"
     assert format_usd(0) == "$0.00"
+
+
+@pytest.mark.parametrize(
+    ("micro_usd", "text"),
+    [(180_000_000, "180.00"), (2_500_000, "2.50"), (8300, "0.0083"), (1, "0.000001"), (0, "0.00"),
+     (10**12, "1000000.00")],
+)  # fmt: skip
+def test_usd_digits_are_plain_decimals_never_exponents(micro_usd: int, text: str) -> None:
+    assert usd_digits(micro_usd) == text

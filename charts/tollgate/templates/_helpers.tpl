@@ -147,6 +147,8 @@ vendor keys. Both come from Secrets, never from plain values.
       key: {{ include "tollgate.credentials.secretKey" . }}
 - name: TOLLGATE_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+- name: TOLLGATE_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
 {{- end -}}
 
 {{/* The only place values become ext_authz's settings (tollgate.settings.Settings, TOLLGATE_*). */}}
@@ -335,6 +337,8 @@ reservations) but not the credential keys: it never opens a vendor key.
   value: {{ .Values.alerts.denialBurst | quote }}
 - name: TOLLGATE_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+- name: TOLLGATE_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
 {{- end -}}
 
 {{/* Egress to Redis: the bundled Pods, or networkPolicy.externalRedis. */}}

@@ -9,7 +9,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ import typer
 
 from tollgate.audit import queries
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable, day_range
+from tollgate.money import usd_digits
 from tollgate.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The audit trail: one SQL row per call.")
@@ -36,8 +36,50 @@ class Format(StrEnum):
 FormatOption = Annotated[Format, typer.Option("--format", help="table, csv or json.")]
 
 
+# Local mode keeps its work files, the audit database among them, in this folder beside its manifests.
+LOCAL_AUDIT_DB = Path(".tollgate") / "audit.db"
+_NOT_SEARCHED = {".git", ".venv", "node_modules", "__pycache__"}
+
+
+def audit_url(db: str | None) -> str:
+    """Where the audit commands read: --db, else TOLLGATE_AUDIT__URL, else the database of a local
+    gateway run from this folder, else the default SQLite file."""
+    if db:
+        return db
+    audit = Settings().audit
+    if "url" not in audit.model_fields_set and (local := local_audit_url()) is not None:
+        typer.echo(f"reading the local gateway's audit: {local.removeprefix('sqlite:///')}", err=True)
+        return local
+    return audit.url
+
+
+def local_audit_url(start: Path | None = None, depth: int = 4) -> str | None:
+    """The newest `.tollgate/audit.db` in `start` (the working directory) or a folder below it, as a URL."""
+    root = start or Path.cwd()
+    found: list[Path] = []
+    level = [root]
+    for _ in range(depth + 1):
+        found += [d / LOCAL_AUDIT_DB for d in level if (d / LOCAL_AUDIT_DB).is_file()]
+        level = [
+            c
+            for d in level
+            for c in _subfolders(d)
+            if c.name not in _NOT_SEARCHED and not c.name.startswith(".")
+        ]
+    if not found:
+        return None
+    return f"sqlite:///{max(found, key=lambda p: p.stat().st_mtime)}"
+
+
+def _subfolders(d: Path) -> list[Path]:
+    try:
+        return [c for c in d.iterdir() if c.is_dir() and not c.is_symlink()]
+    except OSError:
+        return []
+
+
 def _store(db: str | None) -> AuditStore:
-    store = AuditStore.from_url(db or Settings().audit.url)
+    store = AuditStore.from_url(audit_url(db))
     try:
         store.migrate()
     except AuditStoreUnavailable as exc:
@@ -92,7 +134,7 @@ def ingest(
     from tollgate.store.redis import RedisStore
 
     settings = Settings()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     store = _store(db)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
 
@@ -204,8 +246,18 @@ def run_sql(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Any query, printed as a table, CSV or JSON."""
-    _print(*_store(db).query(statement), fmt)
+    """One SELECT (or WITH … SELECT), printed as a table, CSV or JSON; the database is opened read-only."""
+    from tollgate.audit.readonly import NotAQuery, QueryFailed, read_only_query
+
+    try:
+        result = read_only_query(audit_url(db), statement)
+    except NotAQuery as exc:
+        typer.echo(f"error: {exc}; tollgate audit sql only reads (SELECT … FROM tollgate_calls)", err=True)
+        raise typer.Exit(2) from None
+    except QueryFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _print(*result, fmt)
 
 
 def _print(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) -> None:
@@ -232,5 +284,5 @@ def _usd_columns(columns: list[str]) -> list[str]:
 
 def _cell(column: str, value: Any) -> Any:
     if column.endswith("_micro_usd") and value is not None:
-        return str((Decimal(int(value)) / 1_000_000).quantize(Decimal("0.000001")).normalize())
+        return usd_digits(int(value))
     return value

@@ -10,28 +10,48 @@ from typing import Annotated
 
 import typer
 
+from tollgate import __version__
 from tollgate.cli import audit as audit_cli
 from tollgate.cli import dev as dev_cli
 from tollgate.cli import picker as picker_cli
 from tollgate.policy.manifests import InvalidManifests, load_path
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Spend caps and scopes for AI agents' API keys."
-)
+app = typer.Typer(no_args_is_help=True, help="Spend caps and scopes for AI agents' API keys.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tollgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Spend caps and scopes for AI agents' API keys."""
 
 
 @app.command()
 def check(
     manifests: Annotated[Path, typer.Argument(help="A manifest file or a folder of them.", exists=True)],
 ) -> None:
-    """Validate SpendPolicy / VaultKey / Secret manifests exactly as the gateway would."""
+    """Validate SpendPolicy / VaultKey / Secret manifests exactly as the gateway would; other kinds are skipped."""
+    from tollgate.cli.check import allow_warnings
+
     try:
         m = load_path(manifests)
     except InvalidManifests as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret")
+    for warning in allow_warnings(m):
+        typer.echo(f"warning: {warning}", err=True)
+    skipped = f", skipped {len(m.skipped)} of other kinds" if m.skipped else ""
+    typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret{skipped}")
 
 
 @app.command()

@@ -3,7 +3,8 @@
   1 key unknown / revoked / for another vendor → 401      2 key expired / suspended → 401
   3 request unreadable → 400; endpoint not allowed (or unpriceable) → 403
   4 connected account not allowed → 403       5 parameter rule broken → 403
-  6 customer / recipient out of scope → 403   7 currency not allowed → 403
+  6 customer / recipient out of scope → 403   6b usage the policy does not price → 403
+  7 currency not allowed → 403
   8 loop breaker → 429 (loop_broken)          9 daily cap would be exceeded → 402 (after_reserve)
   10 allow: reserve the cost, swap the key.
 
@@ -60,10 +61,11 @@ def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdi
         return _shadow(s.grant, Deny(Rule.REQUEST_INVALID, facts.message, facts.param))
     if isinstance(facts, Unpriced):
         return _shadow(s.grant, Deny(Rule.ENDPOINT_UNPRICED, facts.message))
+    # Scope before price: a number outside spec.recipients is out of scope whether or not it is priced.
     if deny := (
-        _usage_unpriced(s.grant, facts)
-        or _customer_scope(s.grant, facts)
+        _customer_scope(s.grant, facts)
         or _recipient_scope(s.grant, facts)
+        or _usage_unpriced(s.grant, facts)
         or _currency(s.grant, facts)
     ):
         return _shadow(s.grant, deny)

@@ -59,6 +59,8 @@ class Manifests:
     policies: dict[str, PolicyObject] = field(default_factory=dict)
     keys: dict[str, KeyObject] = field(default_factory=dict)
     secrets: dict[str, SecretObject] = field(default_factory=dict)
+    # Documents of other kinds, which are not Tollgate's to judge (a Deployment beside a policy).
+    skipped: list[str] = field(default_factory=list)
 
 
 class InvalidManifests(ValueError):
@@ -91,6 +93,9 @@ def add_document(out: Manifests, doc: Any, where: str) -> list[str]:
     if not isinstance(doc, dict):
         return [f"{where}: a manifest must be a mapping"]
     kind, api = doc.get("kind"), doc.get("apiVersion")
+    if not _ours(kind, api):
+        out.skipped.append(f"{where} ({kind or 'no kind'} {api or 'no apiVersion'})")
+        return []
     meta = doc.get("metadata") or {}
     name = meta.get("name") if isinstance(meta, dict) else None
     namespace = (meta.get("namespace") if isinstance(meta, dict) else None) or DEFAULT_NAMESPACE
@@ -116,6 +121,16 @@ def add_document(out: Manifests, doc: Any, where: str) -> list[str]:
             out.secrets[f"{namespace}/{name}"] = SecretObject(namespace, name, data)
         return problems
     return [f"{label}: unsupported kind (expected SpendPolicy, VaultKey or v1 Secret)"]
+
+
+def _ours(kind: object, api: object) -> bool:
+    """Tollgate's kinds (by name or API group) and v1 Secrets; anything else in the folder is not ours to judge."""
+    group = api.partition("/")[0] if isinstance(api, str) else ""
+    return (
+        kind in ("SpendPolicy", "VaultKey")
+        or group == GROUP_VERSION.partition("/")[0]
+        or (kind == "Secret" and api == "v1")
+    )
 
 
 def field_errors(exc: ValidationError, root: str) -> list[str]:

@@ -6,7 +6,7 @@ knows is still named: a read is free, a write is unpriced (denied, never guessed
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tollgate.vendors.base import Endpoint
@@ -19,6 +19,19 @@ class Route:
     name: str
     pricing: str
     scope: str
+
+    def allowed_by(self, method: str, segments: Sequence[str]) -> bool:
+        """Whether an allowlist entry (its method, or '*', and its path segments: a literal, '*' for one
+        segment, a final '**' for the rest) lets some call to this route through."""
+        if method not in ("*", self.method):
+            return False
+        own = [s for s in self.template.split("/") if s]
+        for i, seg in enumerate(segments):
+            if seg == "**":
+                return True
+            if i >= len(own) or not (seg == "*" or _segment(own[i]).fullmatch(seg)):
+                return False
+        return len(own) == len(segments)
 
 
 class RouteTable:
@@ -45,3 +58,8 @@ class RouteTable:
 def _compile(template: str, id_pattern: str) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>{id_pattern})", re.escape(template))
     return re.compile(f"^{pattern}$")
+
+
+def _segment(template_segment: str) -> re.Pattern[str]:
+    # '{Sid}.json' admits 'SM1.json' and so on: a `{name}` is any run of characters but '/'.
+    return re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template_segment)))

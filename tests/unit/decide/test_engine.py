@@ -14,8 +14,9 @@ from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.money import Money
 from tollgate.policy.grant import Grant
-from tollgate.vendors.base import Facts, Invalid, Unpriced
+from tollgate.vendors.base import Facts, Invalid, Unpriced, Usage
 from tollgate.vendors.stripe import STRIPE
+from tollgate.vendors.twilio import TWILIO
 
 POLICY = dict(
     customers=["cus_A"],
@@ -64,6 +65,23 @@ EXPIRED = grant(spend_policy(**POLICY), vault_key(expiresAt="2026-11-01T00:00:00
 POLICY_EXPIRED = grant(spend_policy(**POLICY, expiresAt="2026-11-25T11:59:59Z"))
 SUSPENDED = grant(spend_policy(**POLICY), vault_key(suspended=True))
 BAD_FACTS = Facts(cost=Money.minor(1, "gbp"), customers=frozenset({"cus_Z"}), customer_related=True)
+
+SID = "AC" + "0" * 32
+SMS = f"/2010-04-01/Accounts/{SID}/Messages.json"
+TWILIO_G = grant(
+    spend_policy(vendor="twilio", allow=[f"POST {SMS}"], connectedAccounts=[SID], recipients=["+1", "+44"])
+)
+
+
+def sms_to(number: str, *, cost: Money | None = None) -> Facts:
+    """An SMS to `number`; `cost` adds money in a currency, to break rule 7 as well."""
+    usage = (Usage("sms_segment", 1, number, "price it in spec.prices"),)
+    return Facts(cost=cost, recipients=frozenset({number}), usage=usage)
+
+
+def twilio_subject(g: Grant) -> Subject:
+    c = replace(call("POST", SMS, {"To": "+33612345678", "Body": "hi"}), vendor="twilio")
+    return Subject(c, g, token_digest(TOKEN), True, TWILIO.match("POST", SMS), frozenset({SID}), NOW)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +168,18 @@ BAD_FACTS = Facts(cost=Money.minor(1, "gbp"), customers=frozenset({"cus_Z"}), cu
             replace(BAD_FACTS, customers=frozenset({"cus_A"})),
             Rule.CURRENCY_NOT_ALLOWED,
             id="7 currency not allowed → 403",
+        ),
+        pytest.param(
+            twilio_subject(TWILIO_G),
+            sms_to("+33612345678", cost=Money.minor(1, "gbp")),
+            Rule.RECIPIENT_OUT_OF_SCOPE,
+            id="6 recipient out of scope (and unpriced) → 403, scope before price",
+        ),
+        pytest.param(
+            twilio_subject(TWILIO_G),
+            sms_to("+18765550100", cost=Money.minor(1, "gbp")),
+            Rule.ENDPOINT_UNPRICED,
+            id="6b in scope, destination unpriced → 403",
         ),
     ],
 )
