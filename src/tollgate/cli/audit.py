@@ -98,7 +98,8 @@ def ingest(
 
     settings = Settings()
     configure(settings.log_level)
-    store = _store(db)
+    # Not migrated here: the pipeline migrates, retrying a database that is down (at start too) forever.
+    store = AuditStore.from_url(db or settings.audit.url)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
 
     async def main() -> None:
@@ -119,6 +120,7 @@ def ingest(
             observers=observers,
             rotate_bytes=rotate_bytes if envoy_admin else 0,
             reopen=_envoy_reopen(envoy_admin) if envoy_admin else None,
+            ledger=redis,
         )
         try:
             if once:

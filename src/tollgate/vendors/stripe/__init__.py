@@ -10,6 +10,7 @@ from typing import Any
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form
 from tollgate.vendors.base import (
+    Delivery,
     Denial,
     Endpoint,
     Facts,
@@ -18,10 +19,11 @@ from tollgate.vendors.base import (
     Need,
     ObjectRef,
     Rendered,
+    Settlement,
     Unpriced,
     post_idempotency_key,
 )
-from tollgate.vendors.stripe import endpoints, errors
+from tollgate.vendors.stripe import endpoints, errors, outcome
 from tollgate.vendors.stripe import facts as _facts
 
 # Object fields that never change once set; everything else (amounts refunded, captured) is read fresh.
@@ -97,6 +99,9 @@ class StripeVendor:
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
+
+    def settlement(self, delivery: Delivery) -> Settlement:
+        return outcome.settlement(delivery)
 
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         # v1 honours the header on POST (stripe-python sends one on every POST, the same on its retries).
