@@ -159,6 +159,11 @@ The only place values become the operator's settings. The namespaces are also pa
 {{ include "tollgate.env.store" . }}
 - name: TOLLGATE_OPERATOR__NAMESPACES
   value: {{ .Values.operator.watchNamespaces | toJson | quote }}
+{{- if not .Values.audit.enabled }}
+{{- /* No audit sidecar, so no ledger to rebuild spend from: the operator marks grants as it writes them. */}}
+- name: TOLLGATE_REDIS__AUDITED
+  value: "false"
+{{- end }}
 {{- with .Values.operator.extraEnv }}
 {{ toYaml . }}
 {{- end }}

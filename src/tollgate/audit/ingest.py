@@ -32,6 +32,10 @@ log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
 REOPEN_RETRY_S = 5.0  # how often a writer that did not reopen the log is asked again
 SWEEP_S = 0.25  # how often the ledger sweep looks for keys whose spend Redis does not hold
+# After Redis lost data, calls it allowed may still be at the vendor; their lines come when they end
+# (Envoy's route timeout, 80 s by default). Spend is rebuilt once Envoy has no request in flight, or
+# once this long has passed where Envoy cannot be asked.
+INFLIGHT_GRACE_S = 90.0
 
 
 class LogTail:
@@ -114,10 +118,18 @@ class AuditPipeline:
         rotate_bytes: int = 0,
         reopen: Callable[[], Awaitable[None]] | None = None,
         ledger: Ledger | None = None,
+        inflight: Callable[[], Awaitable[int]] | None = None,
+        inflight_grace_s: float = INFLIGHT_GRACE_S,
+        flush_s: float = 1.0,
     ) -> None:
         """`rotate_bytes` > 0 with `reopen` (which makes the writer reopen the log, e.g. Envoy's admin
         POST /reopen_logs) keeps the log under about that size: once every line is committed.
-        `ledger` (the Redis store, usually `store` itself) turns on the ledger sweep."""
+        `ledger` (the Redis store, usually `store` itself) turns on the ledger sweep; `inflight` counts the
+        requests Envoy has in flight (its admin stats), `flush_s` is how long Envoy may hold a log line."""
+        self.inflight = inflight
+        self.inflight_grace_s = inflight_grace_s
+        self.flush_s = flush_s
+        self._loss_at: float | None = None  # when Redis was found to have lost data, until rebuilt
         self.tail = LogTail(log_path)
         self.rotate_bytes = rotate_bytes
         self.reopen = reopen
@@ -231,7 +243,11 @@ class AuditPipeline:
         """Rebuild every key whose spend Redis does not hold from the ledger; returns the keys rebuilt."""
         assert self.ledger is not None and self.store is not None
         if not await self.ledger.ledger_hint():
-            self._marked.clear()  # Redis lost data (or this is a first start): look at every key
+            # Redis lost data (or this is its first start): look at every key, and let calls it may have
+            # allowed before finish first. A key that appears later, with the hint in place, is new to
+            # this Redis: nothing of it can be in flight, so it is marked at once.
+            self._marked.clear()
+            self._loss_at = time.monotonic()
             await self.ledger.set_ledger_hint()
         grants = await self.store.grant_ids()
         todo = grants - self._marked
@@ -242,6 +258,11 @@ class AuditPipeline:
         if not missing:
             return []
         since_ms = int(time.time() * 1000)
+        if self._loss_at is not None:
+            if not await self._nothing_in_flight():
+                return []  # money calls of these keys keep answering 503 until then
+            await asyncio.sleep(2 * self.flush_s)  # the last such call's line reaches the file
+            self._loss_at = None
         await self.drain()
         rebuilt = []
         for key_id in sorted(missing):
@@ -249,6 +270,20 @@ class AuditPipeline:
             self._marked.add(key_id)
             rebuilt.append(key_id)
         return rebuilt
+
+    async def _nothing_in_flight(self) -> bool:
+        assert self._loss_at is not None
+        if time.monotonic() - self._loss_at >= self.inflight_grace_s:
+            return True
+        if self.inflight is None:
+            return False
+        try:
+            return await self.inflight() == 0
+        except Exception as exc:  # Envoy's admin is down: wait out the grace period instead
+            log.warning(
+                "cannot ask Envoy what is in flight (%s); waiting out %.0fs", exc, self.inflight_grace_s
+            )
+            return False
 
     async def _rebuild(self, key_id: str, since_ms: int) -> None:
         assert self.ledger is not None and self.store is not None

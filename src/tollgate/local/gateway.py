@@ -5,6 +5,7 @@ integration tests both run it, so local mode is exercised by every test run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tollgate.audit.sql import AuditStore
+from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
 from tollgate.credentials import CredentialBox, new_box_key
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
@@ -146,6 +147,27 @@ class LocalGateway:
             tail = self.auditor.log_tail() if self.auditor else ""
             raise ProcessError(f"the audit did not restore the spend of {sorted(missing)} in time\n{tail}")
 
+    def wait_audited(self, timeout_s: float = 15.0) -> None:
+        """Wait until every line Envoy has written (it flushes every access_log_flush_ms) is in the audit
+        store, settled included. Raises ProcessError after `timeout_s`."""
+        time.sleep(2 * self.options.access_log_flush_ms / 1000)
+        audit = AuditStore.from_url(self.audit_url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    cp = audit.checkpoint(str(self.access_log.resolve()))
+                    size = self.access_log.stat().st_size if self.access_log.exists() else 0
+                    if size == 0 or (cp is not None and cp.offset >= size):
+                        return
+                except AuditStoreUnavailable:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise ProcessError(f"the audit did not catch up with {self.access_log} in {timeout_s:g}s")
+                time.sleep(0.02)
+        finally:
+            audit.dispose()
+
     async def _wait_marked(self, wanted: set[str], timeout_s: float) -> set[str]:
         store = RedisStore.from_url(self.redis_url)
         deadline = time.monotonic() + timeout_s
@@ -210,14 +232,17 @@ class LocalGateway:
         )
 
     def start_auditor(self) -> None:
-        # Migrate before the ingest process starts, so the audit is queryable as soon as start() returns.
+        # Migrate before the ingest process starts, so the audit is queryable as soon as start() returns;
+        # a database that is unavailable now is the ingester's to wait for (it retries forever).
         audit = AuditStore.from_url(self.audit_url)
-        audit.migrate()
+        with contextlib.suppress(AuditStoreUnavailable):
+            audit.migrate()
         audit.dispose()
         argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(self.access_log),
                 "--db", self.audit_url, "--redis-url", self.redis_url,
                 "--rotate-bytes", str(self.options.audit_rotate_bytes),
-                "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}"]  # fmt: skip
+                "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}",
+                "--flush-ms", str(self.options.access_log_flush_ms)]  # fmt: skip
         env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
         self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 

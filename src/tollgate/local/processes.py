@@ -48,6 +48,8 @@ def tcp_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
 def port_taken(port: int, host: str = LOOPBACK) -> bool:
     """True when something already listens on `port` (so a process started on it could not bind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers bind: connections of an earlier run left in TIME_WAIT do not make the port taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
