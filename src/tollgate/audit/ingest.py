@@ -154,7 +154,7 @@ class AuditPipeline:
         failures: list[TollgateError] = []
         try:
             await self._settle_all()
-        except StoreUnavailable as exc:
+        except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
             failures.append(exc)
         written = 0
         try:
@@ -197,7 +197,13 @@ class AuditPipeline:
         saved = await self._settle_cp_get()
         if saved is not None:
             return saved
+        await self._migrate()
         return await asyncio.to_thread(self.audit.checkpoint, self.source)
+
+    async def _migrate(self) -> None:
+        if not self._migrated:
+            await asyncio.to_thread(self.audit.migrate)
+            self._migrated = True
 
     async def _settle_cp_get(self) -> Checkpoint | None:
         raw = await self.ledger.settle_checkpoint(self.source) if self.ledger is not None else None
@@ -211,9 +217,7 @@ class AuditPipeline:
     # ---- rows: the SQL store only --------------------------------------------------------------------
 
     async def _write_rows(self) -> int:
-        if not self._migrated:
-            await asyncio.to_thread(self.audit.migrate)
-            self._migrated = True
+        await self._migrate()
         if not self._loaded:
             self._cp = await asyncio.to_thread(self.audit.checkpoint, self.source)
             self._loaded = True
@@ -327,7 +331,7 @@ class AuditPipeline:
         self._reopen_retry_at = None
         return True
 
-    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.05, max_backoff_s: float = 10.0) -> None:
+    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
         """Until `stop`: a store that is down (also at start) is retried with backoff, forever."""
         backoff = idle_s
         while not stop.is_set():

@@ -63,7 +63,7 @@ class GatewayOptions:
     upstream_timeout_s: int = 80  # Envoy's route timeout to the vendors
     # How soon Envoy writes access-log lines to the file: the audit settles from them, so this bounds how
     # long a refused call keeps its reservation.
-    access_log_flush_ms: int = 100
+    access_log_flush_ms: int = 50
     ledger_timeout_s: float = 30.0  # how long start()/apply() wait for the audit to mark keys' spend
 
 
