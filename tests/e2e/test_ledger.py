@@ -132,3 +132,27 @@ def test_refused_calls_are_released_while_the_audit_database_is_locked_behind_a_
         lock.close()
     gateway.wait_audited(timeout_s=60)  # and every row arrives once the database is back
     assert agent.spent() == 50_000_000
+
+
+def test_a_redis_restarted_on_stale_data_gets_its_spend_back_from_the_ledger(
+    gateway: LocalGateway, agent: Agent, vendor: FaultyUpstream
+) -> None:
+    # A failover to a replica that is behind, as a restart on an older copy of the append-only file.
+    assert gateway.redis is not None
+    assert [agent.payout()[0] for _ in range(2)] == [200] * 2
+    gateway.wait_audited()
+    stale = gateway.workdir / "stale-aof"
+    shutil.copytree(gateway.workdir / "appendonlydir", stale)
+    assert [agent.payout()[0] for _ in range(3)] == [200] * 3
+    gateway.wait_audited()
+    gateway.redis.stop()
+    shutil.rmtree(gateway.workdir / "appendonlydir")
+    stale.rename(gateway.workdir / "appendonlydir")
+    gateway.redis.restart()
+    # The audit notices another Redis server within a sweep and gives it the ledger's spend.
+    before = vendor.received
+    eventually(lambda: agent.spent() == 50_000_000, what="the spend back from the ledger")
+    gateway.wait_ledger([agent.key_id])
+    # ext_authz's pooled connections to the old server fail once each (503, retry later): then 402.
+    assert eventually(lambda: (s := agent.payout()[0]) != 503 and s, what="a decided payout") == 402
+    assert vendor.received == before

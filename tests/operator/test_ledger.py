@@ -5,12 +5,14 @@ the spend back from its ledger before any money call passes: the next refund is 
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
 import stripe
 from tests.operator.cluster import (
+    REPO,
     Cluster,
     Operator,
     agent,
@@ -22,7 +24,7 @@ from tests.operator.cluster import (
 from tests.operator.conftest import REAL_KEY
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
-from tollgate.local.processes import ManagedProcess
+from tollgate.local.processes import ManagedProcess, free_port, start_process
 from tollgate.store import keys
 
 
@@ -33,9 +35,32 @@ def audited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalG
 
 
 @pytest.fixture(scope="module")
+def own_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """An emulator of its own: the session's operator watches every namespace of the shared one."""
+    port = free_port()
+    log_dir = tmp_path_factory.mktemp("ledger-kube")
+    argv = [sys.executable, "-m", "tests.operator.kube_emulator", f"--port={port}"]
+    proc = start_process("kube-emulator", argv, ready_port=port, log_dir=log_dir, timeout=30, cwd=REPO)
+    proc.url = f"http://127.0.0.1:{port}"
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def own_cluster(own_apiserver: ManagedProcess) -> Iterator[Cluster]:
+    assert own_apiserver.url
+    c = Cluster(own_apiserver.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
 def audited_operator(
-    apiserver: ManagedProcess, audited_gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
+    own_apiserver: ManagedProcess, audited_gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
+    apiserver = own_apiserver
     workdir = tmp_path_factory.mktemp("ledger-op")
     assert apiserver.url
     env = {
@@ -49,6 +74,15 @@ def audited_operator(
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_has_no_traceback(audited_operator: Operator) -> Iterator[None]:
+    """This module's operator, not the session's, is the one to hold to a clean log."""
+    before = len(audited_operator.log())
+    yield
+    new = audited_operator.log()[before:]
+    assert "Traceback" not in new, new
 
 
 def refund(client: stripe.StripeClient, charge_id: str) -> str:
@@ -67,8 +101,9 @@ def refund(client: stripe.StripeClient, charge_id: str) -> str:
 
 
 def test_after_a_redis_wipe_and_an_operator_restart_the_next_refund_is_402_exactly(
-    cluster: Cluster, audited_gateway: LocalGateway, audited_operator: Operator, namespace: str
+    own_cluster: Cluster, audited_gateway: LocalGateway, audited_operator: Operator, namespace: str
 ) -> None:
+    cluster = own_cluster
     gw = audited_gateway
     key = base64.b64encode(REAL_KEY.encode()).decode()
     cluster.create("Secret", namespace, "stripe-key", type="Opaque", data={"api-key": key})

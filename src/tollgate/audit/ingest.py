@@ -246,13 +246,22 @@ class AuditPipeline:
     async def sweep(self) -> list[str]:
         """Rebuild every key whose spend Redis does not hold from the ledger; returns the keys rebuilt."""
         assert self.ledger is not None and self.store is not None
-        if not await self.ledger.ledger_hint():
-            # Redis lost data (or this is its first start): look at every key, and let calls it may have
-            # allowed before finish first. A key that appears later, with the hint in place, is new to
-            # this Redis: nothing of it can be in flight, so it is marked at once.
+        server = await self.ledger.server_id()
+        hint = await self.ledger.ledger_hint()
+        if hint != server:
+            # Redis may have lost data: emptied (no hint), restarted, or replaced by a replica that may be
+            # behind (another run id). Every key is rebuilt (a counter is never lowered), after the calls
+            # the old Redis may have allowed have finished. A key that appears later, with the hint in
+            # place, is new to this Redis: nothing of it can be in flight, so it is marked at once.
             self._marked.clear()
             self._loss_at = time.monotonic()
-            await self.ledger.set_ledger_hint()
+            grants = await self.store.grant_ids()
+            if hint is not None:
+                log.warning(
+                    "Redis is another server than the one the ledger was checked on; rebuilding spend"
+                )
+                await self.ledger.forget_marks(grants)
+            await self.ledger.set_ledger_hint(server)
         grants = await self.store.grant_ids()
         todo = grants - self._marked
         if not todo:

@@ -1,7 +1,8 @@
 """The audit store is the ledger; Redis is its fast copy. This module rebuilds the copy.
 
 When a key has no ledger marker in Redis (a new key, or Redis lost its data: a new empty Redis, a
-FLUSHALL), ext_authz refuses its money calls (503 tollgate_unavailable) and reads pass. The ingester then:
+FLUSHALL; after a restart or a failover, another run id, the ingester drops the markers itself),
+ext_authz refuses its money calls (503 tollgate_unavailable) and reads pass. The ingester then:
 1. notes the time T, and writes every line of the access log it has not yet written into the audit
    store (so every call Envoy logged is in the ledger);
 2. sums the key's counted spend per day from the ledger (`counted`: a reservation that was not

@@ -118,11 +118,19 @@ class Ledger(Protocol):
         """Write the key's spend and mark it, unless already marked; True when this call wrote it."""
         ...
 
-    async def ledger_hint(self) -> bool:
-        """True while no data loss was noticed since `set_ledger_hint` (a FLUSHALL clears it)."""
+    async def ledger_hint(self) -> str | None:
+        """The Redis server the audit last checked the marks against (its run id), if any."""
         ...
 
-    async def set_ledger_hint(self) -> None: ...
+    async def set_ledger_hint(self, server_id: str) -> None: ...
+
+    async def server_id(self) -> str:
+        """This Redis server's run id: new after every restart, and another one after a failover."""
+        ...
+
+    async def forget_marks(self, key_ids: set[str]) -> None:
+        """Drop the keys' ledger markers, so their spend is rebuilt (never lowered) before money passes."""
+        ...
 
     async def settle_checkpoint(self, source: str) -> str | None:
         """Where settlement of the access log `source` got to (opaque to the store)."""

@@ -16,8 +16,9 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
                                            (no money call passes without it)    no TTL
   tg:grants                              → set of key ids with a grant          for resync / listing
-  tg:ledger                              → 1 while the audit believes every marked key is still marked
-                                           (a hint that saves it a sweep; gone after a FLUSHALL)
+  tg:ledger                              → run id of the Redis server the audit last checked the marks
+                                           on: gone after a FLUSHALL, another one after a restart or a
+                                           failover to a replica (which may be behind)
   tg:settled:<sha256(log)>               → how far settlement read that access log (file@offset)
   tg:alert:<dedup>                       → 1 while an alert is not to be repeated TTL: the dedup window
 

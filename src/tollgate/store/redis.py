@@ -237,11 +237,26 @@ class RedisStore:
         n = await self._do(lambda: self._rebuild(keys=ks, args=args))
         return bool(int(n))
 
-    async def ledger_hint(self) -> bool:
-        return bool(await self._do(lambda: self._r.exists(keys.ledger_hint())))
+    async def ledger_hint(self) -> str | None:
+        v: Any = await self._do(lambda: self._r.get(keys.ledger_hint()))
+        return v
 
-    async def set_ledger_hint(self) -> None:
-        await self._do(lambda: self._r.set(keys.ledger_hint(), 1))
+    async def set_ledger_hint(self, server_id: str) -> None:
+        await self._do(lambda: self._r.set(keys.ledger_hint(), server_id))
+
+    async def server_id(self) -> str:
+        info: Any = await self._do(lambda: self._r.info("server"))
+        return str(info.get("run_id", ""))
+
+    async def forget_marks(self, key_ids: set[str]) -> None:
+        async def drop() -> None:
+            pipe = self._r.pipeline(transaction=False)
+            for key_id in sorted(key_ids):
+                pipe.delete(keys.ledger(key_id))
+            await pipe.execute()
+
+        if key_ids:
+            await self._do(drop)
 
     async def settle_checkpoint(self, source: str) -> str | None:
         v: Any = await self._do(lambda: self._r.get(keys.settle_checkpoint(source)))
