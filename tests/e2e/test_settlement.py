@@ -84,8 +84,8 @@ def test_what_envoy_saw_decides_whether_the_reservation_goes_back(
     elif fault == "reset":
         vendor.set("reset")
     elif fault == "disconnect":
-        vendor.set("answer", 200, delay_s=1.0)
-        timeout = 0.3
+        vendor.set("answer", 200, delay_s=3.0)
+        timeout = 1.0  # long enough for the check on a busy machine: the request has left when it hangs up
     elif fault == "timeout":
         vendor.set("answer", 200, delay_s=ROUTE_TIMEOUT_S + 0.5)
     elif fault == "refused":
@@ -133,7 +133,7 @@ def test_denials_by_ext_authz_and_an_unreachable_ext_authz_reserve_nothing(
     ("fault", "client_timeout"),
     [
         pytest.param(
-            ("answer", 200, 1.0), 0.3, id="the SDK times out and disconnects while the vendor runs it"
+            ("answer", 200, 2.0), 1.0, id="the SDK times out and disconnects while the vendor runs it"
         ),
         pytest.param(("answer", 200, ROUTE_TIMEOUT_S + 0.5), 10.0, id="504 past Envoy's route timeout"),
         pytest.param(("answer", 500, 0.0), 10.0, id="the vendor answers 5xx"),
@@ -183,14 +183,17 @@ def test_proven_refusals_leave_no_reservation_and_give_the_cap_back(
 
 
 def test_calls_in_flight_at_once_are_counted_under_the_cap(agent: Agent, vendor: FaultyUpstream) -> None:
-    vendor.set("answer", 200, delay_s=1.0)
+    # Twenty agents hang up on slow payouts at once: the ones that reached the vendor stay counted (and
+    # never more than fit), the ones that had not left yet are given back.
+    vendor.set("answer", 200, delay_s=2.0)
     before = vendor.received
-    out: list[int | None] = []
-    threads = [threading.Thread(target=lambda: out.append(agent.payout(timeout=0.2)[0])) for _ in range(20)]
+    threads = [threading.Thread(target=lambda: agent.payout(timeout=0.5)) for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert vendor.received - before <= 5
     eventually(lambda: _settled(agent), what="reservations closed")
-    assert agent.spent() <= 50_000_000 and agent.payout()[0] == 402
+    reached = vendor.received - before
+    assert reached <= 5
+    # Every payout that reached the vendor is counted; one cut off on its way there may be too (unknown).
+    assert reached * PAYOUT_MICRO_USD <= agent.spent() <= 50_000_000

@@ -146,7 +146,6 @@ class AuditPipeline:
         self._reopen_retry_at: float | None = None  # set while the writer has not reopened the log
         self._marked: set[str] = set()  # keys seen marked since the ledger hint was last found
         self._next_sweep = 0.0
-        self.settled_lines = 0
 
     async def run_once(self) -> int:
         """Settle what is there now, write its rows and sweep the ledger; returns the rows written.
@@ -189,7 +188,6 @@ class AuditPipeline:
             await self._save_settle_cp(cp)
             self._settle_cp = cp
             total += len(rows)
-            self.settled_lines += len(rows)
 
     async def _settle_start(self) -> Checkpoint | None:
         """Where settlement resumes: its own checkpoint in Redis, else the SQL one (settling again what the
