@@ -36,7 +36,7 @@ def audited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalG
 
 @pytest.fixture(scope="module")
 def own_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    """An emulator of its own: the session's operator watches every namespace of the shared one."""
+    """An emulator of its own: the session-scoped operator fixture watches every namespace of the shared one."""
     port = free_port()
     log_dir = tmp_path_factory.mktemp("ledger-kube")
     argv = [sys.executable, "-m", "tests.operator.kube_emulator", f"--port={port}"]
@@ -78,7 +78,7 @@ def audited_operator(
 
 @pytest.fixture(autouse=True)
 def _operator_log_has_no_traceback(audited_operator: Operator) -> Iterator[None]:
-    """This module's operator, not the session's, is the one to hold to a clean log."""
+    """This module's operator, not the session-scoped one, is the one to hold to a clean log."""
     before = len(audited_operator.log())
     yield
     new = audited_operator.log()[before:]
