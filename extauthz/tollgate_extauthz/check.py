@@ -29,6 +29,7 @@ from tollgate_extauthz.request import Incoming
 
 MAX_LOOKUP_ROUNDS = 4
 MAX_COMMIT_ATTEMPTS = 3
+UNLEDGERED = "this key's spend today is being restored from the audit ledger; reads still pass"
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ class Checker:
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
                 continue
+            if c.status is CommitStatus.UNLEDGERED:  # Redis lost data: spend is being rebuilt from the audit
+                return self._finish(did, engine.unavailable(UNLEDGERED), grant, endpoint)
             if isinstance(verdict, Allow):
                 verdict = _answer(grant, verdict, c, call, now)
             return self._finish(

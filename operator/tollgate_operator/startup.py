@@ -74,7 +74,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     namespaces = frozenset(process.operator.namespaces) or None
     memo.settings = process
     memo.box = CredentialBox(process.credentials.plain())  # no key: fail now, not on the first call
-    memo.store = RedisStore.from_url(process.redis.url, timeout_s=process.redis.timeout_ms / 1000)
+    memo.store = RedisStore.from_url(
+        process.redis.url, timeout_s=process.redis.timeout_ms / 1000, audited=process.redis.audited
+    )
     memo.secrets = await KubeApi.connect(namespaces)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it

@@ -19,6 +19,12 @@ class RedisSettings(BaseModel):
     timeout_ms: int = Field(
         default=500, ge=10, description="Per-command timeout; a timeout denies (fail closed)."
     )
+    audited: bool = Field(
+        default=True,
+        description="An audit ingester keeps the spend ledger and marks each key once Redis holds its "
+        "spend from it (money calls wait for the mark). false: no audit runs; grants are marked as "
+        "they are written, and spend lives only in Redis.",
+    )
 
 
 class ExtAuthzSettings(BaseModel):

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import stripe
 from tests.support.recorder import RecordingUpstream, Reply
+from tests.support.world import empty_world
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
@@ -43,10 +43,10 @@ def gateway(
 def direct(gateway: LocalGateway) -> stripe.StripeClient:
     """The platform's own client, straight to the Stripe fake (no gateway), to set up and inspect.
 
-    Requesting it starts a test from an empty world: no Stripe objects, no grants, no spend."""
+    Requesting it starts a test from an empty world: no Stripe objects, no grants, no spend, and no
+    audit rows (the ledger Redis's spend would otherwise be rebuilt from)."""
     httpx.delete(f"{gateway.upstreams['stripe']}/_config/data").raise_for_status()
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)
     return stripe.StripeClient(REAL_KEY, base_addresses={"api": gateway.upstreams["stripe"]})
 
 

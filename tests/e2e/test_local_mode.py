@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,44 +18,77 @@ from tollgate.local.processes import free_port, tcp_accepts
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def start_local(port: int, workdir: Path, out: Path, *more: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`tollgate local deploy/examples/local --localstripe`, once its banner is out: (process, banner)."""
+    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/local")]
+    argv += ["--localstripe", "--port", str(port), "--workdir", str(workdir), *more]
+    with out.open("w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "Ctrl-C" not in out.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(out.read_text())
+        time.sleep(0.1)
+    return proc, out.read_text()
+
+
+def stop_local(proc: subprocess.Popen[bytes], out: Path, port: int) -> None:
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0, out.read_text()
+    assert not tcp_accepts(port), "Envoy is still listening after shutdown"
+    assert "stopping" in out.read_text()
+
+
+def token_in(banner: str) -> str:
+    token = re.search(r"agents/support-bot: (tgk_\S+)", banner)
+    assert token, banner
+    return token[1]
+
+
 def test_local_mode_serves_the_example_manifests_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "out.txt"
-    with out.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tollgate.cli.main",
-                "local",
-                str(ROOT / "deploy/examples/local"),
-                "--localstripe",
-                "--port",
-                str(port),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc, banner = start_local(port, tmp_path / "work", out)
     try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C" not in out.read_text():
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.1)
-        banner = out.read_text()
         assert f"http://127.0.0.1:{port}/stripe" in banner
-        token = re.search(r"agents/support-bot: (tgk_\S+)", banner)
-        assert token, banner
-
-        agent = stripe.StripeClient(token[1], base_addresses={"api": f"http://127.0.0.1:{port}/stripe"})
+        agent = stripe.StripeClient(
+            token_in(banner), base_addresses={"api": f"http://127.0.0.1:{port}/stripe"}
+        )
         assert agent.v1.balance.retrieve().available  # forwarded with the real key
         with pytest.raises(stripe.PermissionError):
             agent.v1.payouts.create(params={"amount": 100, "currency": "usd"})
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, out.read_text()
-    assert not tcp_accepts(port), "Envoy is still listening after shutdown"
-    assert "stopping" in out.read_text()
+        stop_local(proc, out, port)
+
+
+def test_a_restart_keeps_the_work_dir_and_the_vault_tokens_unless_rotated(tmp_path: Path) -> None:
+    port, work = free_port(), tmp_path / "work"
+    tokens = []
+    for n, more in enumerate([(), (), ("--rotate-tokens",)]):
+        out = tmp_path / f"out-{n}.txt"
+        proc, banner = start_local(port, work, out, *more)
+        try:
+            tokens.append(token_in(banner))
+            agent = stripe.StripeClient(tokens[-1], base_addresses={"api": f"http://127.0.0.1:{port}/stripe"})
+            assert agent.v1.balance.retrieve().available
+        finally:
+            stop_local(proc, out, port)
+    assert tokens[0] == tokens[1] != tokens[2]
+    assert {p.name for p in work.iterdir()} >= {"audit.db", "tokens.json", "credentials.key", "appendonlydir"}
+    assert (work / "tokens.json").stat().st_mode & 0o077 == 0  # only its owner can read the tokens
+
+
+def test_a_taken_port_fails_the_start_with_a_message_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        port = squatter.getsockname()[1]
+        argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/local")]
+        argv += ["--port", str(port), "--workdir", str(tmp_path / "work"), "--localstripe"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"port {port}" in r.stderr and "already taken" in r.stderr
 
 
 def test_invalid_manifests_are_refused_with_file_and_field(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 import resend
 from resend.exceptions import RateLimitError
 from tests.e2e.test_resend import deploy, email, resend_api
 from tests.support.recorder import RecordingUpstream
+from tests.support.world import empty_world
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
 
@@ -33,8 +33,7 @@ def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactor
 def test_an_agent_sending_in_a_loop_is_stopped_with_resends_rate_limit_error(
     gateway: LocalGateway, upstream: RecordingUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)
     token = deploy(
         gateway,
         {"dailyCapUsd": "10", "pricePerEmailUsd": "0.01", "loopBreaker": {"calls": 2, "per": "1m"}},

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import resend
 from resend.exceptions import InvalidApiKeyError, RateLimitError, ResendError
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
+from tests.support.world import empty_world
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
@@ -56,8 +56,7 @@ def token(gateway: LocalGateway, upstream: RecordingUpstream, monkeypatch: pytes
     """A fresh policy ($0.01 an email, cap $0.03: three emails fit, a fourth does not), the SDK pointed at
     the gateway with the vault token as its key. Starts from no spend and no recorded requests."""
     upstream.clear()
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)
     token = deploy(
         gateway, {"dailyCapUsd": "0.03", "pricePerEmailUsd": "0.01", "recipients": ["example.com"]}
     )

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from tests.e2e.test_audit_trail import eventually, rows
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
+from tests.support.world import empty_world
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
@@ -57,8 +57,7 @@ def client(gateway: LocalGateway, upstream: RecordingUpstream) -> Client:
     """A fresh policy (cap $0.02: two US segments at $0.0083 fit, a third does not) and a client with its
     vault token as the auth token. Starts from no spend and no recorded requests."""
     upstream.clear()
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)
     token = deploy(gateway, {"dailyCapUsd": "0.02", "recipients": ["+1415"]})
     return sdk(gateway, token)
 

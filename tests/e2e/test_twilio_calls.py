@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
+from tests.support.world import empty_world
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
@@ -45,8 +45,7 @@ def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactor
 def fresh(gateway: LocalGateway, upstream: RecordingUpstream) -> None:
     """No spend and no recorded requests from earlier tests."""
     upstream.clear()
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)
 
 
 def deploy(gateway: LocalGateway, **policy: object) -> Client:

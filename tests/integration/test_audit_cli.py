@@ -36,7 +36,7 @@ def db(tmp_path: Path) -> str:
         from_line(line(request_id="c", authz=deny, upstream_host=None), "f@3"),
         from_line(line(request_id="d", authz=other), "f@4"),  # $2.50 moved by another agent
     ]
-    store.append(rows, {}, "src", Checkpoint("x", 1))
+    store.append(rows, "src", Checkpoint("x", 1))
     store.dispose()
     return url
 

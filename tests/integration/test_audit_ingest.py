@@ -113,7 +113,10 @@ async def test_a_vendor_refusal_releases_the_reservation_and_a_success_settles_i
 
     def entry(request_id: str, reservation: str | None, status: int) -> str:
         authz = {**ALLOWED["authz"], "vault_key_id": KEY, "reservation_id": reservation}  # type: ignore[dict-item]
-        return line(request_id=request_id, authz=authz, response_code=status)
+        # via_upstream: the status is Stripe's own answer (a 400 Envoy wrote itself would prove nothing)
+        return line(
+            request_id=request_id, authz=authz, response_code=status, response_code_details="via_upstream"
+        )
 
     log = tmp_path / "access.log"
     write(log, entry("refused", refused.reservation_id, 400), entry("accepted", accepted.reservation_id, 200))

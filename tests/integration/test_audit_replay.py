@@ -26,17 +26,20 @@ ENTRY = {
 }
 
 
-def test_a_schema_1_database_gains_the_replay_column(tmp_path: Path) -> None:
+def test_a_schema_1_database_gains_the_replay_and_evidence_columns(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = AuditStore.from_url(url)
     store.migrate()
     with store.engine.begin() as conn:  # turn it back into what schema 1 created
         conn.execute(text("ALTER TABLE tollgate_calls DROP COLUMN replay"))
+        conn.execute(text("ALTER TABLE tollgate_calls DROP COLUMN response_code_details"))
         conn.execute(text("DELETE FROM tollgate_schema_versions WHERE version > 1"))
-    assert store.migrate() == SCHEMA_VERSION == 2
-    store.append([from_entry(ENTRY, "t")], {}, "src", Checkpoint("f", 1))
-    _, rows = store.query("SELECT replay, cost_micro_usd FROM tollgate_calls")
-    assert rows == [(True, 0)]
+    assert store.migrate() == SCHEMA_VERSION == 3
+    store.append([from_entry(ENTRY, "t")], "src", Checkpoint("f", 1))
+    _, rows = store.query("SELECT replay, cost_micro_usd, response_code_details FROM tollgate_calls")
+    assert rows == [(True, 0, ENTRY.get("response_code_details"))]
+    _, versions = store.query("SELECT version FROM tollgate_schema_versions ORDER BY version")
+    assert versions == [(1,), (2,), (3,)]
     store.dispose()
 
 

@@ -60,8 +60,8 @@ def test_migrate_is_versioned_and_idempotent(audit: AuditStore) -> None:
 
 def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: AuditStore) -> None:
     rows = [from_line(line(request_id=f"req-{i}"), f"f@{i}") for i in range(3)]
-    assert audit.append(rows, {"req-0": "settled"}, "src", Checkpoint("1:2", 300)) == 3
-    audit.append(rows[:2], {}, "src", Checkpoint("1:2", 400))  # a replay after a crash
+    assert audit.append(rows, "src", Checkpoint("1:2", 300)) == 3
+    audit.append(rows[:2], "src", Checkpoint("1:2", 400))  # a replay after a crash
     assert audit.count() == 3
     assert audit.checkpoint("src") == Checkpoint("1:2", 400)
     _cols, data = audit.query("SELECT row_id, settlement, cost_micro_usd FROM tollgate_calls ORDER BY row_id")
@@ -80,7 +80,7 @@ def test_the_finance_query_is_one_sql_statement(audit: AuditStore) -> None:
             "f@3",
         ),  # type: ignore[dict-item]
     ]
-    audit.append(rows, {}, "src", Checkpoint("x", 1))
+    audit.append(rows, "src", Checkpoint("x", 1))
     _, data = audit.query(
         "SELECT vault_key_id, policy_id, SUM(CASE WHEN decision = 'allow' AND vendor_status BETWEEN 200 AND 299 "
         "THEN cost_micro_usd ELSE 0 END) AS moved, COUNT(*) AS calls FROM tollgate_calls "
@@ -92,7 +92,7 @@ def test_the_finance_query_is_one_sql_statement(audit: AuditStore) -> None:
 
 def test_over_long_values_from_agents_do_not_stall_the_audit(audit: AuditStore) -> None:
     authz = {**ALLOWED["authz"], "idempotency_key": "k" * 5000, "amount_minor": "9" * 40}  # type: ignore[dict-item]
-    audit.append([from_line(line(request_id="long", authz=authz), "f@1")], {}, "src", Checkpoint("x", 1))
+    audit.append([from_line(line(request_id="long", authz=authz), "f@1")], "src", Checkpoint("x", 1))
     assert audit.query("SELECT LENGTH(idempotency_key), amount_minor FROM tollgate_calls")[1] == [
         (5000, None)
     ]
@@ -101,4 +101,4 @@ def test_over_long_values_from_agents_do_not_stall_the_audit(audit: AuditStore) 
 def test_an_unreachable_store_raises_and_commits_nothing() -> None:
     store = AuditStore.from_url("postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(AuditStoreUnavailable):
-        store.append([from_line(line(), "f@1")], {}, "src", Checkpoint("x", 1))
+        store.append([from_line(line(), "f@1")], "src", Checkpoint("x", 1))

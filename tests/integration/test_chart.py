@@ -555,7 +555,7 @@ class TestEnvoyDeployment:
         envoy = containers["envoy"]
         assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
         assert envoy["command"] == ["envoy"]
-        assert envoy["args"][:4] == ["-c", "/etc/envoy/envoy.yaml", "--file-flush-interval-msec", "1000"]
+        assert envoy["args"][:4] == ["-c", "/etc/envoy/envoy.yaml", "--file-flush-interval-msec", "100"]
         mounts = {m["mountPath"]: m for m in envoy["volumeMounts"]}
         assert mounts["/etc/envoy"]["readOnly"] is True
         volumes = {v["name"]: v for v in pod_spec(default.get("Deployment", name("envoy")))["volumes"]}

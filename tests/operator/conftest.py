@@ -100,6 +100,7 @@ def operator(
         "TOLLGATE_OPERATOR__STATUS_INTERVAL_S": str(STATUS_INTERVAL_S),
         "TOLLGATE_OPERATOR__RESYNC_INTERVAL_S": "2",
         "TOLLGATE_OPERATOR__CONFINEMENT": json.dumps(CONFINEMENT),
+        "TOLLGATE_REDIS__AUDITED": "false",  # the gateway beside it runs no audit (as with audit.enabled=false)
     }
     op = Operator(env, workdir).start()
     try:

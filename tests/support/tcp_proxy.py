@@ -26,6 +26,10 @@ class TcpProxy:
     def restore(self) -> None:
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(5)
 
+    def restore_if_cut(self) -> None:
+        if self._server is None:
+            self.restore()
+
     def cut(self) -> None:
         """Refuse new connections and drop every open one, like a database host going away."""
         asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(5)

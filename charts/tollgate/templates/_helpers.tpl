@@ -181,6 +181,11 @@ The only place values become the operator's settings. The namespaces are also pa
 - name: TOLLGATE_OPERATOR__CONFINEMENT
   value: {{ include "tollgate.confinement" . | quote }}
 {{- end }}
+{{- if not .Values.audit.enabled }}
+{{- /* No audit sidecar, so no ledger to rebuild spend from: the operator marks grants as it writes them. */}}
+- name: TOLLGATE_REDIS__AUDITED
+  value: "false"
+{{- end }}
 {{- with .Values.operator.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -1,7 +1,8 @@
 """Alerts from the audit stream to a Slack-compatible incoming webhook.
 
 What is worth waking someone for: a key near or at its daily cap, a burst of denials from one key
-(an agent stuck in a loop), and a revoked, expired or suspended key still calling. Each alert is
+(an agent stuck in a loop), a revoked, expired or suspended key still calling, and a call whose
+outcome is unknown (money may have moved: its cost stays counted, and a human should check). Each alert is
 sent once per window across every replica (a Redis claim), delivered with retries from a
 background task, and never blocks ingestion: when the queue is full the oldest alert is dropped
 and counted.
@@ -19,6 +20,7 @@ from datetime import datetime
 import httpx
 
 from tollgate.audit.record import AuditRow
+from tollgate.audit.settle import UNKNOWN
 from tollgate.decide.rules import Rule
 from tollgate.errors import StoreUnavailable
 from tollgate.money import format_usd
@@ -32,7 +34,7 @@ DAY_S = 24 * 3600
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # cap_warning | cap_reached | denial_burst | dead_key_calling
+    kind: str  # cap_warning | cap_reached | denial_burst | dead_key_calling | settlement_unknown
     key_id: str
     dedup: str  # one alert per dedup name per ttl_s
     ttl_s: int
@@ -62,6 +64,10 @@ class AlertRules:
                     f"{format_usd(row.cap_micro_usd or 0)} daily cap ({pct}%+), policy {row.policy_id}."
                 )
                 alerts.append(Alert("cap_warning", key, f"warn{pct}:{key}:{day}", DAY_S, text))
+            if row.settlement == UNKNOWN:
+                alerts.append(
+                    Alert("settlement_unknown", key, f"unknown:{row.row_id}", DAY_S, self._unknown_text(row))
+                )
             if row.rule in DEAD_KEY_RULES:
                 hour = row.at.strftime("%Y%m%dT%H")
                 text = f":no_entry: Vault key {key} is still calling after it was {row.rule.removeprefix('tollgate_key_')} ({row.method} {row.path})."
@@ -80,6 +86,16 @@ class AlertRules:
             f":octagonal_sign: Vault key {row.vault_key_id} reached its daily cap "
             f"({format_usd(row.spent_micro_usd or 0)} of {format_usd(row.cap_micro_usd or 0)}); "
             f"further spend is refused until the day resets. Policy {row.policy_id}, run {row.agent_run_id or '-'}."
+        )
+
+    def _unknown_text(self, row: AuditRow) -> str:
+        seen = row.response_code_details or "no answer"
+        flags = f", flags {row.response_flags}" if row.response_flags else ""
+        idem = f", idempotency key {row.idempotency_key}" if row.idempotency_key else ""
+        return (
+            f":grey_question: Vault key {row.vault_key_id}: {row.method} {row.path} "
+            f"({format_usd(row.cost_micro_usd)}) has an unknown outcome (status {row.vendor_status}, "
+            f"{seen}{flags}{idem}); its cost stays counted against the cap. Check the vendor for it."
         )
 
     def _burst(self, key: str, row: AuditRow) -> list[Alert]:

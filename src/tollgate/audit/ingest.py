@@ -1,8 +1,13 @@
-"""Tail Envoy's JSON access log into the SQL store, settling reservations on the way.
+"""Tail Envoy's JSON access log into the SQL store, and settle reservations from it.
 
-The log file is the spool: a line is only behind the checkpoint once its row is committed (rows
-and checkpoint share one transaction), so while the SQL store or Redis is unreachable nothing
-advances, and when they return the backlog is written. Nothing is lost and nothing is doubled.
+Two readers of one file, each with its own checkpoint, so neither waits for the other's store:
+- settlement reads ahead, whatever the SQL store is doing: each line's reservation is settled or
+  released in Redis (idempotent per reservation), and its position kept in Redis;
+- the audit writes rows: a line is only behind the SQL checkpoint once its row is committed (rows
+  and checkpoint share one transaction), so while the SQL store is unreachable the backlog waits in
+  the file and is written when it returns. Nothing is lost and nothing is doubled.
+Beside them, the ledger sweep gives Redis back each key's spend from the audit store when Redis has lost
+it (tollgate.audit.ledger); money calls of a key wait for it.
 """
 
 from __future__ import annotations
@@ -13,17 +18,24 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from tollgate.audit.ledger import ledger_copy, lookback
 from tollgate.audit.record import AuditRow, from_line
 from tollgate.audit.settle import apply_settlements
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable, Checkpoint
-from tollgate.errors import StoreUnavailable
-from tollgate.store.base import Store
+from tollgate.errors import StoreUnavailable, TollgateError
+from tollgate.store.base import Ledger, Store
 
 log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
 REOPEN_RETRY_S = 5.0  # how often a writer that did not reopen the log is asked again
+SWEEP_S = 0.25  # how often the ledger sweep looks for keys whose spend Redis does not hold
+# After Redis lost data, calls it allowed may still be at the vendor; their lines come when they end
+# (Envoy's route timeout, 80 s by default). Spend is rebuilt once Envoy has no request in flight, or
+# once this long has passed where Envoy cannot be asked.
+INFLIGHT_GRACE_S = 90.0
 
 
 class LogTail:
@@ -105,22 +117,105 @@ class AuditPipeline:
         observers: Sequence[Callable[[list[AuditRow]], None]] = (),
         rotate_bytes: int = 0,
         reopen: Callable[[], Awaitable[None]] | None = None,
+        ledger: Ledger | None = None,
+        inflight: Callable[[], Awaitable[int]] | None = None,
+        inflight_grace_s: float = INFLIGHT_GRACE_S,
+        flush_s: float = 1.0,
     ) -> None:
         """`rotate_bytes` > 0 with `reopen` (which makes the writer reopen the log, e.g. Envoy's admin
-        POST /reopen_logs) keeps the log under about that size: once every line is committed."""
+        POST /reopen_logs) keeps the log under about that size: once every line is committed.
+        `ledger` (the Redis store, usually `store` itself) turns on the ledger sweep; `inflight` counts the
+        requests Envoy has in flight (its admin stats), `flush_s` is how long Envoy may hold a log line."""
+        self.inflight = inflight
+        self.inflight_grace_s = inflight_grace_s
+        self.flush_s = flush_s
+        self._loss_at: float | None = None  # when Redis was found to have lost data, until rebuilt
         self.tail = LogTail(log_path)
         self.rotate_bytes = rotate_bytes
         self.reopen = reopen
         self.audit = audit
         self.store = store
+        self.ledger = ledger
         self.source = source or str(log_path.resolve())
         self.observers = observers
         self._cp: Checkpoint | None = None
         self._loaded = False
+        self._migrated = False
+        self._settle_cp: Checkpoint | None = None
+        self._settle_loaded = False
         self._reopen_retry_at: float | None = None  # set while the writer has not reopened the log
+        self._marked: set[str] = set()  # keys seen marked since the ledger hint was last found
+        self._next_sweep = 0.0
 
     async def run_once(self) -> int:
-        """Ingest what is there now; returns the rows written. Raises when a store is unreachable."""
+        """Settle what is there now, write its rows and sweep the ledger; returns the rows written.
+        Each step runs whether or not the others' store is reachable; then the first failure is raised."""
+        failures: list[TollgateError] = []
+        try:
+            await self._settle_all()
+        except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
+            failures.append(exc)
+        written = 0
+        try:
+            written = await self._write_rows()
+        except AuditStoreUnavailable as exc:
+            failures.append(exc)
+        if self.ledger is not None and time.monotonic() >= self._next_sweep and not failures:
+            self._next_sweep = time.monotonic() + SWEEP_S
+            try:
+                await self.sweep()
+            except (AuditStoreUnavailable, StoreUnavailable) as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        return written
+
+    # ---- settlement: Redis only ----------------------------------------------------------------------
+
+    async def _settle_all(self) -> int:
+        if self.store is None:
+            return 0
+        if not self._settle_loaded:
+            self._settle_cp = await self._settle_start()
+            self._settle_loaded = True
+        total = 0
+        while True:
+            lines, cp = self.tail.read(self._settle_cp)
+            if not lines:
+                return total
+            rows = [from_line(line, pos) for line, pos in lines]
+            await apply_settlements(self.store, rows)
+            await self._save_settle_cp(cp)
+            self._settle_cp = cp
+            total += len(rows)
+
+    async def _settle_start(self) -> Checkpoint | None:
+        """Where settlement resumes: its own checkpoint in Redis, else the SQL one (settling again what the
+        SQL store already holds is harmless; settling from the file's start is not, see ledger.py)."""
+        saved = await self._settle_cp_get()
+        if saved is not None:
+            return saved
+        await self._migrate()
+        return await asyncio.to_thread(self.audit.checkpoint, self.source)
+
+    async def _migrate(self) -> None:
+        if not self._migrated:
+            await asyncio.to_thread(self.audit.migrate)
+            self._migrated = True
+
+    async def _settle_cp_get(self) -> Checkpoint | None:
+        raw = await self.ledger.settle_checkpoint(self.source) if self.ledger is not None else None
+        identity, _, offset = (raw or "").rpartition("@")
+        return Checkpoint(identity, int(offset)) if identity and offset.isdigit() else None
+
+    async def _save_settle_cp(self, cp: Checkpoint) -> None:
+        if self.ledger is not None:
+            await self.ledger.save_settle_checkpoint(self.source, f"{cp.identity}@{cp.offset}")
+
+    # ---- rows: the SQL store only --------------------------------------------------------------------
+
+    async def _write_rows(self) -> int:
+        await self._migrate()
         if not self._loaded:
             self._cp = await asyncio.to_thread(self.audit.checkpoint, self.source)
             self._loaded = True
@@ -131,12 +226,87 @@ class AuditPipeline:
             await self._maybe_rotate()
             return 0
         rows = [from_line(line, pos) for line, pos in lines]
-        settlements = await apply_settlements(self.store, rows) if self.store is not None else {}
-        await asyncio.to_thread(self.audit.append, rows, settlements, self.source, cp)
+        await asyncio.to_thread(self.audit.append, rows, self.source, cp)
         self._cp = cp
         for observe in self.observers:
             observe(rows)
         return len(rows)
+
+    async def drain(self) -> None:
+        """Settle and write every line there is now, so the SQL store holds every call Envoy logged."""
+        while True:
+            await self._settle_all()
+            if await self._write_rows() == 0 and self.tail.read(self._settle_cp)[0] == []:
+                return
+
+    # ---- the ledger: Redis's copy of the audit store --------------------------------------------------
+
+    async def sweep(self) -> list[str]:
+        """Rebuild every key whose spend Redis does not hold from the ledger; returns the keys rebuilt."""
+        assert self.ledger is not None and self.store is not None
+        server = await self.ledger.server_id()
+        hint = await self.ledger.ledger_hint()
+        if hint != server:
+            # Redis may have lost data: emptied (no hint), restarted, or replaced by a replica that may be
+            # behind (another run id). Every key is rebuilt (a counter is never lowered), after the calls
+            # the old Redis may have allowed have finished. A key that appears later, with the hint in
+            # place, is new to this Redis: nothing of it can be in flight, so it is marked at once.
+            self._marked.clear()
+            self._loss_at = time.monotonic()
+            grants = await self.store.grant_ids()
+            if hint is not None:
+                log.warning(
+                    "Redis is another server than the one the ledger was checked on; rebuilding spend"
+                )
+                await self.ledger.forget_marks(grants)
+            await self.ledger.set_ledger_hint(server)
+        grants = await self.store.grant_ids()
+        todo = grants - self._marked
+        if not todo:
+            return []
+        missing = await self.ledger.unmarked(todo)
+        self._marked |= todo - missing
+        if not missing:
+            return []
+        since_ms = int(time.time() * 1000)
+        if self._loss_at is not None:
+            if not await self._nothing_in_flight():
+                return []  # money calls of these keys keep answering 503 until then
+            await asyncio.sleep(2 * self.flush_s)  # the last such call's line reaches the file
+            self._loss_at = None
+        await self.drain()
+        rebuilt = []
+        for key_id in sorted(missing):
+            await self._rebuild(key_id, since_ms)
+            self._marked.add(key_id)
+            rebuilt.append(key_id)
+        return rebuilt
+
+    async def _nothing_in_flight(self) -> bool:
+        assert self._loss_at is not None
+        if time.monotonic() - self._loss_at >= self.inflight_grace_s:
+            return True
+        if self.inflight is None:
+            return False
+        try:
+            return await self.inflight() == 0
+        except Exception as exc:  # Envoy's admin is down: wait out the grace period instead
+            log.warning(
+                "cannot ask Envoy what is in flight (%s); waiting out %.0fs", exc, self.inflight_grace_s
+            )
+            return False
+
+    async def _rebuild(self, key_id: str, since_ms: int) -> None:
+        assert self.ledger is not None and self.store is not None
+        since = lookback(datetime.fromtimestamp(since_ms / 1000, UTC)).date()
+        entries = await asyncio.to_thread(self.audit.counted_calls, key_id, since)
+        copy = ledger_copy(key_id, entries, await self.store.grant(key_id), since_ms)
+        if await self.ledger.rebuild(copy):
+            total = sum(copy.spend.values())
+            log.warning(
+                "restored the spend of %s from the audit ledger (%d micro-USD over %d day(s), %d calls)",
+                key_id, total, len(copy.spend), len(entries),
+            )  # fmt: skip
 
     async def _maybe_rotate(self) -> None:
         # Only a fully committed file is renamed, so a crash at any point leaves every line readable: in the
@@ -151,6 +321,8 @@ class AuditPipeline:
         size = self.tail.caught_up(self._cp)
         if size is None or size < self.rotate_bytes:
             return
+        if self.store is not None and self._settle_cp != self._cp:
+            return  # settlement is behind (Redis down): it must never lose its place in a renamed file
         os.replace(self.tail.path, self.tail.rotated)
         if await self._reopen():
             log.info("rotated access log %s at %d bytes", self.tail.path, size)
@@ -166,7 +338,8 @@ class AuditPipeline:
         self._reopen_retry_at = None
         return True
 
-    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.2, max_backoff_s: float = 10.0) -> None:
+    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
+        """Until `stop`: a store that is down (also at start) is retried with backoff, forever."""
         backoff = idle_s
         while not stop.is_set():
             try:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from tollgate.audit.record import AuditRow
-from tollgate.audit.settle import RELEASED, SETTLED, settlement_for
+from tollgate.audit.settle import RELEASED, SETTLED, UNKNOWN, settlement_for
 
 
 class AuditMetrics:
@@ -26,7 +26,11 @@ class AuditMetrics:
             registry=self.registry,
         )  # fmt: skip
         self.released = Counter(
-            "tollgate_released_micro_usd", "Reserved spend given back because the vendor refused or never answered.",
+            "tollgate_released_micro_usd", "Reserved spend given back: the vendor refused it or it never left.",
+            ["vendor"], registry=self.registry,
+        )  # fmt: skip
+        self.unknown = Counter(
+            "tollgate_unknown_micro_usd", "Reserved spend kept because the outcome is unknown (no proof either way).",
             ["vendor"], registry=self.registry,
         )  # fmt: skip
         self.last_row_time = Gauge(
@@ -43,6 +47,8 @@ class AuditMetrics:
                 self.settled.labels(vendor).inc(row.cost_micro_usd)
             elif outcome == RELEASED:
                 self.released.labels(vendor).inc(row.cost_micro_usd)
+            elif outcome == UNKNOWN:
+                self.unknown.labels(vendor).inc(row.cost_micro_usd)
         if rows:
             self.last_row_time.set(max(r.at for r in rows).timestamp())
 

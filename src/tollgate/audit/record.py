@@ -15,6 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from tollgate.decide.rules import Rule
+from tollgate.envoy.evidence import delivery
+from tollgate.vendors import vendor as vendor_named
+from tollgate.vendors.base import Settlement
 
 # response_code_details Envoy writes when it answered without a decision from ext_authz
 _ENVOY_ANSWERS = {
@@ -65,10 +68,19 @@ class AuditRow(BaseModel):
     bytes_in: int | None = None
     bytes_out: int | None = None
     upstream_host: str | None = None
+    response_code_details: str | None = None
+    # What the outcome proves, for a forwarded call with a cost (reserved, or a replay): settled, released
+    # or unknown (see tollgate.vendors.base.Settlement); None for free calls and denials.
+    settlement: str | None = None
 
     @property
     def vendor_succeeded(self) -> bool:
         return self.vendor_status is not None and 200 <= self.vendor_status < 300
+
+    @property
+    def reserved(self) -> bool:
+        """The call holds a reservation that settlement must close."""
+        return bool(self.reservation_id and self.vault_key_id and self.vendor and self.spend_day)
 
     @property
     def forwarded(self) -> bool:
@@ -100,6 +112,8 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
     at = _time(entry.get("start_time"))
     status = _int(entry.get("response_code"))
     request_id = _str(entry.get("request_id"))
+    cost = _int(authz.get("cost_micro_usd")) or 0
+    reservation_id = _str(authz.get("reservation_id"))
     if authz.get("decision"):
         decision, rule = str(authz["decision"]), str(authz.get("rule", ""))
     else:
@@ -132,10 +146,10 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         agent_run_id=_str(authz.get("agent_run_id")) or _str(entry.get("agent_run_id")),
         amount_minor=_int(authz.get("amount_minor")),
         currency=_str(authz.get("currency")),
-        cost_micro_usd=_int(authz.get("cost_micro_usd")) or 0,
+        cost_micro_usd=cost,
         spent_micro_usd=_int(authz.get("spent_micro_usd")),
         cap_micro_usd=_int(authz.get("cap_micro_usd")),
-        reservation_id=_str(authz.get("reservation_id")),
+        reservation_id=reservation_id,
         spend_day=_str(authz.get("day")),
         # A forwarded call with no upstream host never reached the vendor: count it as no answer.
         vendor_status=(status if entry.get("upstream_host") else 0) if decision == "allow" else None,
@@ -144,7 +158,24 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         bytes_in=_int(entry.get("bytes_received")),
         bytes_out=_int(entry.get("bytes_sent")),
         upstream_host=_str(entry.get("upstream_host")),
+        response_code_details=_str(entry.get("response_code_details")),
+        settlement=_settlement(decision, _str(authz.get("vendor")), cost, reservation_id, entry),
     )
+
+
+def _settlement(
+    decision: str, vendor: str | None, cost: int, reservation_id: str | None, entry: dict[str, Any]
+) -> str | None:
+    """The vendor's own rule on what Envoy saw; a vendor Tollgate does not know proves nothing."""
+    if decision != "allow" or not (reservation_id or cost > 0):
+        return None
+    known = vendor_named(vendor) if vendor else None
+    outcome = known.settlement(delivery(_entry_ints(entry))) if known else Settlement.UNKNOWN
+    return outcome.value
+
+
+def _entry_ints(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "response_code": _int(entry.get("response_code"))}
 
 
 def _digest(text: str, position: str) -> str:

@@ -1,4 +1,10 @@
-"""Close the loop on reservations: the vendor's answer settles the reserved cost or gives it back."""
+"""Close the loop on reservations by evidence: the row's settlement (the vendor's rule on what Envoy
+saw, tollgate.audit.record) decides whether a reserved cost stays counted or goes back.
+
+Only `released` gives money back: the vendor answered "not processed", or Envoy proves the request never
+left. `settled` and `unknown` both keep the cost counted (an unknown outcome is never "nothing
+happened"); the reservation is closed either way, so settling a row twice changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,16 @@ from collections.abc import Sequence
 
 from tollgate.audit.record import AuditRow
 from tollgate.store.base import Store
+from tollgate.vendors.base import Settlement
 
-SETTLED = "settled"
-RELEASED = "released"
+SETTLED = Settlement.SETTLED.value
+RELEASED = Settlement.RELEASED.value
+UNKNOWN = Settlement.UNKNOWN.value
 
 
 def settlement_for(row: AuditRow) -> str | None:
-    """What to do with the row's reservation, if it has one. Pure.
-
-    A 2xx means the vendor did it: the reservation stands. Anything else (a 4xx or 5xx from the
-    vendor, or no answer at all) means no money moved, so the cap gets the amount back.
-    """
-    if not row.reservation_id or not row.vault_key_id or not row.vendor or not row.spend_day:
-        return None
-    return SETTLED if row.vendor_succeeded else RELEASED
+    """What to do with the row's reservation, if it holds one. Pure."""
+    return row.settlement if row.reserved else None
 
 
 async def apply_settlements(store: Store, rows: Sequence[AuditRow]) -> dict[str, str]:
@@ -30,13 +32,18 @@ async def apply_settlements(store: Store, rows: Sequence[AuditRow]) -> dict[str,
         if outcome is None:
             continue
         assert row.vault_key_id and row.vendor and row.spend_day and row.reservation_id
-        if outcome == SETTLED:
-            await store.settle(
-                row.vault_key_id, row.vendor, row.spend_day, row.reservation_id, row.cost_micro_usd
-            )
-        else:
+        if outcome == RELEASED:
             await store.release(
                 row.vault_key_id, row.vendor, row.spend_day, row.reservation_id, row.idempotency_key
+            )
+        else:
+            await store.settle(
+                row.vault_key_id,
+                row.vendor,
+                row.spend_day,
+                row.reservation_id,
+                row.cost_micro_usd,
+                at_ms=int(row.at.timestamp() * 1000),
             )
         done[row.row_id] = outcome
     return done

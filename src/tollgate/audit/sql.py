@@ -86,7 +86,11 @@ calls = Table(
     Column("bytes_in", BigInteger),
     Column("bytes_out", BigInteger),
     Column("upstream_host", Text),
-    Column("settlement", Text),  # settled | released | NULL (nothing was reserved)
+    # What the outcome proves for an allowed call with a cost: settled (vendor 2xx), released (proven not
+    # processed or never sent), unknown (no proof: the cost stays counted). NULL: free calls and denials.
+    # Schemas before 3 wrote released for every non-2xx.
+    Column("settlement", Text),
+    Column("response_code_details", Text),  # added in schema 3: Envoy's word on who answered (via_upstream)
     Index("ix_tollgate_calls_at", "at"),
     Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
     Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
@@ -122,9 +126,30 @@ def _v2(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN replay BOOLEAN"))
 
 
+def _v3(conn: Connection) -> None:
+    # Settlement by evidence: the detail Envoy gave for its status is kept beside the settlement it proved.
+    if "response_code_details" not in {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}:
+        conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN response_code_details TEXT"))
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    at: datetime
+    method: str | None
+    path: str | None
+    vendor: str | None
+    spend_day: str | None
+    cost_micro_usd: int
+    reservation_id: str | None
+    idempotency_key: str | None
+    replay: bool | None
+    settlement: str | None
+    shadow_rule: str | None
 
 
 @dataclass(frozen=True)
@@ -157,11 +182,9 @@ class AuditStore:
                 conn.execute(schema_versions.insert().values(version=version, applied_at=datetime.now(UTC)))
         return SCHEMA_VERSION
 
-    def append(
-        self, rows: Sequence[AuditRow], settlements: dict[str, str], source: str, checkpoint: Checkpoint
-    ) -> int:
+    def append(self, rows: Sequence[AuditRow], source: str, checkpoint: Checkpoint) -> int:
         """Insert rows (ignoring any already present) and move the checkpoint, atomically."""
-        values = [{**r.model_dump(), "settlement": settlements.get(r.row_id)} for r in rows]
+        values = [r.model_dump() for r in rows]
         with self._begin() as conn:
             if values:
                 conn.execute(self._insert_ignoring_duplicates(), values)
@@ -181,6 +204,21 @@ class AuditStore:
         with self._connect() as conn:
             result = conn.execute(text(sql), params or {})
             return list(result.keys()), [tuple(r) for r in result]
+
+    def counted_calls(self, key_id: str, since: date) -> list[LedgerEntry]:
+        """The key's allowed calls with a cost (or replays of one) from `since` on: what the ledger
+        counts, for rebuilding Redis's copy (tollgate.audit.ledger)."""
+        c = calls.c
+        stmt = (
+            select(
+                c.at, c.method, c.path, c.vendor, c.spend_day, c.cost_micro_usd, c.reservation_id,
+                c.idempotency_key, c.replay, c.settlement, c.shadow_rule,
+            )
+            .where(c.vault_key_id == key_id, c.day >= since, c.decision == "allow")
+            .where((c.cost_micro_usd > 0) | (c.replay.is_(True)))
+        )  # fmt: skip
+        with self._connect() as conn:
+            return [LedgerEntry(*row) for row in conn.execute(stmt)]
 
     def count(self) -> int:
         with self._connect() as conn:

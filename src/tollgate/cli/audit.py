@@ -107,6 +107,20 @@ def _envoy_reopen(admin_url: str) -> Callable[[], Awaitable[None]]:
     return reopen
 
 
+def _envoy_inflight(admin_url: str) -> Callable[[], Awaitable[int]]:
+    """Requests Envoy's listener has in flight (its `downstream_rq_active` gauge)."""
+    import httpx
+
+    async def inflight() -> int:
+        params = {"filter": r"^http\.tollgate\.downstream_rq_active$", "format": "json"}
+        async with httpx.AsyncClient(timeout=2) as client:
+            r = await client.get(f"{admin_url.rstrip('/')}/stats", params=params)
+            r.raise_for_status()
+        return sum(int(s.get("value") or 0) for s in r.json().get("stats", []) if "name" in s)
+
+    return inflight
+
+
 @app.command()
 def ingest(
     log: Annotated[
@@ -122,8 +136,15 @@ def ingest(
         int, typer.Option(help="Rotate the log past this size once ingested (needs --envoy-admin); 0: never.")
     ] = 0,
     envoy_admin: Annotated[
-        str | None, typer.Option(help="Envoy's admin URL, asked to reopen the log after a rotation.")
+        str | None,
+        typer.Option(
+            help="Envoy's admin URL: asked to reopen the log after a rotation, and what is in "
+            "flight before spend is rebuilt after Redis lost data."
+        ),
     ] = None,
+    flush_ms: Annotated[
+        int, typer.Option(help="How long Envoy may buffer a log line (its flush interval).")
+    ] = 1000,
 ) -> None:
     """Tail the access log into the audit store and settle spend; runs until interrupted."""
     from tollgate.audit.alerts import AlertRules, AlertSender
@@ -135,7 +156,8 @@ def ingest(
 
     settings = Settings()
     configure(settings.log_level, settings.log_format)
-    store = _store(db)
+    # Not migrated here: the pipeline migrates, retrying a database that is down (at start too) forever.
+    store = AuditStore.from_url(db or settings.audit.url)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
 
     async def main() -> None:
@@ -156,6 +178,9 @@ def ingest(
             observers=observers,
             rotate_bytes=rotate_bytes if envoy_admin else 0,
             reopen=_envoy_reopen(envoy_admin) if envoy_admin else None,
+            ledger=redis,
+            inflight=_envoy_inflight(envoy_admin) if envoy_admin else None,
+            flush_s=flush_ms / 1000,
         )
         try:
             if once:

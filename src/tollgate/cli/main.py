@@ -73,17 +73,34 @@ def local(
     max_request_bytes: Annotated[
         int, typer.Option(help="Largest request body; a larger one gets 413 and is never sent.")
     ] = 1_048_576,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where state is kept across runs (audit database, Redis data, vault tokens); "
+            "default: .tollgate/ beside the manifests."
+        ),
+    ] = None,
+    rotate_tokens: Annotated[
+        bool, typer.Option(help="Mint new vault tokens instead of keeping those of the last run.")
+    ] = False,
 ) -> None:
-    """Run a whole gateway on this machine until interrupted: Redis, ext_authz and Envoy."""
+    """Run a whole gateway on this machine until interrupted: Redis, ext_authz, Envoy and the audit,
+    each restarted if it dies."""
     from tollgate.local.gateway import GatewayOptions, LocalGateway
+    from tollgate.local.processes import ProcessError
+    from tollgate.logging_setup import configure
 
+    configure("INFO")  # the supervisor's restarts are worth seeing
     options = GatewayOptions(
         manifests=manifests,
         listen_port=port,
         redis_url=redis_url,
         localstripe=localstripe,
         max_request_bytes=max_request_bytes,
-    )
+        workdir=workdir or manifests.resolve().parent / ".tollgate",
+        persist=True,
+        rotate_tokens=rotate_tokens,
+    )  # fmt: skip
     for item in upstream or []:
         name, sep, url = item.partition("=")
         if not sep or not url.startswith(("http://", "https://")):
@@ -95,6 +112,9 @@ def local(
     except InvalidManifests as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from None
+    except ProcessError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     try:
         _print_banner(gateway)
@@ -179,7 +199,10 @@ def _print_banner(gateway: object) -> None:
     typer.echo(f"Tollgate is up. Point agents' SDKs at {gateway.base_url('stripe')}")
     for vendor, url in sorted(gateway.upstreams.items()):
         typer.echo(f"  {vendor}: {gateway.base_url(vendor)} → {url}")
-    typer.echo("Vault keys (hand one to each agent; they are shown only now):")
+    typer.echo(
+        f"Vault keys (hand one to each agent; kept in {gateway.workdir} across restarts, "
+        "--rotate-tokens mints new ones):"
+    )
     for key_id, outcome in sorted(gateway.outcomes.items()):
         token = gateway.tokens.get(key_id)
         typer.echo(

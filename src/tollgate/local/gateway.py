@@ -5,26 +5,32 @@ integration tests both run it, so local mode is exercised by every test run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tollgate.audit.sql import AuditStore
+from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
 from tollgate.credentials import CredentialBox, new_box_key
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
+from tollgate.errors import StoreUnavailable
 from tollgate.local.processes import (
     ManagedProcess,
+    ProcessError,
     free_port,
     start_envoy,
     start_localstripe,
     start_process,
     start_redis,
 )
+from tollgate.local.supervise import Supervisor
 from tollgate.policy.manifests import Manifests, load_path
 from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.vault_keys import Outcome
@@ -52,12 +58,29 @@ class GatewayOptions:
     alerts_webhook_url: str | None = None  # Slack-compatible webhook for the audit's alerts
     # Past this size, once ingested, the access log is renamed and Envoy asked to reopen it; 0: never.
     audit_rotate_bytes: int = 64 << 20
+    # Keep state in `workdir` across runs: Redis's data (append-only, fsynced before each reply), the key
+    # that seals vendor keys in it, and the vault tokens (so agents keep theirs unless `rotate_tokens`).
+    persist: bool = False
+    rotate_tokens: bool = False
+    supervise: bool = True  # restart any process that dies (tollgate.local.supervise)
+    upstream_timeout_s: int = 80  # Envoy's route timeout to the vendors
+    # How soon Envoy writes access-log lines to the file: the audit settles from them, so this bounds how
+    # long a refused call keeps its reservation.
+    access_log_flush_ms: int = 50
+    ledger_timeout_s: float = 30.0  # how long start()/apply() wait for the audit to mark keys' spend
+
+
+TOKENS_FILE = "tokens.json"
+BOX_KEY_FILE = "credentials.key"
 
 
 class LocalGateway:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
-        self.box_key = new_box_key()
+        self._own_workdir = options.workdir is None
+        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.box_key = self._kept(BOX_KEY_FILE, new_box_key)
         self.box = CredentialBox([self.box_key])
         self.redis: ManagedProcess | None = None
         self.localstripe: ManagedProcess | None = None
@@ -69,13 +92,26 @@ class LocalGateway:
         self.port = options.listen_port or free_port()
         self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
         self.metrics_ports = [free_port() for _ in self.extauthz_ports]  # Prometheus /metrics of each process
-        self._own_workdir = options.workdir is None
-        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="tollgate-"))
         self.access_log = self.workdir / "access.log"
         self.envoy_admin_port = free_port()  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
+        self.supervisor: Supervisor | None = None
+
+    def _kept(self, name: str, make: Callable[[], str]) -> str:
+        """A secret of the work dir: made once and kept (owner-only) when persisting, else fresh."""
+        path = self.workdir / name
+        if self.options.persist and path.is_file():
+            return path.read_text().strip()
+        value = make()
+        if self.options.persist:
+            _write_private(path, value)
+        return value
+
+    def processes(self) -> list[ManagedProcess]:
+        procs = [self.redis, self.localstripe, *self.extauthz, self.envoy, self.auditor]
+        return [p for p in procs if p is not None]
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -83,7 +119,7 @@ class LocalGateway:
         try:
             manifests = load_path(self.options.manifests) if self.options.manifests else None
             if not self.redis_url:
-                self.redis = start_redis(workdir=self.workdir)
+                self.redis = start_redis(workdir=self.workdir, persist=self.options.persist)
                 assert self.redis.url is not None
                 self.redis_url = self.redis.url
             if self.options.localstripe:
@@ -95,10 +131,60 @@ class LocalGateway:
             self.start_envoy()
             if self.options.audit:
                 self.start_auditor()
+                self.wait_ledger()
+            if self.options.supervise:
+                self.supervisor = Supervisor(self.processes).start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def wait_ledger(self, key_ids: Iterable[str] | None = None) -> None:
+        """Wait until Redis holds the spend of these keys (default: every ready key) from the audit
+        ledger; until then their money calls are refused. Raises ProcessError after ledger_timeout_s."""
+        wanted = set(key_ids if key_ids is not None else (k for k, o in self.outcomes.items() if o.ready))
+        if not wanted or not self.options.audit:
+            return
+        missing = asyncio.run(self._wait_marked(wanted, self.options.ledger_timeout_s))
+        if missing:
+            tail = self.auditor.log_tail() if self.auditor else ""
+            raise ProcessError(f"the audit did not restore the spend of {sorted(missing)} in time\n{tail}")
+
+    def wait_audited(self, timeout_s: float = 15.0) -> None:
+        """Wait until every line Envoy has written (it flushes every access_log_flush_ms) is in the audit
+        store, settled included. Raises ProcessError after `timeout_s`."""
+        time.sleep(2 * self.options.access_log_flush_ms / 1000)
+        audit = AuditStore.from_url(self.audit_url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    cp = audit.checkpoint(str(self.access_log.resolve()))
+                    size = self.access_log.stat().st_size if self.access_log.exists() else 0
+                    if size == 0 or (cp is not None and cp.offset >= size):
+                        return
+                except AuditStoreUnavailable:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise ProcessError(f"the audit did not catch up with {self.access_log} in {timeout_s:g}s")
+                time.sleep(0.02)
+        finally:
+            audit.dispose()
+
+    async def _wait_marked(self, wanted: set[str], timeout_s: float) -> set[str]:
+        store = RedisStore.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    missing = await store.unmarked(wanted)
+                except StoreUnavailable:
+                    missing = wanted
+                if not missing or time.monotonic() >= deadline:
+                    return missing
+                await asyncio.sleep(0.02)
+        finally:
+            await store.close()
 
     def start_extauthz(self) -> None:
         for i, (port, metrics_port) in enumerate(zip(self.extauthz_ports, self.metrics_ports, strict=True)):
@@ -134,6 +220,7 @@ class LocalGateway:
             extauthz_timeout_ms=self.options.extauthz_timeout_ms,
             max_request_bytes=self.options.max_request_bytes,
             request_timeout_s=self.options.request_timeout_s,
+            upstream_timeout_s=self.options.upstream_timeout_s,
             access_log_path=str(self.access_log),
             admin_port=self.envoy_admin_port,
             vendors=vendors,
@@ -141,17 +228,26 @@ class LocalGateway:
         )
         config = self.workdir / "envoy.yaml"
         config.write_text(render_yaml(params))
-        self.envoy = start_envoy(config, listen_port=self.port, log_path=self.workdir / "envoy.log")
+        self.envoy = start_envoy(
+            config,
+            listen_port=self.port,
+            log_path=self.workdir / "envoy.log",
+            admin_port=self.envoy_admin_port,
+            file_flush_interval_ms=self.options.access_log_flush_ms,
+        )
 
     def start_auditor(self) -> None:
-        # Migrate before the ingest process starts, so the audit is queryable as soon as start() returns.
+        # Migrate before the ingest process starts, so the audit is queryable as soon as start() returns;
+        # a database that is unavailable now is the ingester's to wait for (it retries forever).
         audit = AuditStore.from_url(self.audit_url)
-        audit.migrate()
+        with contextlib.suppress(AuditStoreUnavailable):
+            audit.migrate()
         audit.dispose()
         argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(self.access_log),
                 "--db", self.audit_url, "--redis-url", self.redis_url,
                 "--rotate-bytes", str(self.options.audit_rotate_bytes),
-                "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}"]  # fmt: skip
+                "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}",
+                "--flush-ms", str(self.options.access_log_flush_ms)]  # fmt: skip
         env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
         self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 
@@ -161,6 +257,9 @@ class LocalGateway:
             self.auditor = None
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         for proc in (self.envoy, self.auditor, *self.extauthz, self.localstripe, self.redis):
             if proc is not None:
                 proc.stop()
@@ -181,17 +280,41 @@ class LocalGateway:
         return f"http://127.0.0.1:{self.port}/{vendor}"
 
     def apply(self, manifests: Manifests | Path) -> dict[str, str]:
-        """Load manifests into Redis (fresh tokens for every key); returns key id → vault token."""
+        """Load manifests into Redis; returns key id → vault token. Tokens are fresh for every key, except
+        with `persist`, where a key keeps the token of an earlier run unless `rotate_tokens`. Returns once
+        the audit has marked the keys' spend (money calls wait for it)."""
         if isinstance(manifests, Path):
             manifests = load_path(manifests)
-        result = asyncio.run(self._apply(manifests))
+        keep = self._saved_tokens() if self.options.persist and not self.options.rotate_tokens else {}
+        result = asyncio.run(self._apply(manifests, keep))
         self.outcomes = {k: o for k, (_, o) in result.items()}
         self.tokens = {k: t for k, (t, o) in result.items() if o.ready}
+        if self.options.persist:
+            _write_private(self.workdir / TOKENS_FILE, json.dumps(self.tokens, indent=2, sort_keys=True))
+        if self.auditor is not None:
+            self.wait_ledger(self.tokens)
         return self.tokens
 
-    async def _apply(self, manifests: Manifests) -> dict[str, tuple[str, Outcome]]:
-        store = RedisStore.from_url(self.redis_url)
+    def _saved_tokens(self) -> dict[str, str]:
         try:
-            return await apply_manifests(store, self.box, manifests)
+            saved = json.loads((self.workdir / TOKENS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in saved.items()} if isinstance(saved, dict) else {}
+
+    async def _apply(self, manifests: Manifests, keep: dict[str, str]) -> dict[str, tuple[str, Outcome]]:
+        # Without an audit there is no ledger: Redis is the only copy of spend, and grants are marked so.
+        store = RedisStore.from_url(self.redis_url, audited=self.options.audit)
+        try:
+            return await apply_manifests(store, self.box, manifests, keep_tokens=keep)
         finally:
             await store.close()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (vault tokens, the sealing key)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)

@@ -45,6 +45,53 @@ def tcp_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
         return False
 
 
+def port_taken(port: int, host: str = LOOPBACK) -> bool:
+    """True when something already listens on `port` (so a process started on it could not bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers bind: connections of an earlier run left in TIME_WAIT do not make the port taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on TCP `port` (Linux /proc); None where /proc is not there to ask."""
+    found: set[str] = set()
+    try:
+        tables = [Path("/proc/net/tcp").read_text(), Path("/proc/net/tcp6").read_text()]
+    except OSError:
+        return None
+    for table in tables:
+        for row in table.splitlines()[1:]:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                found.add(cols[9])
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True when process `pid` itself holds a socket listening on `port`: a ready answer on the port
+    then comes from the process we started, not from another one that had the port first."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True  # no /proc (not Linux): the port check before start is all there is
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
 def http_answers(url: str, timeout: float = 0.5) -> bool:
     """True once anything answers HTTP at `url`, whatever the status."""
     try:
@@ -96,6 +143,12 @@ class ManagedProcess:
         self.url = url
         self.admin_port = admin_port
         self._popen: subprocess.Popen[bytes] | None = None
+        # Set by whoever starts it: the ports it must bind (checked free before a start, and proved its own
+        # once ready) and how to wait until it is ready, so a supervisor can restart it the same way.
+        self.owns_ports: tuple[int, ...] = ()
+        self.ready: Callable[[], None] | None = None
+        self.stopped = False  # stop() was called: a supervisor leaves it down
+        self.restarts = 0
 
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, pid={self.pid}, port={self.port})"
@@ -114,6 +167,13 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         if self._popen is not None:
             raise ProcessError(f"{self.name} was already started (pid {self.pid})")
+        for port in self.owns_ports:
+            if port_taken(port):
+                raise ProcessError(
+                    f"cannot start {self.name}: port {port} on {LOOPBACK} is already taken by another "
+                    f"process; stop it or choose another port"
+                )
+        self.stopped = False
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
         with open(self.log_path, "ab") as log:
@@ -151,6 +211,26 @@ class ManagedProcess:
 
     def wait_tcp(self, port: int, timeout: float = 15.0, host: str = LOOPBACK) -> None:
         self.wait_ready(lambda: tcp_accepts(port, host), timeout=timeout, what=f"accepting on {host}:{port}")
+        self.prove_ports()
+
+    def prove_ports(self) -> None:
+        """Raise unless this process (or its group) is what listens on each port it owns."""
+        for port in self.owns_ports:
+            if self.pid is not None and not listens_on(self.pid, port):
+                raise ProcessError(
+                    f"{self.name} (pid {self.pid}) is not the process listening on port {port}: "
+                    f"another process holds it; stop it or choose another port\n{self.log_tail()}"
+                )
+
+    def restart(self) -> None:
+        """Start the same command again after it died (same ports, same log), and wait until ready."""
+        if self._popen is not None and self._popen.poll() is None:
+            self.stop(grace=1.0)
+        self._popen = None
+        self.restarts += 1
+        self.start()
+        if self.ready is not None:
+            _ready_or_stop(self, self.ready)
 
     def wait_http(self, url: str, timeout: float = 15.0) -> None:
         self.wait_ready(lambda: http_answers(url), timeout=timeout, what=f"answering HTTP at {url}")
@@ -158,6 +238,7 @@ class ManagedProcess:
     def stop(self, grace: float = 5.0) -> int | None:
         """SIGTERM, then SIGKILL if still running after `grace` seconds. Returns the exit code (None if
         never started). Safe to call twice."""
+        self.stopped = True
         popen = self._popen
         if popen is None:
             return None
@@ -222,9 +303,12 @@ def start_process(
     proc = ManagedProcess(
         name, argv, env=env, log_path=_log_dir(log_dir) / f"{name}.log", cwd=cwd, port=ready_port
     )
-    proc.start()
     if ready_port is not None:
-        _ready_or_stop(proc, lambda: proc.wait_tcp(ready_port, timeout))
+        proc.owns_ports = (ready_port,)
+        proc.ready = lambda: proc.wait_tcp(ready_port, timeout)
+    proc.start()
+    if proc.ready is not None:
+        _ready_or_stop(proc, proc.ready)
     return proc
 
 
@@ -293,8 +377,10 @@ def start_envoy(
         argv += ["--concurrency", str(concurrency)]
     url = f"http://{LOOPBACK}:{listen_port}"
     proc = ManagedProcess("envoy", argv, log_path=log_path, port=listen_port, url=url, admin_port=admin_port)
+    proc.owns_ports = (listen_port,) + ((admin_port,) if admin_port else ())
+    proc.ready = lambda: proc.wait_tcp(listen_port, timeout)
     proc.start()
-    _ready_or_stop(proc, lambda: proc.wait_tcp(listen_port, timeout))
+    _ready_or_stop(proc, proc.ready)
     return proc
 
 
@@ -316,11 +402,18 @@ def redis_server_binary() -> Path:
 
 
 def start_redis(
-    port: int | None = None, workdir: Path | str | None = None, *, timeout: float = 15.0
+    port: int | None = None,
+    workdir: Path | str | None = None,
+    *,
+    timeout: float = 15.0,
+    persist: bool = False,
 ) -> ManagedProcess:
-    """A throwaway redis-server on 127.0.0.1 with no persistence; `.url` is redis://127.0.0.1:PORT/0."""
+    """A redis-server on 127.0.0.1; `.url` is redis://127.0.0.1:PORT/0. Throwaway by default; with
+    `persist` it keeps an append-only file in `workdir`, written before each reply (`appendfsync
+    always`), so a restart (or a SIGKILL) loses nothing it acknowledged."""
     port = port or free_port()
     workdir = _log_dir(workdir)
+    durability = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
     argv = [
         str(redis_server_binary()),
         "--bind",
@@ -329,8 +422,7 @@ def start_redis(
         str(port),
         "--save",
         "",
-        "--appendonly",
-        "no",
+        *durability,
         "--dir",
         str(workdir),
         "--protected-mode",
@@ -344,10 +436,15 @@ def start_redis(
         port=port,
         url=f"redis://{LOOPBACK}:{port}/0",
     )
+    proc.owns_ports = (port,)
+
+    def ready() -> None:
+        proc.wait_ready(lambda: _redis_pong(port), timeout=timeout, what="answering PING")
+        proc.prove_ports()
+
+    proc.ready = ready
     proc.start()
-    _ready_or_stop(
-        proc, lambda: proc.wait_ready(lambda: _redis_pong(port), timeout=timeout, what="answering PING")
-    )
+    _ready_or_stop(proc, ready)
     return proc
 
 
@@ -374,6 +471,13 @@ def start_localstripe(
     proc = ManagedProcess(
         "localstripe", argv, log_path=_log_dir(log_dir) / "localstripe.log", port=port, url=url
     )
+    proc.owns_ports = (port,)
+
+    def ready() -> None:
+        proc.wait_http(f"{url}/v1/balance", timeout)
+        proc.prove_ports()
+
+    proc.ready = ready
     proc.start()
-    _ready_or_stop(proc, lambda: proc.wait_http(f"{url}/v1/balance", timeout))
+    _ready_or_stop(proc, ready)
     return proc

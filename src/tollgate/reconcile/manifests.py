@@ -3,6 +3,8 @@ behind them are revoked, so the store holds exactly what the files say."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tollgate.credentials import CredentialBox, mint_token, token_digest
 from tollgate.policy.manifests import Manifests
 from tollgate.reconcile.secrets import ManifestSecretReader
@@ -11,13 +13,14 @@ from tollgate.store.base import Store
 
 
 async def apply_manifests(
-    store: Store, box: CredentialBox, manifests: Manifests
+    store: Store, box: CredentialBox, manifests: Manifests, *, keep_tokens: Mapping[str, str] | None = None
 ) -> dict[str, tuple[str, Outcome]]:
-    """Returns key id → (vault token, outcome). Tokens are returned once and never stored."""
+    """Returns key id → (vault token, outcome). A key in `keep_tokens` keeps that token (local mode across
+    restarts); every other key gets a fresh one. Tokens are returned, never stored."""
     secrets = ManifestSecretReader(manifests.secrets)
     result: dict[str, tuple[str, Outcome]] = {}
     for key_id, key in sorted(manifests.keys.items()):
-        token = mint_token()
+        token = (keep_tokens or {}).get(key_id) or mint_token()
         policy = manifests.policies.get(key.policy_id)
         outcome = await apply_vault_key(
             store,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -16,6 +16,7 @@ class CommitStatus(Enum):
     REPLAY = 2  # a retry of a call already counted under the same idempotency key: nothing reserved
     LOOP_BREAKER = 3  # the key made its most counted calls in the window: retry_after_ms says when
     KEY_REUSED = 4  # the idempotency key was first used with other parameters
+    UNLEDGERED = 5  # the key's spend is not (yet) rebuilt from the audit ledger in this Redis: no money call
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,14 @@ class Store(Protocol):
         self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
     ) -> int: ...
     async def settle(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, actual_micro_usd: int
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        actual_micro_usd: int,
+        *,
+        at_ms: int = 0,
     ) -> int: ...
     async def spent(self, key_id: str, vendor: str, day: str) -> int: ...
     async def last_decision(self, key_id: str) -> LastDecision | None: ...
@@ -86,3 +94,46 @@ class Store(Protocol):
     async def grant_ids(self) -> set[str]: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LedgerCopy:
+    """One key's share of the audit ledger, as Redis must hold it before money calls pass again."""
+
+    key_id: str
+    since_ms: int  # when the rebuild started: calls made before it and settled later are adopted
+    spend: dict[tuple[str, str], int]  # (vendor, day) → micro-USD counted
+    calls: list[tuple[str, int]] = field(default_factory=list)  # loop breaker: (member, ms) still in window
+    window_ms: int = 0
+
+
+class Ledger(Protocol):
+    """What the audit ingester needs to keep Redis a copy of the ledger (the audit store)."""
+
+    async def unmarked(self, key_ids: set[str]) -> set[str]:
+        """The keys among `key_ids` whose spend this Redis does not hold from the ledger."""
+        ...
+
+    async def rebuild(self, copy: LedgerCopy) -> bool:
+        """Write the key's spend and mark it, unless already marked; True when this call wrote it."""
+        ...
+
+    async def ledger_hint(self) -> str | None:
+        """The Redis server the audit last checked the marks against (its run id), if any."""
+        ...
+
+    async def set_ledger_hint(self, server_id: str) -> None: ...
+
+    async def server_id(self) -> str:
+        """This Redis server's run id: new after every restart, and another one after a failover."""
+        ...
+
+    async def forget_marks(self, key_ids: set[str]) -> None:
+        """Drop the keys' ledger markers, so their spend is rebuilt (never lowered) before money passes."""
+        ...
+
+    async def settle_checkpoint(self, source: str) -> str | None:
+        """Where settlement of the access log `source` got to (opaque to the store)."""
+        ...
+
+    async def save_settle_checkpoint(self, source: str, position: str) -> None: ...

@@ -13,7 +13,13 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
                                                                                 TTL: 24 h, the vendor's window
   tg:{vk:<key_id>}:calls                 → sorted set: one member per counted call, score = ms
                                            (the loop breaker's rolling window)  TTL: the window
+  tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
+                                           (no money call passes without it)    no TTL
   tg:grants                              → set of key ids with a grant          for resync / listing
+  tg:ledger                              → run id of the Redis server the audit last checked the marks
+                                           on: gone after a FLUSHALL, another one after a restart or a
+                                           failover to a replica (which may be behind)
+  tg:settled:<sha256(log)>               → how far settlement read that access log (file@offset)
   tg:alert:<dedup>                       → 1 while an alert is not to be repeated TTL: the dedup window
 
 ext_authz may decide from a cached grant: the commit script then checks `version` in the same atomic
@@ -63,6 +69,19 @@ def idempotency(key_id: str, idempotency_key: str) -> str:
 
 def calls(key_id: str) -> str:
     return f"{_tag(key_id)}:calls"
+
+
+def ledger(key_id: str) -> str:
+    return f"{_tag(key_id)}:ledger"
+
+
+def ledger_hint() -> str:
+    return f"{PREFIX}ledger"
+
+
+def settle_checkpoint(source: str) -> str:
+    # Hashed: the source is a file path.
+    return f"{PREFIX}settled:{hashlib.sha256(source.encode()).hexdigest()[:32]}"
 
 
 def alert(dedup: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from redis.exceptions import RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, Limits
+from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
@@ -28,14 +29,22 @@ def _script(name: str) -> str:
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    """`audited`: the audit ingester keeps the ledger and marks each key once Redis holds its spend from
+    it (money calls wait for the mark). Without an audit, Redis is the only copy of spend: grants are
+    marked as they are written, and spend is lost with Redis's data."""
+
+    def __init__(self, client: aioredis.Redis, *, audited: bool = True) -> None:
         self._r = client
+        self.audited = audited
         self._commit = client.register_script(_script("commit.lua"))
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
+        self._rebuild = client.register_script(_script("rebuild.lua"))
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> RedisStore:
+    def from_url(
+        cls, url: str, *, timeout_s: float = 0.5, max_connections: int = 64, audited: bool = True
+    ) -> RedisStore:
         client = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -43,7 +52,7 @@ class RedisStore:
             max_connections=max_connections,
             decode_responses=True,
         )
-        return cls(client)
+        return cls(client, audited=audited)
 
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -88,6 +97,7 @@ class RedisStore:
                     keys.last_decision(key_id),
                     keys.idempotency(key_id, idem or ""),
                     keys.calls(key_id),
+                    keys.ledger(key_id),
                 ],
                 args=[
                     version,
@@ -116,16 +126,29 @@ class RedisStore:
         ks = [keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
         if idempotency_key:
             ks.append(keys.idempotency(key_id, idempotency_key))
-        n = await self._do(lambda: self._release(keys=ks, args=[reservation_id]))
+        n = await self._do(lambda: self._release(keys=ks, args=[reservation_id, DAY_TTL_S]))
         return int(n)
 
     async def settle(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, actual_micro_usd: int
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        actual_micro_usd: int,
+        *,
+        at_ms: int = 0,
     ) -> int:
+        """Close the reservation at `actual_micro_usd` (settle.lua); `at_ms` (the call's time) lets a call
+        reserved in a Redis that lost its data be counted again here, once."""
         n = await self._do(
             lambda: self._settle(
-                keys=[keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)],
-                args=[actual_micro_usd],
+                keys=[
+                    keys.spend(key_id, vendor, day),
+                    keys.reservation(key_id, reservation_id),
+                    keys.ledger(key_id),
+                ],
+                args=[actual_micro_usd, at_ms, DAY_TTL_S],
             )
         )
         return int(n)
@@ -155,6 +178,8 @@ class RedisStore:
             pipe = self._r.pipeline(transaction=True)
             pipe.set(keys.grant(grant.key_id), grant.model_dump_json())
             pipe.set(keys.version(grant.key_id), grant.version)
+            if not self.audited:  # no ledger to wait for: what Redis holds is all there is
+                pipe.set(keys.ledger(grant.key_id), int(time.time() * 1000), nx=True)
             await pipe.execute()
             pipe = self._r.pipeline(transaction=False)
             pipe.set(keys.token(grant.token_sha256), grant.key_id)
@@ -186,6 +211,59 @@ class RedisStore:
     async def grant_ids(self) -> set[str]:
         ids: Any = await self._do(lambda: self._r.smembers(keys.grants_index()))
         return set(ids)
+
+    # ---- ledger (the audit ingester) ---------------------------------------------------------------
+
+    async def unmarked(self, key_ids: set[str]) -> set[str]:
+        ordered = sorted(key_ids)
+
+        async def check() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key_id in ordered:
+                pipe.exists(keys.ledger(key_id))
+            return list(await pipe.execute())
+
+        found = await self._do(check) if ordered else []
+        return {k for k, n in zip(ordered, found, strict=True) if not n}
+
+    async def rebuild(self, copy: LedgerCopy) -> bool:
+        days = sorted(copy.spend)
+        ks = [keys.ledger(copy.key_id), keys.calls(copy.key_id)]
+        ks += [keys.spend(copy.key_id, vendor, day) for vendor, day in days]
+        args: list[Any] = [copy.since_ms, DAY_TTL_S, copy.window_ms]
+        args += [copy.spend[d] for d in days]
+        for member, score in copy.calls:
+            args += [member, score]
+        n = await self._do(lambda: self._rebuild(keys=ks, args=args))
+        return bool(int(n))
+
+    async def ledger_hint(self) -> str | None:
+        v: Any = await self._do(lambda: self._r.get(keys.ledger_hint()))
+        return v
+
+    async def set_ledger_hint(self, server_id: str) -> None:
+        await self._do(lambda: self._r.set(keys.ledger_hint(), server_id))
+
+    async def server_id(self) -> str:
+        info: Any = await self._do(lambda: self._r.info("server"))
+        return str(info.get("run_id", ""))
+
+    async def forget_marks(self, key_ids: set[str]) -> None:
+        async def drop() -> None:
+            pipe = self._r.pipeline(transaction=False)
+            for key_id in sorted(key_ids):
+                pipe.delete(keys.ledger(key_id))
+            await pipe.execute()
+
+        if key_ids:
+            await self._do(drop)
+
+    async def settle_checkpoint(self, source: str) -> str | None:
+        v: Any = await self._do(lambda: self._r.get(keys.settle_checkpoint(source)))
+        return v
+
+    async def save_settle_checkpoint(self, source: str, position: str) -> None:
+        await self._do(lambda: self._r.set(keys.settle_checkpoint(source), position))
 
     async def ping(self) -> None:
         await self._do(lambda: self._r.ping())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from tollgate.money import Money
@@ -162,6 +163,10 @@ class Vendor(Protocol):
         """The denial in this vendor's own error format, so its SDK raises its usual exception."""
         ...
 
+    def settlement(self, delivery: Delivery) -> Settlement:
+        """What a forwarded call's outcome proves (its module lists the statuses that mean "not processed")."""
+        ...
+
 
 @runtime_checkable
 class Idempotent(Protocol):
@@ -177,3 +182,30 @@ def post_idempotency_key(method: str, headers: Mapping[str, str]) -> str | None:
     """The `Idempotency-Key` header of a POST: how Stripe (v1) and Resend both deduplicate."""
     key = headers.get("idempotency-key", "").strip()
     return key if method == "POST" and key else None
+
+
+class Settlement(StrEnum):
+    """What a reservation becomes once the call's outcome is known (settle by evidence)."""
+
+    SETTLED = "settled"  # the vendor did it: the cost stays counted
+    RELEASED = "released"  # proven that no money moved: the cost goes back
+    UNKNOWN = "unknown"  # no proof either way: the cost stays counted, and someone is told
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What is known of a forwarded call's fate, as Envoy saw it (tollgate.envoy.evidence reads it)."""
+
+    vendor_status: int | None  # the status the vendor itself answered; None when it answered nothing
+    never_sent: bool = False  # Envoy proves the request never left for the vendor
+
+
+def settle_by_status(delivery: Delivery, not_processed: frozenset[int]) -> Settlement:
+    """The rule every vendor shares: a 2xx settles; a status in the vendor's own `not_processed` list, or a
+    request that never left, releases; anything else (5xx, timeout, reset, disconnect) is unknown."""
+    status = delivery.vendor_status
+    if status is not None:
+        if 200 <= status < 300:
+            return Settlement.SETTLED
+        return Settlement.RELEASED if status in not_processed else Settlement.UNKNOWN
+    return Settlement.RELEASED if delivery.never_sent else Settlement.UNKNOWN

@@ -69,3 +69,18 @@ def test_a_burst_of_denials_from_one_key_alerts_but_a_slow_trickle_does_not() ->
 
 def test_rows_without_a_key_raise_nothing() -> None:
     assert rules().evaluate([from_line('{"authz": null, "response_code": 404}', "f@1")]) == []
+
+
+def test_a_call_whose_outcome_is_unknown_alerts_once_naming_what_envoy_saw() -> None:
+    entry = line(
+        request_id="req-unknown",
+        response_code=0,
+        response_code_details="downstream_remote_disconnect",
+        response_flags="DC",
+    )
+    unknown = from_line(entry, "f@0")
+    assert unknown.settlement == "unknown"
+    (alert,) = rules().evaluate([unknown])
+    assert alert.kind == "settlement_unknown" and alert.dedup == "unknown:req-unknown"
+    assert "downstream_remote_disconnect" in alert.text and "$15.00" in alert.text and "idem-1" in alert.text
+    assert rules().evaluate([from_line(line(request_id="req-ok"), "f@1")]) == []  # a 2xx is no news

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tollgate.audit.record import UNPARSED, from_line
-from tollgate.audit.settle import RELEASED, SETTLED, settlement_for
+from tollgate.audit.settle import SETTLED, settlement_for
 
 ALLOWED = {
     "start_time": "2026-11-25T06:36:48.733Z",
@@ -63,21 +63,6 @@ def test_an_allowed_call_carries_its_decision_cost_and_vendor_answer() -> None:
     assert (row.agent_run_id, row.idempotency_key, row.customer) == ("run-7", "idem-1", "cus_A")
     assert row.at.isoformat() == "2026-11-25T06:36:48.733000+00:00" and str(row.day) == "2026-11-25"
     assert settlement_for(row) == SETTLED
-
-
-@pytest.mark.parametrize(
-    ("status", "upstream", "outcome"),
-    [
-        pytest.param(402, "127.0.0.1:1", RELEASED, id="a vendor refusal gives the reservation back"),
-        pytest.param(500, "127.0.0.1:1", RELEASED, id="a vendor error gives it back"),
-        pytest.param(503, None, RELEASED, id="no vendor answer at all gives it back"),
-        pytest.param(201, "127.0.0.1:1", SETTLED, id="any 2xx settles"),
-    ],
-)
-def test_the_vendor_answer_settles_or_releases_the_reservation(
-    status: int, upstream: str | None, outcome: str
-) -> None:
-    assert settlement_for(from_line(line(response_code=status, upstream_host=upstream), "f@0")) == outcome
 
 
 def test_a_denied_call_has_no_vendor_status_and_nothing_to_settle() -> None:

@@ -8,6 +8,7 @@
 -- KEYS[4] last decision   tg:{vk:<id>}:last   (hash: rule, decision_id, at_ms; for the resource's status)
 -- KEYS[5] idempotency     tg:{vk:<id>}:idem:<digest>  (hash: fp, rid, replays)
 -- KEYS[6] loop breaker    tg:{vk:<id>}:calls  (sorted set of counted calls, score = ms)
+-- KEYS[7] ledger marker   tg:{vk:<id>}:ledger (set once the key's spend is rebuilt from the audit ledger)
 -- ARGV[1] expected grant version
 -- ARGV[2] amount (micro-USD, integer ≥ 0; 0 reserves nothing and is never over the cap)
 -- ARGV[3] cap (micro-USD, integer ≥ 0)
@@ -20,12 +21,16 @@
 -- ARGV[12] reservation id
 -- Returns {status, spent, retry_after_ms}: 1 committed, 0 over the cap, -1 the grant changed or is
 -- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
--- 4 idempotency key reused with other parameters.
+-- 4 idempotency key reused with other parameters, 5 no ledger marker: this Redis does not (yet) hold the
+-- key's spend from the audit ledger (a new empty Redis, a FLUSHALL), so no money call may pass.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1, 0, 0}
 end
 local amount = tonumber(ARGV[2])
 local spent = tonumber(redis.call('GET', KEYS[2]) or '0')
+if amount > 0 and redis.call('EXISTS', KEYS[7]) == 0 then
+  return {5, spent, 0}
+end
 local now = tonumber(ARGV[7])
 local function last(rule)
   redis.call('HSET', KEYS[4], 'rule', rule, 'decision_id', ARGV[6], 'at_ms', ARGV[7])

@@ -1,6 +1,7 @@
--- Give a reservation back (the vendor refused the call or never answered). Idempotent.
+-- Give a reservation back (proven: the vendor did not process the call, or it never left). Idempotent:
+-- the closed reservation stays behind as 'x' until its TTL (see settle.lua).
 -- KEYS[1] spend counter, KEYS[2] reservation, KEYS[3] (optional) the idempotency record of the call.
--- ARGV[1] (optional) the reservation id.
+-- ARGV[1] the reservation id, ARGV[2] TTL of a closed reservation, s.
 -- A call with an idempotency key: its record goes too, so a later retry is counted again (the vendor
 -- did not run it) — unless a retry already passed on the strength of it while it was pending: that
 -- retry may have been the attempt the vendor ran, so the reservation is kept (counted once, never lost).
@@ -12,9 +13,13 @@ if KEYS[3] and redis.call('HGET', KEYS[3], 'rid') == ARGV[1] then
   end
   redis.call('DEL', KEYS[3])
 end
-local amount = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = redis.call('GET', KEYS[2])
+if not held or held == 'x' then
+  return 0
+end
+local amount = tonumber(held)
 if amount > 0 then
   redis.call('DECRBY', KEYS[1], amount)
 end
-redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[2], 'x', 'EX', ARGV[2])
 return amount

@@ -13,6 +13,7 @@ from typing import Any
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import wire
 from tollgate.vendors.base import (
+    Delivery,
     Denial,
     Endpoint,
     Facts,
@@ -21,10 +22,11 @@ from tollgate.vendors.base import (
     Need,
     ObjectRef,
     Rendered,
+    Settlement,
     Unpriced,
     post_idempotency_key,
 )
-from tollgate.vendors.resend import endpoints, errors, params
+from tollgate.vendors.resend import endpoints, errors, outcome, params
 from tollgate.vendors.resend import facts as _facts
 
 
@@ -70,6 +72,9 @@ class ResendVendor:
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
+
+    def settlement(self, delivery: Delivery) -> Settlement:
+        return outcome.settlement(delivery)
 
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         # Resend sends an email once per `Idempotency-Key` (POST /emails and /emails/batch, 24 hours) and

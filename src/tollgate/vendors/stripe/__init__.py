@@ -11,6 +11,7 @@ from typing import Any
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form, wire
 from tollgate.vendors.base import (
+    Delivery,
     Denial,
     Endpoint,
     Facts,
@@ -19,10 +20,11 @@ from tollgate.vendors.base import (
     Need,
     ObjectRef,
     Rendered,
+    Settlement,
     Unpriced,
     post_idempotency_key,
 )
-from tollgate.vendors.stripe import endpoints, errors
+from tollgate.vendors.stripe import endpoints, errors, outcome
 from tollgate.vendors.stripe import facts as _facts
 
 _PARAM_ROOT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -118,6 +120,9 @@ class StripeVendor:
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
+
+    def settlement(self, delivery: Delivery) -> Settlement:
+        return outcome.settlement(delivery)
 
     def idempotency_key(self, method: str, headers: Mapping[str, str]) -> str | None:
         # v1 honours the header on POST (stripe-python sends one on every POST, the same on its retries).

@@ -26,8 +26,20 @@ from typing import Any
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form, wire
-from tollgate.vendors.base import Denial, Endpoint, Facts, Found, Invalid, Need, ObjectRef, Rendered, Unpriced
-from tollgate.vendors.twilio import endpoints, errors
+from tollgate.vendors.base import (
+    Delivery,
+    Denial,
+    Endpoint,
+    Facts,
+    Found,
+    Invalid,
+    Need,
+    ObjectRef,
+    Rendered,
+    Settlement,
+    Unpriced,
+)
+from tollgate.vendors.twilio import endpoints, errors, outcome
 from tollgate.vendors.twilio import facts as _facts
 
 # Twilio's names are PascalCase; list filters end in '<' or '>' (DateSent>=…).
@@ -125,6 +137,9 @@ class TwilioVendor:
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
+
+    def settlement(self, delivery: Delivery) -> Settlement:
+        return outcome.settlement(delivery)
 
 
 TWILIO = TwilioVendor()
