@@ -54,6 +54,9 @@ def stripe_routes(
     check: Annotated[
         bool, typer.Option(help="Write nothing; exit 1 if the table differs from the installed SDK's routes.")
     ] = False,
+    summary: Annotated[
+        bool, typer.Option(help="Print the README's table of rules per family and stop.")
+    ] = False,
 ) -> None:
     """Classify every route of the installed stripe SDK (catalog.py's rules) into routes.csv."""
     from tollgate.cli.stripe_sdk import sdk_routes, sdk_version
@@ -64,6 +67,9 @@ def stripe_routes(
     except catalog.Unclassified as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if summary:
+        typer.echo(catalog.summary(rows))
+        return
     text = catalog.render_csv(rows, sdk_version())
     current = out.read_text() if out.exists() else None
     if current == text:

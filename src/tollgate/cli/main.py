@@ -13,7 +13,7 @@ import typer
 from tollgate.cli import audit as audit_cli
 from tollgate.cli import dev as dev_cli
 from tollgate.cli import picker as picker_cli
-from tollgate.policy.manifests import InvalidManifests, load_path
+from tollgate.policy.manifests import InvalidManifests, Manifests, load_path
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Spend caps and scopes for AI agents' API keys."
@@ -31,7 +31,26 @@ def check(
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1) from None
+    for warning in _allow_warnings(m):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret")
+
+
+def _allow_warnings(m: Manifests) -> list[str]:
+    """Stripe allow entries that match no endpoint Tollgate knows: a typo, or a call it will refuse."""
+    from tollgate.vendors.stripe import endpoints
+
+    out = []
+    for key, policy in sorted(m.policies.items()):
+        if policy.spec.vendor != "stripe":
+            continue
+        for entry in policy.spec.allow:
+            if not endpoints.known(entry, entry.matches):
+                out.append(
+                    f"SpendPolicy {key}: allow entry {str(entry)!r} matches no Stripe endpoint Tollgate knows "
+                    "(writes there are refused as unpriced)"
+                )
+    return out
 
 
 @app.command()

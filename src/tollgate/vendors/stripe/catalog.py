@@ -486,3 +486,23 @@ def parse_csv(text: str) -> list[Classified]:
     reader = csv.DictReader(lines)
     assert tuple(reader.fieldnames or ()) == COLUMNS, reader.fieldnames
     return [Classified(**row) for row in reader]
+
+
+def summary(rows: Iterable[Classified]) -> str:
+    """The README's table: per family, how many routes each pricing and scope rule covers."""
+    families: dict[str, list[Classified]] = {}
+    for r in rows:
+        families.setdefault(r.family, []).append(r)
+    lines = ["| family | routes | pricing rules (routes) | scope rules (routes) |", "|---|---|---|---|"]
+    for family, rs in sorted(families.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(
+            f"| {family} | {len(rs)} | {_counts(r.pricing for r in rs)} | {_counts(r.scope for r in rs)} |"
+        )
+    return "\n".join(lines)
+
+
+def _counts(values: Iterable[str]) -> str:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"`{k}` {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

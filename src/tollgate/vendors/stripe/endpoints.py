@@ -53,6 +53,7 @@ _EXPAND_SAME_CUSTOMER), and only on routes whose own object is checked against t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from importlib import resources
 
 from tollgate.vendors.base import Endpoint
@@ -88,3 +89,15 @@ def collection_of(template: str) -> str:
     segments = template.split("/")[2:]
     end = next((i for i, s in enumerate(segments) if s.startswith("{")), len(segments))
     return "/".join(segments[:end])
+
+
+def example_path(template: str) -> str:
+    """A path the template matches ('/v1/charges/{id}' → '/v1/charges/id_0'): for checking patterns."""
+    return re.sub(
+        r"\{(\w+)\}", lambda m: "acct_0" if m.group(1) == "account" else f"{m.group(1)}_0", template
+    )
+
+
+def known(pattern: str, matches: Callable[[str, str], bool]) -> bool:
+    """Whether an allowlist entry (`matches(method, path)`) covers at least one route of the table."""
+    return any(matches(r.method, example_path(r.template)) for r in ROUTES)

@@ -4,6 +4,7 @@ rule; the money-moving routes of before are priced as before; unknown paths stay
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,9 @@ def test_files_are_served_by_their_own_host() -> None:
     assert route is not None and route.api == "files"
     assert endpoints.route("GET", "/v1/files/file_1") is not None
     assert endpoints.route("GET", "/v1/files/file_1").api == "api"  # type: ignore[union-attr]
+
+
+def test_the_readme_lists_the_rules_per_family_with_their_route_counts() -> None:
+    readme = (Path(__file__).parents[4] / "README.md").read_text()
+    rows = catalog.parse_csv(resources.files("tollgate.vendors.stripe").joinpath("routes.csv").read_text())
+    assert catalog.summary(rows) in readme, "paste `tollgate dev stripe-routes --summary` into README.md"
