@@ -11,7 +11,8 @@ is refused with a reason that says why and, where there is one, which parameter 
 (`tollgate dev stripe-routes`); `endpoints.py` serves it. A route no rule covers stops the generator: an
 SDK upgrade that brings a new family is classified by a person, never by default.
 
-Scope: `none` (touches no customer), `param` (the `customer` parameter), `customer_path`
+Scope: `none` (touches no customer), `param` (the `customer` parameter), `optional_param` (the
+`customer` parameter when there is one: a token or payment method cloned from a customer), `customer_path`
 (/v1/customers/{customer}/…), `object` (the path's object, read for its customer), `ref:<param>` (the
 object a parameter names, read for its customer), `list` (a list filtered by `customer`), `account`
 (the connected account in the path, checked against connectedAccounts), and `unknown` / `account_list`
@@ -116,7 +117,8 @@ RULES: tuple[Rule, ...] = (
     R("balance", "* /v1/balance**"),
     # ---- customers ------------------------------------------------------------------------------------
     R("customers", "POST /v1/customers/{}/balance_transactions", "signed_amount", "customer_path"),
-    R("customers", "POST /v1/customers", "free", "none"),
+    R("customers", "POST /v1/customers", "customer_write", "none"),
+    R("customers", "POST /v1/customers/{}", "customer_write", "customer_path"),
     R("customers", "GET /v1/customers", "free", "unknown"),
     R("customers", "GET /v1/customers/search", "free", "unknown"),
     R("customers", "* /v1/customers/{}**", "free", "customer_path"),
@@ -220,7 +222,7 @@ RULES: tuple[Rule, ...] = (
     R("catalog", "* /v1/entitlements/active_entitlements**", "free", "param"),
     # ---- payment methods, setup, checkout: a customer must still pay ----------------------------------
     R("payment methods", "POST /v1/payment_methods/{}/attach", "free", "param"),
-    R("payment methods", "POST /v1/payment_methods", "free", "none"),
+    R("payment methods", "POST /v1/payment_methods", "free", "optional_param"),
     R("payment methods", "GET /v1/payment_methods", "free", "list"),
     R("payment methods", "* /v1/payment_methods/**", "free", "object"),
     R("payment methods", "* /v1/payment_method_configurations**"),
@@ -228,7 +230,7 @@ RULES: tuple[Rule, ...] = (
     R("payment methods", "* /v1/apple_pay/**"),
     R("payment methods", "GET /v1/mandates/**", "free", "unknown"),
     R("payment methods", "GET /v1/confirmation_tokens/**", "free", "unknown"),
-    R("payment methods", "POST /v1/tokens"),
+    R("payment methods", "POST /v1/tokens", "free", "optional_param"),
     R("payment methods", "GET /v1/tokens/**", "free", "unknown"),
     R("payment methods", "POST /v1/sources"),
     R("payment methods", "* /v1/sources/**", "free", "object"),
@@ -247,9 +249,18 @@ RULES: tuple[Rule, ...] = (
     # ---- files ------------------------------------------------------------------------------------------
     R("files", "POST /v1/files"),
     R("files", "* /v1/files**", "free", "unknown"),
-    R("files", "POST /v1/file_links"),
+    R("files", "POST /v1/file_links", "free", "unknown"),  # a link to any file, evidence of any customer
     R("files", "* /v1/file_links**", "free", "unknown"),
     # ---- Connect ------------------------------------------------------------------------------------------
+    R(
+        "connect",
+        "POST /v1/accounts/{}/external_accounts**",
+        "unpriced",
+        "account",
+        "a new or changed bank account receives the connected account's automatic payouts; Tollgate "
+        "cannot price them (deleting one is free)",
+    ),
+    R("connect", "POST /v1/accounts/{}", "account_update", "account"),
     R("connect", "* /v1/accounts/{}**", "free", "account"),
     R("connect", "* /v1/accounts"),
     R("connect", "GET /v1/account"),
@@ -343,7 +354,8 @@ RULES: tuple[Rule, ...] = (
     R("account data", "POST /v1/tax/calculations", "free", "param"),
     R("account data", "* /v1/tax/**", "free", "unknown"),
     R("account data", "* /v1/tax_ids**", "free", "unknown"),
-    R("account data", "* /v1/webhook_endpoints**"),
+    # an endpoint receives every event, every customer's among them
+    R("account data", "* /v1/webhook_endpoints**", "free", "account_list"),
     R("account data", "* /v1/apps/**"),
     R("account data", "* /v1/country_specs**"),
     R("account data", "* /v1/exchange_rates**"),

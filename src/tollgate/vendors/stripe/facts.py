@@ -365,6 +365,26 @@ def _sub_item(ep: Endpoint, r: _Reader) -> Unpriced | None:
     return None
 
 
+def _customer_write(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if "balance" in r.params:
+        return Unpriced(
+            "setting a customer's balance directly credits or debits their next invoices by an amount "
+            "Tollgate would have to compute; send POST /v1/customers/{customer}/balance_transactions, "
+            "which Tollgate prices"
+        )
+    return None
+
+
+def _account_update(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    for key in r.params:
+        if key.startswith(("external_account", "settings[payouts]")):
+            return Unpriced(
+                f"{key.split('[', 1)[0] if key.startswith('external') else 'settings[payouts]'} redirects or "
+                "reschedules the connected account's automatic payouts; Tollgate cannot price them"
+            )
+    return None
+
+
 def _sub_resume(ep: Endpoint, r: _Reader) -> Unpriced | None:
     if r.text("billing_cycle_anchor") == "unchanged" and r.text("proration_behavior") != "always_invoice":
         return None
@@ -389,6 +409,8 @@ _PRICERS: dict[str, Callable[[Endpoint, _Reader], Money | Unpriced | None]] = {
     "sub_update": _sub_update,
     "sub_item": _sub_item,
     "sub_resume": _sub_resume,
+    "customer_write": _customer_write,
+    "account_update": _account_update,
 }
 
 
@@ -431,6 +453,9 @@ def _scope(ep: Endpoint, r: _Reader, *, resolve: bool) -> tuple[set[str], str | 
     s = ep.scope
     if s in ("none", "account"):  # a connected account in the path is checked by accounts()
         return set(), None, False
+    if s == "optional_param":
+        c = r.id("customer")
+        return ({c}, None, True) if c else (set(), None, False)
     if s == "customer_path":
         return {ep.path_ids["customer"]}, None, True
     if s == "account_list":

@@ -292,3 +292,34 @@ def test_a_connected_account_in_the_path_must_be_allowed() -> None:
     ep = STRIPE.match("POST", "/v1/accounts/acct_1X/external_accounts")
     assert STRIPE.accounts(ep, {}, {}) == {"acct_1X"}
     assert STRIPE.accounts(STRIPE.match("GET", "/v1/accounts"), {}, {}) == frozenset()
+
+
+def test_setting_a_customers_balance_directly_is_refused_in_favour_of_a_priced_balance_transaction() -> None:
+    for path in ("/v1/customers", "/v1/customers/cus_A"):
+        f = facts("POST", path, {"balance": "-50000"})
+        assert isinstance(f, Unpriced) and "balance_transactions" in f.message
+        assert cost(facts("POST", path, {"email": "a@example.com"})) is None
+
+
+def test_redirecting_a_connected_accounts_payouts_is_refused() -> None:
+    f = facts("POST", "/v1/accounts/acct_1X/external_accounts", {"external_account": "btok_1"})
+    assert isinstance(f, Unpriced) and "automatic payouts" in f.message
+    assert isinstance(
+        facts("POST", "/v1/accounts/acct_1X", {"settings[payouts][schedule][interval]": "daily"}), Unpriced
+    )
+    assert isinstance(facts("POST", "/v1/accounts/acct_1X", {"external_account": "btok_1"}), Unpriced)
+    assert cost(facts("POST", "/v1/accounts/acct_1X", {"metadata[team]": "ops"})) is None
+    assert cost(facts("DELETE", "/v1/accounts/acct_1X/external_accounts/ba_1")) is None
+
+
+def test_what_reaches_every_customers_data_is_out_of_scope() -> None:
+    for method, path in (("POST", "/v1/webhook_endpoints"), ("POST", "/v1/file_links")):
+        f = facts(method, path, {}, scope=True)
+        assert isinstance(f, Facts) and f.unscoped, (method, path)
+
+
+def test_a_token_names_a_customer_only_when_it_clones_one() -> None:
+    plain = facts("POST", "/v1/tokens", {"card[number]": "4242"}, scope=True)
+    assert isinstance(plain, Facts) and not plain.customer_related
+    cloned = facts("POST", "/v1/tokens", {"customer": "cus_B"}, scope=True)
+    assert isinstance(cloned, Facts) and cloned.customers == {"cus_B"}

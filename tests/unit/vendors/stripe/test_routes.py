@@ -37,6 +37,8 @@ PRICINGS = {
     "sub_item",
     "sub_resume",
     "sub_cancel",
+    "customer_write",
+    "account_update",
 }
 SCOPES = {
     "none",
@@ -51,6 +53,7 @@ SCOPES = {
     "unknown",
     "ref:invoice",
     "ref:subscription",
+    "optional_param",
 }
 
 
