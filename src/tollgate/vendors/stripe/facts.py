@@ -35,7 +35,6 @@ _ID_COLLECTION = {
     "cn": "credit_notes",
     "ii": "invoiceitems",
     "qt": "quotes",
-    "sub_sched": "subscription_schedules",
 }
 # Subscription fields whose change bills nothing now or later.
 _SUB_SAFE = frozenset(

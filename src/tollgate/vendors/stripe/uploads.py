@@ -31,7 +31,10 @@ def check_host(w: wire.Wire, route: Route | None) -> None:
             f"{w.method} {w.path} is served by Stripe's {served} host: send it to the gateway's "
             f"{PREFIX.get(served, '(unserved)')} prefix (StripeClient base_addresses={{'{served}': …}})"
         )
-    raise wire.Ambiguous(f"only file uploads (POST /v1/files) are served under {PREFIX.get(w.api, w.api)}")
+    raise wire.Ambiguous(
+        f"only what Stripe serves at its {w.api} host (file uploads, POST /v1/files, and quote PDFs) is "
+        f"served under {PREFIX.get(w.api, w.api)}"
+    )
 
 
 def params(w: wire.Wire) -> dict[str, ParamValue]:

@@ -120,7 +120,7 @@ def test_a_file_upload_on_the_api_host_is_refused_and_pointed_at_the_files_prefi
     ("method", "path"), [("POST", "/v1/refunds"), ("GET", "/v1/charges"), ("POST", "/v1/no_such_things")]
 )
 def test_the_files_host_serves_nothing_but_its_own_routes(method: str, path: str) -> None:
-    with pytest.raises(Ambiguous, match="only file uploads"):
+    with pytest.raises(Ambiguous, match="only what Stripe serves at its files host"):
         STRIPE.parse_params(_on("files", method, path, "application/x-www-form-urlencoded", b"a=1"))
 
 
