@@ -14,6 +14,7 @@ import time
 
 from envoy.service.auth.v3 import external_auth_pb2
 
+from tollgate.vendors import vendor as find_vendor
 from tollgate_extauthz.request import to_incoming
 
 SDK_HEADERS = [
@@ -36,6 +37,12 @@ CASES = {
                      json.dumps({"from": "a@x.com", "to": ["b@y.com"], "subject": "s", "html": "<p>hi</p>"}).encode(),
                      "application/json", "Bearer tgk_x"),
 }  # fmt: skip
+MATCHES = {
+    "stripe refund": ("stripe", "POST", "/v1/refunds"),
+    "stripe balance": ("stripe", "GET", "/v1/balance_transactions"),
+    "stripe nested": ("stripe", "POST", "/v1/customers/cus_A/balance_transactions"),
+    "twilio sms": ("twilio", "POST", "/2010-04-01/Accounts/AC" + "1f" * 16 + "/Messages.json"),
+}
 
 
 def request(
@@ -69,6 +76,17 @@ def main() -> None:
                 to_incoming(req)
             runs.append((time.perf_counter() - started) / args.calls * 1e6)
         print(f"{name:14s} to_incoming: median {statistics.median(runs):6.1f} µs  (min {min(runs):.1f})")
+    # Route matching (the table scan ext_authz runs next), on the first and the last route of the table.
+    for name, (vendor, method, path) in MATCHES.items():
+        v = find_vendor(vendor)
+        assert v is not None
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(args.calls):
+                v.match(method, path)
+            runs.append((time.perf_counter() - started) / args.calls * 1e6)
+        print(f"{name:14s} match:       median {statistics.median(runs):6.1f} µs  (min {min(runs):.1f})")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def to_incoming(req: external_auth_pb2.CheckRequest) -> Incoming:
                 )
             wire.check_path(path)
             wire.check_method(headers)
-            params = vendor.parse_params(wire.Wire(method, path, query, headers, body))
+            api = context.get("api", "api")  # a vendor's second host (Stripe's files.stripe.com)
+            params = vendor.parse_params(wire.Wire(method, path, query, headers, body, api))
         except wire.Ambiguous as exc:
             parse_error = str(exc)
     call = Call(

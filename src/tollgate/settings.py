@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_VENDOR_URLS = {
     "stripe": "https://api.stripe.com",
+    "stripe-files": "https://files.stripe.com",  # file uploads (POST /v1/files): the SDK's "files" host
     "twilio": "https://api.twilio.com",
     "resend": "https://api.resend.com",
 }

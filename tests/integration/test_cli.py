@@ -36,6 +36,18 @@ def test_check_names_every_bad_field_and_exits_1(tmp_path: Path) -> None:
     assert "spec.policyRef.name" in r.output and "default/missing" in r.output
 
 
+def test_check_warns_of_stripe_allow_entries_that_match_no_known_endpoint(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: SpendPolicy\nmetadata: {name: p, namespace: agents}\n"
+        "spec: {vendor: stripe, dailyCapUsd: '5', allow: ['POST /v1/refunds', 'POST /v1/refundz', "
+        "'GET /v1/checkout/sessions/*', 'POST /v1/customers/*/balance_transactions', 'GET /v1/**']}\n"
+    )
+    r = runner.invoke(app, ["check", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "'POST /v1/refundz' matches no Stripe endpoint" in r.output
+    assert r.output.count("warning:") == 1, r.output
+
+
 def test_envoy_render_writes_a_config_envoy_accepts(tmp_path: Path) -> None:
     out = tmp_path / "envoy.yaml"
     r = runner.invoke(

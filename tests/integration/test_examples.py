@@ -25,6 +25,7 @@ ROLES = {
     "subscription-manager",
     "readonly-analytics",
     "dispute-handler",
+    "payment-capture",
 }
 
 
@@ -45,7 +46,7 @@ OBJECTS = tollgate_objects()
 AGENT = documents(EXAMPLES / "agent" / "agent.yaml")
 
 
-def test_there_is_an_example_for_each_of_the_five_roles() -> None:
+def test_there_is_an_example_for_each_of_the_six_roles() -> None:
     policies = {doc["metadata"]["name"] for _, doc in OBJECTS if doc["kind"] == "SpendPolicy"}
     assert policies >= ROLES
 

@@ -74,17 +74,24 @@ def resend(req: RecordedRequest) -> Reply:
     return Reply(200, {"id": "4ef9a417-02e9-4d39-ad75-9611e0fcc33c"})
 
 
+def stripe_files(req: RecordedRequest) -> Reply:
+    return Reply(
+        200, {"id": "file_1", "object": "file", "purpose": "dispute_evidence", "size": len(req.body)}
+    )
+
+
 @dataclass
 class Upstreams:
     stripe: RecordingUpstream
     twilio: RecordingUpstream
     resend: RecordingUpstream
+    stripe_files: RecordingUpstream
 
     def all(self) -> list[RecordedRequest]:
-        return self.stripe.requests + self.twilio.requests + self.resend.requests
+        return self.stripe.requests + self.twilio.requests + self.resend.requests + self.stripe_files.requests
 
     def clear(self) -> None:
-        for up in (self.stripe, self.twilio, self.resend):
+        for up in (self.stripe, self.twilio, self.resend, self.stripe_files):
             up.clear()
 
 
@@ -94,8 +101,9 @@ def upstreams() -> Iterator[Upstreams]:
         RecordingUpstream(stripe) as s,
         RecordingUpstream(twilio) as t,
         RecordingUpstream(resend) as r,
+        RecordingUpstream(stripe_files) as f,
     ):
-        yield Upstreams(s, t, r)
+        yield Upstreams(s, t, r, f)
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +113,7 @@ def gateway(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> I
             "stripe": upstreams.stripe.url,
             "twilio": upstreams.twilio.url,
             "resend": upstreams.resend.url,
+            "stripe-files": upstreams.stripe_files.url,
         },
         workdir=tmp_path_factory.mktemp("security"),
         max_request_bytes=MAX_BODY,
@@ -126,6 +135,7 @@ def manifests() -> Manifests:
                 "GET /v1/charges",
                 "GET /v1/charges/*",
                 "GET /v1/balance",
+                "POST /v1/files",
                 "GET /v1/balance_transactions",
                 "GET /v1/transfers",
                 "GET /v1/payouts/*",

@@ -209,10 +209,10 @@ def _endpoint(s: Subject) -> Deny | None:
             f"(allowed: {', '.join(g.allow)}). Add it to spec.allow if this agent needs it.",
         )
     if s.endpoint.pricing == "unpriced":
+        why = s.endpoint.reason or "it may move money in ways Tollgate cannot price"
         return Deny(
             Rule.ENDPOINT_UNPRICED,
-            f"{call.method} {call.path} may move money in ways Tollgate cannot price, so it is refused "
-            "even though the policy allows it.",
+            f"{call.method} {call.path} is refused even though the policy allows it: {why}.",
         )
     return None
 

@@ -70,6 +70,16 @@ class VendorUpstream(BaseModel):
         return v.rstrip("/")
 
     @property
+    def vendor(self) -> str:
+        """The vendor module that judges this upstream: `stripe-files` is Stripe's second host."""
+        return self.name.partition("-")[0]
+
+    @property
+    def api(self) -> str:
+        """Which of the vendor's hosts this is: "api", or what follows the '-' (`stripe-files` → "files")."""
+        return self.name.partition("-")[2] or "api"
+
+    @property
     def tls(self) -> bool:
         return urlsplit(self.url).scheme == "https"
 

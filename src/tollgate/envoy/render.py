@@ -242,6 +242,15 @@ def route_config(params: EnvoyParams) -> Obj:
     }
 
 
+def context_extensions(vendor: VendorUpstream) -> dict[str, str]:
+    """What ext_authz learns from the route: the vendor module, the prefix to strip and, for a vendor's
+    second host (`stripe-files` → files.stripe.com), which host it is."""
+    out = {"vendor": vendor.vendor, "prefix": vendor.prefix}
+    if vendor.api != "api":
+        out["api"] = vendor.api
+    return out
+
+
 def vendor_route(vendor: VendorUpstream, params: EnvoyParams) -> Obj:
     return {
         "name": f"vendor_{vendor.name}",
@@ -256,7 +265,7 @@ def vendor_route(vendor: VendorUpstream, params: EnvoyParams) -> Obj:
         "typed_per_filter_config": {
             EXTAUTHZ_FILTER: {
                 "@type": _EXTAUTHZ_PER_ROUTE,
-                "check_settings": {"context_extensions": {"vendor": vendor.name, "prefix": vendor.prefix}},
+                "check_settings": {"context_extensions": context_extensions(vendor)},
             }
         },
     }

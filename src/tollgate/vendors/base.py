@@ -22,6 +22,7 @@ class Endpoint:
     pricing: str  # vendor-specific pricing rule; "free" moves no money
     scope: str  # vendor-specific rule for whom the call touches
     path_ids: Mapping[str, str] = field(default_factory=dict)  # values of {placeholders}
+    reason: str = ""  # why an "unpriced" endpoint is refused, and what would make it free
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def local_replies(served: Mapping[str, str]) -> list[LocalReply]:
     """Mappers for the vendors served (name → gateway prefix), then the fallback for any request."""
     out: list[LocalReply] = []
     for name, prefix in served.items():
-        vendor = VENDORS.get(name)
+        vendor = VENDORS.get(name.partition("-")[0])  # `stripe-files` answers as Stripe
         if vendor is not None:
             out.extend(_reply(a, [vendor], prefix) for a in ANSWERS)
     out.extend(_reply(a, VENDORS.values(), None) for a in ANSWERS)

@@ -1,7 +1,11 @@
 """A vendor's route table: method + path template → endpoint name, pricing rule and scope rule.
 
 Each vendor lists its routes in its own endpoints.py; matching is the same for all of them. A path no route
-knows is still named: a read is free, a write is unpriced (denied, never guessed)."""
+knows is still named: a read is free, a write is unpriced (denied, never guessed).
+
+Routes are indexed by method, segment count and first two segments, so a table of hundreds of routes is
+matched by trying only the few that share them; within a bucket, literal segments win over placeholders
+(`/v1/invoices/create_preview` is no invoice id, though it is in the id grammar)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ class Route:
     name: str
     pricing: str
     scope: str
+    reason: str = ""  # why an unpriced route is refused, and what would make it free
+    api: str = "api"  # which of the vendor's hosts serves it (Stripe: api, files, connect, meter_events)
 
     def allowed_by(self, method: str, segments: Sequence[str]) -> bool:
         """Whether an allowlist entry (its method, or '*', and its path segments: a literal, '*' for one
@@ -34,6 +40,9 @@ class Route:
         return len(own) == len(segments)
 
 
+_Key = tuple[str, int, str, str]
+
+
 class RouteTable:
     def __init__(self, routes: Iterable[Route], *, id_pattern: str, unknown_scope: str) -> None:
         """`id_pattern`: the vendor's id grammar as a regex (no anchors), e.g. "[a-z]+_[A-Za-z0-9]+"; a
@@ -41,18 +50,45 @@ class RouteTable:
         `unknown_scope`: the scope rule of a path no route knows."""
         self.routes = tuple(routes)
         self.unknown_scope = unknown_scope
-        self._compiled = tuple((r, _compile(r.template, id_pattern)) for r in self.routes)
+        self._index: dict[_Key, list[tuple[Route, re.Pattern[str]]]] = {}
+        for route in sorted(self.routes, key=_specificity):
+            self._index.setdefault(_key(route.method, route.template), []).append(
+                (route, _compile(route.template, id_pattern))
+            )
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        method = method.upper()
+        segments = path.split("/")
+        head = ([*segments[1:3], "", ""])[:2]
+        # Literal buckets before placeholder ones: the same order as _specificity within a bucket.
+        for first in (head[0], "*"):
+            for second in (head[1], "*"):
+                for route, regex in self._index.get((method, len(segments), first, second), ()):
+                    if m := regex.match(path):
+                        return route, m.groupdict()
+        return None
 
     def match(self, method: str, path: str) -> Endpoint:
         method = method.upper()
-        for route, regex in self._compiled:
-            if route.method == method and (m := regex.match(path)):
-                return Endpoint(
-                    route.method, route.template, route.name, route.pricing, route.scope, m.groupdict()
-                )
+        if found := self.find(method, path):
+            route, ids = found
+            return Endpoint(
+                route.method, route.template, route.name, route.pricing, route.scope, ids, route.reason
+            )
         if method in ("GET", "HEAD"):
             return Endpoint(method, path, "unknown.read", "free", self.unknown_scope)
         return Endpoint(method, path, "unknown.write", "unpriced", self.unknown_scope)
+
+
+def _key(method: str, template: str) -> _Key:
+    """Bucket of a template: its method, segment count and first two segments ('*' for a placeholder)."""
+    segments = template.split("/")
+    head = ["*" if seg.startswith("{") else seg for seg in ([*segments[1:3], "", ""])[:2]]
+    return method, len(segments), head[0], head[1]
+
+
+def _specificity(route: Route) -> tuple[int, ...]:
+    return tuple(1 if s.startswith("{") else 0 for s in route.template.split("/"))
 
 
 def _compile(template: str, id_pattern: str) -> re.Pattern[str]:

@@ -51,13 +51,15 @@ _MEDIA_PARAM = re.compile(rf";\s*({_TOKEN})\s*=\s*({_TOKEN}|\"[^\"\\]*\")\s*")
 @dataclass(frozen=True)
 class Wire:
     """One request as ext_authz received it: the method, the path (Envoy-normalised, vendor prefix
-    stripped) and its query string, the headers (lower-case names, one value each) and the exact body."""
+    stripped) and its query string, the headers (lower-case names, one value each), the exact body, and
+    the vendor host the route serves."""
 
     method: str
     path: str
     query: str
     headers: Mapping[str, str]
     body: bytes
+    api: str = "api"  # which of the vendor's hosts the gateway route serves (Stripe: "api" or "files")
 
     @property
     def carries_body(self) -> bool:

@@ -207,7 +207,7 @@ def test_calls_that_move_no_money_cost_nothing() -> None:
 
 def test_unknown_writes_are_refused_even_when_the_policy_allows_them() -> None:
     g = grant(spend_policy(allow=["POST /v1/**"]))
-    v = run(subject(g, path="/v1/subscriptions", params={}))
+    v = run(subject(g, path="/v1/no_such_things", params={}))
     assert isinstance(v, Deny) and v.rule is Rule.ENDPOINT_UNPRICED
 
 

@@ -338,14 +338,15 @@ def test_every_vendor_served_by_default_gets_its_own_route_and_verified_tls_upst
     vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in DEFAULT_VENDOR_URLS.items()]
     config = render(params(vendors=vendors))
     r = routes(config)
-    assert set(DEFAULT_VENDOR_URLS) == {"stripe", "twilio", "resend"}
+    assert set(DEFAULT_VENDOR_URLS) == {"stripe", "stripe-files", "twilio", "resend"}
     for name, url in DEFAULT_VENDOR_URLS.items():
         host = url.removeprefix("https://")
         route = r[f"vendor_{name}"]
         assert route["match"] == {"prefix": f"/{name}/"}
         assert (route["route"]["cluster"], route["route"]["host_rewrite_literal"]) == (f"vendor_{name}", host)
         extensions = route["typed_per_filter_config"][EXTAUTHZ_FILTER]["check_settings"]["context_extensions"]
-        assert extensions == {"vendor": name, "prefix": f"/{name}"}
+        vendor, _, api = name.partition("-")
+        assert extensions == {"vendor": vendor, "prefix": f"/{name}", **({"api": api} if api else {})}
         tls = cluster(config, f"vendor_{name}")["transport_socket"]["typed_config"]
         assert tls["sni"] == host
         san = tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]

@@ -24,7 +24,7 @@ from tollgate.vendors.base import (
     Unpriced,
     post_idempotency_key,
 )
-from tollgate.vendors.stripe import endpoints, errors, outcome
+from tollgate.vendors.stripe import endpoints, errors, outcome, uploads
 from tollgate.vendors.stripe import facts as _facts
 
 _PARAM_ROOT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -74,8 +74,18 @@ class StripeVendor:
         return None
 
     def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
-        # Stripe's v1 API reads form encoding only, with lower-case snake_case names.
+        # Stripe's v1 API reads form encoding only, with lower-case snake_case names; file uploads, on
+        # their own host, multipart (strictly: uploads.py).
         _check_account_headers(w.headers)
+        route = endpoints.route(w.method, w.path)
+        uploads.check_host(w, route)
+        if route is not None and route.name == uploads.ROUTE_NAME:
+            return uploads.params(w)
+        if w.path.startswith("/v2/") and w.carries_body and w.body:
+            raise wire.Ambiguous(
+                f"Tollgate does not read /v2 JSON bodies yet, so it cannot judge {w.method} {w.path}; "
+                "v2 writes are refused (the route table says why for each)"
+            )
         where, data = wire.params_source(w)
         if where == "body":
             wire.check_body_encoding(w, "application/x-www-form-urlencoded", "Stripe")

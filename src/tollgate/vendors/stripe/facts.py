@@ -7,7 +7,7 @@ a payment intent), this returns a Need naming the object; the adapter reads it a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tollgate.money import Money
@@ -16,6 +16,7 @@ from tollgate.vendors.base import Endpoint, Facts, Found, Invalid, Need, ObjectR
 from tollgate.vendors.stripe.endpoints import ID, collection_of
 
 _INT = re.compile(r"^[0-9]{1,15}$")
+_SIGNED_INT = re.compile(r"^-?[0-9]{1,15}$")
 _CURRENCY = re.compile(r"^[a-zA-Z]{3}$")
 _ID_COLLECTION = {
     "ch": "charges",
@@ -27,6 +28,13 @@ _ID_COLLECTION = {
     "dp": "disputes",
     "du": "disputes",
     "sub": "subscriptions",
+    "si": "subscription_items",
+    "seti": "setup_intents",
+    "pm": "payment_methods",
+    "cs": "checkout/sessions",
+    "cn": "credit_notes",
+    "ii": "invoiceitems",
+    "qt": "quotes",
 }
 # Subscription fields whose change bills nothing now or later.
 _SUB_SAFE = frozenset(
@@ -38,8 +46,15 @@ _SUB_SAFE = frozenset(
         "cancellation_details",
         "pause_collection",
         "expand",
+        # discounts make later invoices smaller; no invoice is made now
+        "coupon",
+        "discounts",
+        "promotion_code",
+        "proration_behavior",
     }
 )
+# Subscription item changes whose prorations wait for the next invoice instead of being billed now.
+_PRORATE_LATER = ("create_prorations", "none")
 
 
 # Under a customer scope, `expand` may follow only these references: each leads from an object of one
@@ -71,7 +86,18 @@ _EXPAND_SAME_CUSTOMER = frozenset(
     }
 )
 # Routes whose own object (or list filter) is checked against the customer scope: only they may expand.
-_CHECKED_SCOPES = frozenset({"param", "list", "customer_path", "object", "refund_target", "charge_filter"})
+_CHECKED_SCOPES = frozenset(
+    {
+        "param",
+        "list",
+        "customer_path",
+        "object",
+        "refund_target",
+        "charge_filter",
+        "ref:invoice",
+        "ref:subscription",
+    }
+)
 
 
 class _Missing(Exception):
@@ -162,11 +188,12 @@ def _price(ep: Endpoint, r: _Reader) -> Money | Unpriced | None:
     if p == "free":
         return None
     if p == "unpriced":
-        return Unpriced(
-            f"{ep.method} {ep.template} may move money in ways Tollgate cannot price, so it is refused"
-        )
+        why = ep.reason or "it may move money in ways Tollgate cannot price"
+        return Unpriced(f"{ep.method} {ep.template} is refused: {why}")
     if p == "amount":
         return Money.minor(_req(r.amount("amount", required=True)), r.currency())
+    if p in _PRICERS:
+        return _PRICERS[p](ep, r)
     if p == "charge":
         amount, currency = _req(r.amount("amount", required=True)), r.currency()
         return None if r.text("capture") == "false" else Money.minor(amount, currency)
@@ -193,13 +220,6 @@ def _price(ep: Endpoint, r: _Reader) -> Money | Unpriced | None:
     if p == "invoice_pay":
         inv = r.obj("invoices", ep.path_ids["id"], fresh=True)
         return Money.minor(_int(inv, "amount_remaining"), _cur(inv))
-    if p == "sub_update":
-        changed = sorted({k.split("[", 1)[0] for k in r.params} - _SUB_SAFE)
-        if changed:
-            return Unpriced(
-                f"changing {', '.join(changed)} on a subscription can bill the customer; Tollgate cannot price it"
-            )
-        return None
     if p == "sub_cancel":
         if r.text("invoice_now") == "true":
             return Unpriced(
@@ -209,9 +229,196 @@ def _price(ep: Endpoint, r: _Reader) -> Money | Unpriced | None:
     raise AssertionError(f"unknown pricing {p!r}")
 
 
+# ---- pricing rules beyond the request's own amount ----------------------------------------------------
+
+
+def _left(obj: Mapping[str, Any], total: str, used: str) -> int:
+    return max(_int(obj, total) - _int(obj, used, 0), 0)
+
+
+def _charge_refund(ep: Endpoint, r: _Reader) -> Money:
+    explicit = r.amount("amount", required=False)
+    return _refund_of(r.obj("charges", ep.path_ids["id"], fresh=explicit is None), explicit)
+
+
+def _object_amount(ep: Endpoint, r: _Reader) -> Money:
+    obj = r.obj(collection_of(ep.template), ep.path_ids["id"], fresh=True)
+    return Money.minor(_int(obj, "amount"), _cur(obj))
+
+
+def _reversal(collection: str, used: str) -> Callable[[Endpoint, _Reader], Money]:
+    """A transfer reversal or application fee refund: `amount`, else what is left of the object."""
+
+    def price(ep: Endpoint, r: _Reader) -> Money:
+        explicit = r.amount("amount", required=False)
+        obj = r.obj(collection, ep.path_ids["id"], fresh=explicit is None)
+        return Money.minor(explicit if explicit is not None else _left(obj, "amount", used), _cur(obj))
+
+    return price
+
+
+def _signed_amount(ep: Endpoint, r: _Reader) -> Money:
+    # A customer balance transaction: a credit (negative) lowers what later invoices collect, a debit
+    # raises it; either way the amount is money the customer will or will not pay.
+    v = r.text("amount")
+    if v is None or not _SIGNED_INT.match(v):
+        raise _Bad("parameter 'amount' must be a whole number of the currency's minor unit", "amount")
+    return Money.minor(abs(int(v)), r.currency())
+
+
+def _credit_note(ep: Endpoint, r: _Reader) -> Money | Unpriced:
+    if any(k == "refunds" or k.startswith("refunds[") for k in r.params):
+        return Unpriced(
+            "a credit note with refunds[] links or creates refunds Tollgate cannot price here; "
+            "send refund_amount, or refund through POST /v1/refunds"
+        )
+    parts = [r.amount(k, required=False) for k in ("refund_amount", "credit_amount", "out_of_band_amount")]
+    if all(v is None for v in parts):
+        return Unpriced(
+            "a credit note without refund_amount, credit_amount or out_of_band_amount lets Stripe choose "
+            "how the money goes back; name one of them"
+        )
+    invoice = r.id("invoice")
+    if not invoice:
+        raise _Bad("a credit note needs 'invoice'", "invoice")
+    inv = r.obj("invoices", invoice)
+    # out_of_band_amount records money returned outside Stripe: nothing moves through this call.
+    return Money.minor((parts[0] or 0) + (parts[1] or 0), _cur(inv))
+
+
+def _credit_grant(ep: Endpoint, r: _Reader) -> Money:
+    value = _req(r.amount("amount[monetary][value]", required=True))
+    return Money.minor(value, r.currency("amount[monetary][currency]"))
+
+
+def _invoice_create(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if r.text("auto_advance") == "true" and r.text("collection_method") != "send_invoice":
+        return Unpriced(
+            "an invoice created with auto_advance=true is finalized and charged by Stripe without a "
+            "further call; leave auto_advance false and finalize or pay it with calls Tollgate prices"
+        )
+    return None
+
+
+def _invoice_update(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if r.text("auto_advance") == "true" and r.text("collection_method") != "send_invoice":
+        return Unpriced(
+            "turning auto_advance on lets Stripe finalize and charge the invoice without a further call; "
+            "finalize or pay it with calls Tollgate prices"
+        )
+    return None
+
+
+def _invoice_finalize(ep: Endpoint, r: _Reader) -> Money | None:
+    inv = r.obj("invoices", ep.path_ids["id"], fresh=True)
+    auto = r.text("auto_advance")
+    advances = auto == "true" if auto is not None else inv.get("auto_advance") is True
+    if inv.get("collection_method") == "send_invoice" or not advances:
+        return None  # the customer pays it, or nothing happens until a further (priced) call
+    # Finalized with automatic collection, Stripe charges the invoice by itself.
+    return Money.minor(_int(inv, "amount_remaining", _int(inv, "amount_due")), _cur(inv))
+
+
+def _sub_create(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if r.text("collection_method") == "send_invoice" or r.text("payment_behavior") == "default_incomplete":
+        return None  # the customer pays the invoice, or the agent confirms its payment intent (priced)
+    trial = (r.text("trial_period_days") or "0") not in ("0", "") or r.text("trial_end") not in (None, "now")
+    if trial and not any(k.startswith("add_invoice_items") for k in r.params):
+        return None  # the first invoice is a trial's, for nothing
+    return Unpriced(
+        "creating a subscription charges its first invoice now, for an amount only Stripe computes; send "
+        "payment_behavior=default_incomplete (then confirm its payment intent, which Tollgate prices) or "
+        "start it with a trial"
+    )
+
+
+def _sub_update(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    changed = {k.split("[", 1)[0] for k in r.params} - _SUB_SAFE
+    if r.text("trial_end") not in (None, "now"):
+        changed.discard("trial_end")  # a trial that ends later bills nothing now
+    if r.text("proration_behavior") == "always_invoice":
+        changed.add("proration_behavior=always_invoice")
+    if changed:
+        return Unpriced(
+            f"changing {', '.join(sorted(changed))} on a subscription can bill the customer now (a new price or "
+            "interval invoices immediately); Tollgate cannot price it. Change quantities through "
+            "/v1/subscription_items with proration_behavior=create_prorations, which bills at the next renewal"
+        )
+    return None
+
+
+def _sub_item(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if r.text("proration_behavior") not in _PRORATE_LATER:
+        return Unpriced(
+            "a subscription item change can invoice prorations now; send proration_behavior=create_prorations "
+            "(billed at the next renewal) or none"
+        )
+    if (
+        ep.method == "POST"
+        and ep.path_ids
+        and any(k.split("[", 1)[0] in ("price", "plan", "price_data") for k in r.params)
+    ):
+        return Unpriced("changing an item's price can change the billing interval, which invoices now")
+    if r.text("payment_behavior") == "pending_if_incomplete":
+        return Unpriced("payment_behavior=pending_if_incomplete invoices the change now")
+    return None
+
+
+def _customer_write(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if "balance" in r.params:
+        return Unpriced(
+            "setting a customer's balance directly credits or debits their next invoices by an amount "
+            "Tollgate would have to compute; send POST /v1/customers/{customer}/balance_transactions, "
+            "which Tollgate prices"
+        )
+    return None
+
+
+def _account_update(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    for key in r.params:
+        if key.startswith(("external_account", "settings[payouts]")):
+            return Unpriced(
+                f"{key.split('[', 1)[0] if key.startswith('external') else 'settings[payouts]'} redirects or "
+                "reschedules the connected account's automatic payouts; Tollgate cannot price them"
+            )
+    return None
+
+
+def _sub_resume(ep: Endpoint, r: _Reader) -> Unpriced | None:
+    if r.text("billing_cycle_anchor") == "unchanged" and r.text("proration_behavior") != "always_invoice":
+        return None
+    return Unpriced(
+        "resuming a subscription with billing_cycle_anchor=now (the default) invoices it now; send "
+        "billing_cycle_anchor=unchanged"
+    )
+
+
+_PRICERS: dict[str, Callable[[Endpoint, _Reader], Money | Unpriced | None]] = {
+    "charge_refund": _charge_refund,
+    "object_amount": _object_amount,
+    "transfer_reversal": _reversal("transfers", "amount_reversed"),
+    "fee_refund": _reversal("application_fees", "amount_refunded"),
+    "signed_amount": _signed_amount,
+    "credit_note": _credit_note,
+    "credit_grant": _credit_grant,
+    "invoice_create": _invoice_create,
+    "invoice_update": _invoice_update,
+    "invoice_finalize": _invoice_finalize,
+    "sub_create": _sub_create,
+    "sub_update": _sub_update,
+    "sub_item": _sub_item,
+    "sub_resume": _sub_resume,
+    "customer_write": _customer_write,
+    "account_update": _account_update,
+}
+
+
 def _price_refund(r: _Reader) -> Money:
     explicit = r.amount("amount", required=False)
-    charge = _refund_charge(r, fresh=explicit is None)
+    return _refund_of(_refund_charge(r, fresh=explicit is None), explicit)
+
+
+def _refund_of(charge: Mapping[str, Any], explicit: int | None) -> Money:
     if explicit is not None:
         return Money.minor(explicit, _cur(charge))
     # A refund without `amount` refunds whatever is left on the charge: read it now, it moves.
@@ -243,8 +450,11 @@ def _first_charge(pi: Mapping[str, Any]) -> str | None:
 def _scope(ep: Endpoint, r: _Reader, *, resolve: bool) -> tuple[set[str], str | None, bool]:
     """(customers touched, why unknown, is customer-related). Objects are read only when `resolve`."""
     s = ep.scope
-    if s == "none":
+    if s in ("none", "account"):  # a connected account in the path is checked by accounts()
         return set(), None, False
+    if s == "optional_param":
+        c = r.id("customer")
+        return ({c}, None, True) if c else (set(), None, False)
     if s == "customer_path":
         return {ep.path_ids["customer"]}, None, True
     if s == "account_list":
@@ -268,6 +478,12 @@ def _scope(ep: Endpoint, r: _Reader, *, resolve: bool) -> tuple[set[str], str | 
         return _customer_of(r, target)
     if s == "object":
         return _customer_of(r, ep.path_ids["id"], collection_of(ep.template))
+    if s.startswith("ref:"):
+        param = s[4:]
+        target = r.id(param)
+        if not target:
+            return set(), f"the call names no {param}", True
+        return _customer_of(r, target)
     raise AssertionError(f"unknown scope {s!r}")
 
 
@@ -323,6 +539,8 @@ def accounts(ep: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[st
         accounts.update(context.split("/"))
     if ep.name == "transfers.create" and isinstance(dest := params.get("destination"), str):
         accounts.add(dest)
+    if ep.scope == "account" and (acct := ep.path_ids.get("account")):
+        accounts.add(acct)  # /v1/accounts/{account}/…: the call acts on that connected account
     return frozenset(accounts)
 
 

@@ -318,8 +318,11 @@ def test_ids_outside_stripes_grammar_are_refused_before_any_lookup(params: dict,
 
 
 def test_path_segments_that_are_no_object_id_match_no_route() -> None:
-    for path in ("/v1/charges/search", "/v1/charges/ch.1", "/v1/customers/Cus_1", "/v1/charges/_1"):
+    for path in ("/v1/charges/ch.1", "/v1/customers/Cus_1", "/v1/charges/_1"):
         assert STRIPE.match("GET", path).name == "unknown.read"
+    # a search is its own route, not a charge, and can reach any customer
+    search = STRIPE.match("GET", "/v1/charges/search")
+    assert (search.name, search.scope) == ("charges.search", "unknown")
     assert STRIPE.match("POST", "/v1/charges/search/capture").name == "unknown.write"
     assert STRIPE.match("GET", "/v1/charges/ch_3MxYz_9").name == "charges.retrieve"
 

@@ -7,6 +7,7 @@ from tests.builders import wire
 from tollgate.vendors.base import Denial
 from tollgate.vendors.form import Ambiguous
 from tollgate.vendors.stripe import STRIPE
+from tollgate.vendors.wire import Wire
 
 
 @pytest.mark.parametrize(
@@ -90,3 +91,44 @@ def test_lookups_act_in_the_callers_connected_account_or_context() -> None:
         "authorization": "Bearer sk",
         "stripe-context": "acct_1",
     }
+
+
+UPLOAD_TYPE = "multipart/form-data; boundary=xyz"
+UPLOAD = (
+    b'--xyz\r\nContent-Disposition: form-data; name="purpose"\r\n\r\ndispute_evidence\r\n'
+    b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="e.pdf"\r\n\r\n%PDF\r\n--xyz--\r\n'
+)
+
+
+def _on(api: str, method: str, path: str, content_type: str | None, body: bytes = b"") -> Wire:
+    w = wire(content_type, body, method=method)
+    return Wire(w.method, path, w.query, w.headers, w.body, api)
+
+
+def test_a_file_upload_on_the_files_host_gives_its_fields_as_params() -> None:
+    assert STRIPE.parse_params(_on("files", "POST", "/v1/files", UPLOAD_TYPE, UPLOAD)) == {
+        "purpose": "dispute_evidence"
+    }
+
+
+def test_a_file_upload_on_the_api_host_is_refused_and_pointed_at_the_files_prefix() -> None:
+    with pytest.raises(Ambiguous, match="/stripe-files"):
+        STRIPE.parse_params(_on("api", "POST", "/v1/files", UPLOAD_TYPE, UPLOAD))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/v1/refunds"), ("GET", "/v1/charges"), ("POST", "/v1/no_such_things")]
+)
+def test_the_files_host_serves_nothing_but_its_own_routes(method: str, path: str) -> None:
+    with pytest.raises(Ambiguous, match="only what Stripe serves at its files host"):
+        STRIPE.parse_params(_on("files", method, path, "application/x-www-form-urlencoded", b"a=1"))
+
+
+def test_multipart_is_read_only_on_the_file_upload_route() -> None:
+    with pytest.raises(Ambiguous, match="application/x-www-form-urlencoded"):
+        STRIPE.parse_params(_on("api", "POST", "/v1/refunds", UPLOAD_TYPE, UPLOAD))
+
+
+def test_a_v2_json_body_is_refused_with_the_reason() -> None:
+    with pytest.raises(Ambiguous, match="does not read /v2 JSON bodies"):
+        STRIPE.parse_params(_on("api", "POST", "/v2/core/accounts", "application/json", b"{}"))
