@@ -17,6 +17,7 @@ import pytest
 import redis
 from tests.support.raw_http import RawResponse, send
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
+from tests.support.world import empty_world
 
 from tollgate.local.gateway import GatewayOptions, LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
@@ -223,8 +224,7 @@ class World:
 
 @pytest.fixture
 def world(gateway: LocalGateway, upstreams: Upstreams) -> World:
-    with redis.Redis.from_url(gateway.redis_url) as r:
-        r.flushall()
+    empty_world(gateway)  # Redis and the audit ledger its spend would be rebuilt from
     tokens = gateway.apply(manifests())
     upstreams.clear()
     return World(gateway, upstreams, {v: tokens[f"agents/{v}-bot"] for v in ("stripe", "twilio", "resend")})
