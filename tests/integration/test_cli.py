@@ -44,7 +44,7 @@ def test_check_warns_of_stripe_allow_entries_that_match_no_known_endpoint(tmp_pa
     )
     r = runner.invoke(app, ["check", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert "'POST /v1/refundz' matches no Stripe endpoint" in r.output
+    assert "'POST /v1/refundz' matches no stripe endpoint Tollgate knows" in r.output
     assert r.output.count("warning:") == 1, r.output
 
 

@@ -136,5 +136,6 @@ def fill(url: str) -> AuditStore:
     store = AuditStore.from_url(url)
     store.migrate()
     data, settlements = rows()
-    store.append(data, settlements, "test", Checkpoint("x", 1))
+    settled = [r.model_copy(update={"settlement": settlements.get(r.row_id)}) for r in data]
+    store.append(settled, "test", Checkpoint("x", 1))
     return store
