@@ -16,11 +16,14 @@ import stripe
 from tollgate.local.processes import free_port, tcp_accepts
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "deploy/examples/local"
 
 
-def start_local(port: int, workdir: Path, out: Path, *more: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_local(
+    port: int, workdir: Path, out: Path, *more: str, folder: Path = EXAMPLE
+) -> tuple[subprocess.Popen[bytes], str]:
     """`tollgate local deploy/examples/local --localstripe`, once its banner is out: (process, banner)."""
-    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/local")]
+    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(folder)]
     argv += ["--localstripe", "--port", str(port), "--workdir", str(workdir), *more]
     with out.open("w") as sink:
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
@@ -52,6 +55,10 @@ def test_local_mode_serves_the_example_manifests_and_stops_cleanly(tmp_path: Pat
     proc, banner = start_local(port, tmp_path / "work", out)
     try:
         assert f"http://127.0.0.1:{port}/stripe" in banner
+        # Each part is announced as it starts, and only the folder's vendor (Stripe) is named.
+        assert "… starting Redis" in banner and "… starting Envoy" in banner
+        assert "twilio" not in banner.lower() and "resend" not in banner.lower()
+        assert re.search(r"Demo data in localstripe: customer cus_\w+ .*order 1001 ch_\w+ \$150\.00", banner)
         agent = stripe.StripeClient(
             token_in(banner), base_addresses={"api": f"http://127.0.0.1:{port}/stripe"}
         )
