@@ -5,8 +5,9 @@ Polling, not inotify: a manifests folder is a handful of small files, so reading
 write-and-rename, a folder on a network or container mount where inotify sees nothing). Contents are
 compared, not mtimes, so two saves within one clock tick are still seen.
 
-A change is applied once the folder reads the same on two polls in a row, so a file caught half
-written (which may still be valid YAML, with a key missing) is not applied. The folder is then loaded
+A change is applied once the folder reads the same on two polls in a row, so a file caught mid-save
+(which may still be valid YAML, with a key missing) is not applied; only a write that stalls for a
+whole interval could be, and the rest of it is applied on the next poll. The folder is then loaded
 and validated whole (tollgate.policy.manifests) and applied through the same reconcile code the
 operator uses (LocalGateway.apply → reconcile.manifests): a key whose file is gone is revoked, a key
 set `suspended: true` is refused from the next call. A folder that does not load is reported and
@@ -61,6 +62,7 @@ class ManifestWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tollgate-watcher", daemon=True)
         self._seen = signature(path)  # what the gateway was started from
+        self._pending: Signature | None = None  # a change read once, applied if the next read agrees
         self.applied = 0
         self.refused = 0
         self.changed = threading.Condition()
@@ -88,16 +90,19 @@ class ManifestWatcher:
             return self.changed.wait_for(done, timeout=timeout_s)
 
     def _run(self) -> None:
-        pending: Signature | None = None
         while not self._stop.wait(self._interval):
-            now = signature(self.path)
-            if now == self._seen:
-                pending = None
-            elif now != pending:
-                pending = now  # changed since the last poll: wait for it to settle
-            else:
-                self._seen, pending = now, None
-                self._settled()
+            self.poll()
+
+    def poll(self) -> None:
+        """One read of the folder (the thread calls it every interval_s; tests call it directly)."""
+        now = signature(self.path)
+        if now == self._seen:
+            self._pending = None
+        elif now != self._pending:
+            self._pending = now  # changed since the last read: wait for it to settle
+        else:
+            self._seen, self._pending = now, None
+            self._settled()
 
     def _settled(self) -> None:
         try:
