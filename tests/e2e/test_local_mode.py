@@ -111,3 +111,28 @@ def test_invalid_manifests_are_refused_with_file_and_field(tmp_path: Path) -> No
     )
     assert r.returncode == 1
     assert "bad.yaml" in r.stderr and "spec.dailyCapUsd" in r.stderr
+
+
+def test_the_banner_names_only_the_vendors_the_folder_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The messaging example: Twilio and Resend policies, no Stripe (nothing here calls the vendors).
+    monkeypatch.setenv("TWILIO_CREDENTIAL", "AC00000000000000000000000000000000:twilio-token-for-tests")
+    monkeypatch.setenv("RESEND_API_KEY", "re_test_banner_0123456789abcdef")
+    port = free_port()
+    out = tmp_path / "out.txt"
+    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/messaging")]
+    argv += ["--port", str(port), "--workdir", str(tmp_path / "work")]
+    with out.open("w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        banner = out.read_text()
+        assert f"  twilio: http://127.0.0.1:{port}/twilio → " in banner
+        assert f"  resend: http://127.0.0.1:{port}/resend → " in banner
+        assert "/stripe" not in banner and "import stripe" not in banner
+    finally:
+        stop_local(proc, out, port)
