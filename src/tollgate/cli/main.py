@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -85,21 +86,27 @@ def local(
     ] = False,
 ) -> None:
     """Run a whole gateway on this machine until interrupted: Redis, ext_authz, Envoy and the audit,
-    each restarted if it dies."""
+    each restarted if it dies. Edits of the manifests folder are applied as they are saved."""
     from tollgate.local.gateway import GatewayOptions, LocalGateway
     from tollgate.local.processes import ProcessError
     from tollgate.logging_setup import configure
 
     configure("INFO")  # the supervisor's restarts are worth seeing
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every request of the demo data's seeding
     options = GatewayOptions(
         manifests=manifests,
         listen_port=port,
         redis_url=redis_url,
         localstripe=localstripe,
+        demo_data=localstripe,
         max_request_bytes=max_request_bytes,
         workdir=workdir or manifests.resolve().parent / ".tollgate",
         persist=True,
         rotate_tokens=rotate_tokens,
+        watch=True,
+        on_follow=_print_followed,
+        on_refused=_print_refused,
+        progress=lambda step: typer.echo(f"… {step}", err=True),
     )  # fmt: skip
     for item in upstream or []:
         name, sep, url = item.partition("=")
@@ -192,13 +199,28 @@ def envoy_render(
         out.write_text(text)
 
 
+def _print_followed(lines: list[str]) -> None:
+    typer.echo("manifests changed, applied:")
+    for line in lines:
+        typer.echo(f"  {line}")
+    sys.stdout.flush()
+
+
+def _print_refused(problems: list[str]) -> None:
+    typer.echo("manifests changed but do not load; nothing was applied, the last good state stays:", err=True)
+    for problem in problems:
+        typer.echo(f"  error: {problem}", err=True)
+
+
 def _print_banner(gateway: object) -> None:
     from tollgate.local.gateway import LocalGateway
 
     assert isinstance(gateway, LocalGateway)
-    typer.echo(f"Tollgate is up. Point agents' SDKs at {gateway.base_url('stripe')}")
-    for vendor, url in sorted(gateway.upstreams.items()):
-        typer.echo(f"  {vendor}: {gateway.base_url(vendor)} → {url}")
+    served = gateway.served_vendors()  # the folder's vendors only: the others have no key to call them with
+    first = served[0] if served else "stripe"
+    typer.echo(f"Tollgate is up. Point agents' SDKs at {gateway.base_url(first)}")
+    for vendor in served:
+        typer.echo(f"  {vendor}: {gateway.base_url(vendor)} → {gateway.upstreams[vendor]}")
     typer.echo(
         f"Vault keys (hand one to each agent; kept in {gateway.workdir} across restarts, "
         "--rotate-tokens mints new ones):"
@@ -210,13 +232,18 @@ def _print_banner(gateway: object) -> None:
         )
     typer.echo(f"Access log (one JSON line per call): {gateway.access_log}")
     typer.echo(f"Audit (one SQL row per call): tollgate audit spend --db {gateway.audit_url}")
-    typer.echo("Try it:")
-    typer.echo(f'  curl {gateway.base_url("stripe")}/v1/balance -u "<vault key>:"')
+    if gateway.demo is not None:
+        typer.echo(f"Demo data in localstripe: {gateway.demo.describe()}")
+    if "stripe" in served:
+        typer.echo("Try it:")
+        typer.echo(f'  curl {gateway.base_url("stripe")}/v1/balance -u "<vault key>:"')
+        typer.echo(
+            f'  python -c \'import stripe; c = stripe.StripeClient("<vault key>", '
+            f'base_addresses={{"api": "{gateway.base_url("stripe")}"}}); print(c.v1.balance.retrieve())\''
+        )
     typer.echo(
-        f'  python -c \'import stripe; c = stripe.StripeClient("<vault key>", '
-        f'base_addresses={{"api": "{gateway.base_url("stripe")}"}}); print(c.v1.balance.retrieve())\''
+        f"Edits of {gateway.options.manifests} are applied as they are saved. Ctrl-C stops everything."
     )
-    typer.echo("Ctrl-C stops everything.")
     sys.stdout.flush()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -16,11 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
 from tollgate.credentials import CredentialBox, new_box_key
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
 from tollgate.errors import StoreUnavailable
+from tollgate.local import demo
 from tollgate.local.processes import (
     ManagedProcess,
     ProcessError,
@@ -31,6 +35,7 @@ from tollgate.local.processes import (
     start_redis,
 )
 from tollgate.local.supervise import Supervisor
+from tollgate.local.watch import ManifestWatcher
 from tollgate.policy.manifests import Manifests, load_path
 from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.vault_keys import Outcome
@@ -46,6 +51,7 @@ class GatewayOptions:
     redis_url: str | None = None  # None: start a private redis-server
     upstreams: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VENDOR_URLS))
     localstripe: bool = False  # start localstripe and send Stripe traffic there
+    demo_data: bool = False  # seed that localstripe (tollgate.local.demo), and again when it restarts
     workdir: Path | None = None
     extauthz_timeout_ms: int = 1000
     max_request_bytes: int = 1_048_576  # Envoy answers a larger body 413 and never sends it
@@ -68,9 +74,17 @@ class GatewayOptions:
     # long a refused call keeps its reservation.
     access_log_flush_ms: int = 50
     ledger_timeout_s: float = 30.0  # how long start()/apply() wait for the audit to mark keys' spend
+    # Follow edits of `manifests` (tollgate.local.watch): each applied change is passed to `on_follow`
+    # as one line per key that changed; a change that does not load, to `on_refused` as its problems.
+    watch: bool = False
+    on_follow: Callable[[list[str]], None] | None = None
+    on_refused: Callable[[list[str]], None] | None = None
+    progress: Callable[[str], None] | None = None  # told each step of start(), for a person waiting
 
 
+log = logging.getLogger("tollgate.local")
 TOKENS_FILE = "tokens.json"
+WATCH_INTERVAL_S = 0.1  # a change is applied after two equal polls: within about 0.2 s plus the apply
 BOX_KEY_FILE = "credentials.key"
 
 
@@ -98,6 +112,13 @@ class LocalGateway:
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
         self.supervisor: Supervisor | None = None
+        self.watcher: ManifestWatcher | None = None
+        self.demo: demo.Demo | None = None
+        self.manifests: Manifests | None = None  # the last set applied from the folder
+
+    def _step(self, what: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress(what)
 
     def _kept(self, name: str, make: Callable[[], str]) -> str:
         """A secret of the work dir: made once and kept (owner-only) when persisting, else fresh."""
@@ -117,27 +138,53 @@ class LocalGateway:
 
     def start(self) -> LocalGateway:
         try:
-            manifests = load_path(self.options.manifests) if self.options.manifests else None
+            folder = self.options.manifests
+            if folder is not None and self.options.watch:  # before loading: an edit from now on is seen
+                self.watcher = ManifestWatcher(
+                    folder, self._follow, report=self.options.on_refused, interval_s=WATCH_INTERVAL_S
+                )
+            manifests = load_path(folder) if folder else None
             if not self.redis_url:
+                self._step("starting Redis")
                 self.redis = start_redis(workdir=self.workdir, persist=self.options.persist)
                 assert self.redis.url is not None
                 self.redis_url = self.redis.url
             if self.options.localstripe:
+                self._step("starting localstripe (the offline Stripe)")
                 self.localstripe = start_localstripe(log_dir=self.workdir)
                 self.upstreams["stripe"] = f"http://127.0.0.1:{self.localstripe.port}"
+                if self.options.demo_data:
+                    self._step("adding demo data to localstripe (a customer and three charges)")
+                    self.demo = demo.seed(self.upstreams["stripe"])
             if manifests is not None:
+                self._step("loading the manifests into Redis")
                 self.apply(manifests)
+            self._step("starting ext_authz")
             self.start_extauthz()
+            self._step("starting Envoy")
             self.start_envoy()
             if self.options.audit:
+                self._step("starting the audit and restoring today's spend from its ledger")
                 self.start_auditor()
                 self.wait_ledger()
             if self.options.supervise:
-                self.supervisor = Supervisor(self.processes).start()
+                self.supervisor = Supervisor(self.processes, on_restart=self._restarted).start()
+            if self.watcher is not None:
+                self.watcher.start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _restarted(self, proc: ManagedProcess) -> None:
+        # localstripe keeps its objects in memory: a restarted one has lost the demo the banner named.
+        if proc is self.localstripe and self.options.demo_data:
+            try:
+                self.demo = demo.seed(self.upstreams["stripe"])
+            except httpx.HTTPError as exc:
+                log.error("localstripe restarted empty and the demo data could not be added: %s", exc)
+                return
+            log.warning("localstripe restarted empty; new demo data: %s", self.demo.describe())
 
     def wait_ledger(self, key_ids: Iterable[str] | None = None) -> None:
         """Wait until Redis holds the spend of these keys (default: every ready key) from the audit
@@ -257,6 +304,9 @@ class LocalGateway:
             self.auditor = None
 
     def stop(self) -> None:
+        if self.watcher is not None:  # first: nothing may be applied to a Redis being stopped
+            self.watcher.stop()
+            self.watcher = None
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
@@ -279,14 +329,18 @@ class LocalGateway:
     def base_url(self, vendor: str = "stripe") -> str:
         return f"http://127.0.0.1:{self.port}/{vendor}"
 
-    def apply(self, manifests: Manifests | Path) -> dict[str, str]:
+    def apply(self, manifests: Manifests | Path, *, keep_tokens: bool = False) -> dict[str, str]:
         """Load manifests into Redis; returns key id → vault token. Tokens are fresh for every key, except
-        with `persist`, where a key keeps the token of an earlier run unless `rotate_tokens`. Returns once
-        the audit has marked the keys' spend (money calls wait for it)."""
+        with `persist`, where a key keeps the token of an earlier run unless `rotate_tokens`, and with
+        `keep_tokens`, where a key keeps the token it has now. Returns once the audit has marked the
+        keys' spend (money calls wait for it)."""
         if isinstance(manifests, Path):
             manifests = load_path(manifests)
         keep = self._saved_tokens() if self.options.persist and not self.options.rotate_tokens else {}
+        if keep_tokens:
+            keep = {**keep, **self.tokens}
         result = asyncio.run(self._apply(manifests, keep))
+        self.manifests = manifests
         self.outcomes = {k: o for k, (_, o) in result.items()}
         self.tokens = {k: t for k, (t, o) in result.items() if o.ready}
         if self.options.persist:
@@ -294,6 +348,23 @@ class LocalGateway:
         if self.auditor is not None:
             self.wait_ledger(self.tokens)
         return self.tokens
+
+    def follow(self, manifests: Manifests) -> list[str]:
+        """Apply an edited folder as the operator applies `kubectl apply/delete`: every key keeps its
+        token, a key gone from the folder is revoked. Returns one line per key that changed."""
+        before, had = dict(self.outcomes), set(self.tokens)
+        self.apply(manifests, keep_tokens=True)
+        return describe_changes(before, had, self)
+
+    def _follow(self, manifests: Manifests) -> None:
+        lines = self.follow(manifests)
+        if self.options.on_follow is not None:
+            self.options.on_follow(lines)
+
+    def served_vendors(self) -> list[str]:
+        """The vendors the loaded policies are for: the only ones worth naming to a person."""
+        policies = self.manifests.policies.values() if self.manifests else ()
+        return sorted({p.spec.vendor for p in policies})
 
     def _saved_tokens(self) -> dict[str, str]:
         try:
@@ -309,6 +380,28 @@ class LocalGateway:
             return await apply_manifests(store, self.box, manifests, keep_tokens=keep)
         finally:
             await store.close()
+
+
+def describe_changes(before: dict[str, Outcome], had_token: set[str], gateway: LocalGateway) -> list[str]:
+    """One line per key whose state changed between two applies (tokens of new keys included: the
+    person who added the key needs it, as they need the banner's)."""
+    keys = gateway.manifests.keys if gateway.manifests else {}
+    lines = []
+    for key_id in sorted(set(before) | set(gateway.outcomes)):
+        old, new = before.get(key_id), gateway.outcomes.get(key_id)
+        if new is None:
+            lines.append(f"{key_id}: deleted, revoked: refused from the next call")
+        elif not new.ready:
+            if old is None or old != new:
+                lines.append(f"{key_id}: not ready ({new.state}: {new.message})")
+        elif key_id in keys and keys[key_id].spec.suspended:
+            if old is None or old != new:
+                lines.append(f"{key_id}: suspended: refused until `suspended: false`")
+        elif key_id not in had_token:
+            lines.append(f"{key_id}: ready, vault key {gateway.tokens[key_id]}")
+        elif old != new:
+            lines.append(f"{key_id}: updated: the next call is judged by the edited manifests")
+    return lines or ["no key changed"]
 
 
 def _write_private(path: Path, text: str) -> None:
