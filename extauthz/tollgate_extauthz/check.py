@@ -124,7 +124,7 @@ class Checker:
             verdict, facts = decided
             assert grant is not None
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
-            day = engine.day_key(grant, now)
+            day = grant.day_key(now)
             c = await self._store.commit(
                 grant.key_id,
                 grant.version,

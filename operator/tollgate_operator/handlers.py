@@ -105,10 +105,7 @@ async def spend_policy_changed(
     policy = parse_policy(spec)
     bound = list(vault_keys_by_policy.get((namespace, name), []))
     results = await apply_spend_policy(
-        memo.store,
-        memo.box,
-        memo.secrets,
-        memo.secrets,
+        memo.reconcile,
         policy,
         _objects(bound),
         guard=memo.locks,
@@ -157,10 +154,7 @@ async def vault_key_changed(
         # A new key gets a token; so does a changed spec.tokenRotation (status records the last one done).
         rotate = reason != kopf.Reason.CREATE and key.spec.token_rotation != status.get("tokenRotation")
         result = await reconcile_key(
-            memo.store,
-            memo.box,
-            memo.secrets,
-            memo.secrets,
+            memo.reconcile,
             key,
             _policy(spend_policies, key.policy_id),
             mint=reason == kopf.Reason.CREATE or rotate,
@@ -217,10 +211,7 @@ async def vendor_key_changed(
         return
     users = list(vault_keys_by_secret.get((namespace, name), []))
     results = await reconcile_keys(
-        memo.store,
-        memo.box,
-        memo.secrets,
-        memo.secrets,
+        memo.reconcile,
         _objects(users),
         lambda key: _policy(spend_policies, key.policy_id),
         guard=memo.locks,

@@ -14,6 +14,7 @@ import kopf
 from tollgate.credentials import CredentialBox
 from tollgate.errors import TollgateError
 from tollgate.logging_setup import mask_handlers
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import Outcome
@@ -78,6 +79,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         process.redis.url, timeout_s=process.redis.timeout_ms / 1000, audited=process.redis.audited
     )
     memo.secrets = await KubeApi.connect(namespaces)
+    # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
+    memo.reconcile = ReconcileContext(memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)
@@ -121,10 +124,7 @@ async def _resync_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
     while True:
         try:
             report = await resync(
-                memo.store,
-                memo.box,
-                memo.secrets,
-                memo.secrets,
+                memo.reconcile,
                 memo.secrets.list_cluster,
                 guard=locks,
                 is_live=locks.is_live,

@@ -1,5 +1,7 @@
-"""One real gateway per session: redis-server, the ext_authz process, Envoy, and localstripe as the
-Stripe upstream. Tests load their own manifests into it and drive it with the official stripe SDK."""
+"""The gateway e2e tests drive: redis-server, the ext_authz process, Envoy and the audit, as local mode runs
+them. One is shared by the session, with localstripe as the Stripe upstream; tests load their own manifests
+into it and drive it with the official SDKs. A module that needs another gateway (a recording upstream,
+manifests from a folder, persistence) says so by overriding `gateway_options`, and gets its own."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def alert_sink() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="session")
-def gateway(
+def shared_gateway(
     tmp_path_factory: pytest.TempPathFactory, alert_sink: RecordingUpstream
 ) -> Iterator[LocalGateway]:
     options = GatewayOptions(
@@ -43,6 +45,31 @@ def gateway(
     )
     with LocalGateway(options) as gw:
         yield gw
+
+
+@pytest.fixture(scope="module")
+def gateway_options() -> dict[str, Any]:
+    """GatewayOptions fields for this module's own gateway (upstreams, manifests, persist, …), plus `env`:
+    variables set while it starts, as a person exports them before `tollgate local`. Empty (the default):
+    the module runs against the shared gateway."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    request: pytest.FixtureRequest, gateway_options: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalGateway]:
+    if not gateway_options:
+        yield request.getfixturevalue("shared_gateway")
+        return
+    fields = dict(gateway_options)
+    env: dict[str, str] = fields.pop("env", {})
+    workdir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with LocalGateway(GatewayOptions(workdir=workdir, **fields)) as gw:
+            yield gw
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,18 +9,14 @@ import stripe
 from tests.e2e.conftest import Deploy
 from tests.e2e.test_audit_trail import eventually, rows
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 
 ROTATE_BYTES = 4096  # a few access-log lines
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        localstripe=True, workdir=tmp_path_factory.mktemp("rotating"), audit_rotate_bytes=ROTATE_BYTES
-    )
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options() -> dict[str, Any]:
+    return {"localstripe": True, "audit_rotate_bytes": ROTATE_BYTES}
 
 
 def test_every_call_is_one_row_across_many_rotations(

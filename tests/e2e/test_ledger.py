@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,14 +27,18 @@ def vendor() -> Iterator[FaultyUpstream]:
         yield up
 
 
-def options(vendor: FaultyUpstream, workdir: Path) -> GatewayOptions:
-    return GatewayOptions(upstreams={"stripe": vendor.url}, workdir=workdir, persist=True)
+def fields(vendor: FaultyUpstream) -> dict[str, Any]:
+    return {"upstreams": {"stripe": vendor.url}, "persist": True}
 
 
 @pytest.fixture(scope="module")
-def gateway(vendor: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    with LocalGateway(options(vendor, tmp_path_factory.mktemp("ledger"))) as gw:
-        yield gw
+def gateway_options(vendor: FaultyUpstream) -> dict[str, Any]:
+    return fields(vendor)
+
+
+def options(vendor: FaultyUpstream, workdir: Path) -> GatewayOptions:
+    """The module's gateway again, on a folder a test restarts it from."""
+    return GatewayOptions(workdir=workdir, **fields(vendor))
 
 
 @pytest.fixture

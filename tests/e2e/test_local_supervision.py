@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support.faulty import FaultyUpstream
@@ -26,12 +27,8 @@ def vendor() -> Iterator[FaultyUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(vendor: FaultyUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        upstreams={"stripe": vendor.url}, workdir=tmp_path_factory.mktemp("sup"), persist=True
-    )
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(vendor: FaultyUpstream) -> dict[str, Any]:
+    return {"upstreams": {"stripe": vendor.url}, "persist": True}
 
 
 class Load:

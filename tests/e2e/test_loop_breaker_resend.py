@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import resend
@@ -12,7 +13,7 @@ from tests.e2e.test_resend import deploy, email, resend_api
 from tests.support.recorder import RecordingUpstream
 from tests.support.world import empty_world
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +23,8 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        upstreams={"resend": upstream.url}, workdir=tmp_path_factory.mktemp("resend-loop"), audit=False
-    )
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+    return {"upstreams": {"resend": upstream.url}, "audit": False}
 
 
 def test_an_agent_sending_in_a_loop_is_stopped_with_resends_rate_limit_error(

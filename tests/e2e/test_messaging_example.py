@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import resend
@@ -13,7 +14,7 @@ from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "messaging"
 SID = "AC00000000000000000000000000000000"  # the example's connectedAccounts
@@ -36,18 +37,13 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        manifests=EXAMPLE,
-        upstreams={"twilio": upstream.url, "resend": upstream.url},
-        workdir=tmp_path_factory.mktemp("messaging"),
-    )
-    with pytest.MonkeyPatch.context() as env:
+def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+    return {
+        "manifests": EXAMPLE,
+        "upstreams": {"twilio": upstream.url, "resend": upstream.url},
         # What a person exports before `tollgate local deploy/examples/messaging`.
-        env.setenv("TWILIO_CREDENTIAL", f"{SID}:real_auth_token")
-        env.setenv("RESEND_API_KEY", "re_real_key")
-        with LocalGateway(options) as gw:
-            yield gw
+        "env": {"TWILIO_CREDENTIAL": f"{SID}:real_auth_token", "RESEND_API_KEY": "re_real_key"},
+    }
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from resend.exceptions import InvalidApiKeyError, RateLimitError, ResendError
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from tests.support.world import empty_world
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -45,10 +45,8 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(upstreams={"resend": upstream.url}, workdir=tmp_path_factory.mktemp("resend"))
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+    return {"upstreams": {"resend": upstream.url}}
 
 
 @pytest.fixture

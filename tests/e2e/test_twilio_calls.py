@@ -5,6 +5,7 @@ and a policy without one refuses calls rather than guess."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
@@ -12,7 +13,7 @@ from tests.support.world import empty_world
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -35,10 +36,8 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(upstreams={"twilio": upstream.url}, workdir=tmp_path_factory.mktemp("calls"))
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+    return {"upstreams": {"twilio": upstream.url}}
 
 
 @pytest.fixture

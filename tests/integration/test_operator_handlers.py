@@ -15,6 +15,7 @@ import tollgate_operator.errors
 import tollgate_operator.handlers
 import tollgate_operator.status
 from tollgate.credentials import token_digest
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.status import Transition
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.store.redis import RedisStore
@@ -59,7 +60,15 @@ def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Transiti
 
 @pytest.fixture
 def memo(store: RedisStore) -> kopf.Memo:
-    return kopf.Memo(store=store, box=BOX, secrets=KubeDouble(), locks=KeyLocks(), outcomes={})
+    kube = KubeDouble()
+    return kopf.Memo(
+        store=store,
+        box=BOX,
+        secrets=kube,
+        reconcile=ReconcileContext(store, BOX, secrets=kube, tokens=kube),
+        locks=KeyLocks(),
+        outcomes={},
+    )
 
 
 async def run(handler: object, **kwargs: Any) -> None:

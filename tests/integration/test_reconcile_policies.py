@@ -13,6 +13,7 @@ from tests.builders import spend_policy, vault_key
 from tollgate.credentials import CredentialBox, fingerprint, new_box_key, token_digest
 from tollgate.errors import InvalidSpec
 from tollgate.policy.manifests import SecretObject
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.policies import (
     InvalidPolicy,
     apply_spend_policy,
@@ -63,7 +64,9 @@ def key(name: str = "bot", uid: str = "uid-1", **spec: Any) -> VaultKeyObject:
 
 async def test_a_new_key_gets_a_token_in_its_secret_and_only_the_digest_in_redis(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    result = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    result = await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     assert result.outcome.ready and result.minted
     token = tokens.token(bot)
     assert token.startswith("tgk_")
@@ -75,10 +78,12 @@ async def test_a_new_key_gets_a_token_in_its_secret_and_only_the_digest_in_redis
 
 async def test_applying_again_keeps_the_token_already_in_the_secret(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     token = tokens.token(bot)
     await store.revoke(bot.id)  # as a Redis flush would leave it
-    again = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy())
+    again = await reconcile_key(ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy())
     assert not again.minted and tokens.writes == 1 and tokens.token(bot) == token
     grant = await store.grant(bot.id)
     assert grant is not None and grant.token_sha256 == token_digest(token)
@@ -86,17 +91,25 @@ async def test_applying_again_keeps_the_token_already_in_the_secret(store: Redis
 
 async def test_a_token_secret_left_by_an_earlier_key_of_that_name_is_not_reused(store: RedisStore) -> None:
     tokens = MemoryTokens()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, key(uid="old"), spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), key(uid="old"), spend_policy(), mint=True
+    )
     old = tokens.token(key(uid="old"))
-    result = await reconcile_key(store, BOX, vendor_secrets(), tokens, key(uid="new"), spend_policy())
+    result = await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), key(uid="new"), spend_policy()
+    )
     assert result.minted and tokens.token(key(uid="new")) != old
 
 
 async def test_minting_again_rotates_the_token_and_the_old_one_no_longer_matches(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     old = tokens.token(bot)
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     new = tokens.token(bot)
     grant = await store.grant(bot.id)
     assert new != old and grant is not None and grant.token_sha256 == token_digest(new)
@@ -105,8 +118,10 @@ async def test_minting_again_rotates_the_token_and_the_old_one_no_longer_matches
 
 async def test_a_missing_policy_stores_no_grant_but_still_writes_the_token_secret(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
-    result = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, None)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
+    result = await reconcile_key(ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, None)
     assert result.outcome.state == "PolicyMissing"
     assert "agents/refunds" in result.outcome.message
     assert await store.grant(bot.id) is None
@@ -115,17 +130,25 @@ async def test_a_missing_policy_stores_no_grant_but_still_writes_the_token_secre
 
 async def test_a_missing_vendor_key_secret_revokes_the_key(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
-    result = await reconcile_key(store, BOX, ManifestSecretReader({}), tokens, bot, spend_policy())
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
+    result = await reconcile_key(
+        ReconcileContext(store, BOX, ManifestSecretReader({}), tokens), bot, spend_policy()
+    )
     assert result.outcome.state == "SecretMissing"
     assert await store.grant(bot.id) is None
 
 
 async def test_a_changed_vendor_key_is_sealed_into_the_grant(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     before = await store.grant(bot.id)
-    await reconcile_key(store, BOX, vendor_secrets("sk_test_vendor_key_two"), tokens, bot, spend_policy())
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets("sk_test_vendor_key_two"), tokens), bot, spend_policy()
+    )
     after = await store.grant(bot.id)
     assert before is not None and after is not None
     assert after.credential_fingerprint == fingerprint("sk_test_vendor_key_two")
@@ -137,9 +160,11 @@ async def test_a_changed_vendor_key_is_sealed_into_the_grant(store: RedisStore) 
 async def test_a_policy_change_recompiles_every_key_bound_to_it(store: RedisStore) -> None:
     tokens, keys = MemoryTokens(), [key("a", "uid-a"), key("b", "uid-b")]
     for k in keys:
-        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+        await reconcile_key(
+            ReconcileContext(store, BOX, vendor_secrets(), tokens), k, spend_policy(), mint=True
+        )
     results = await apply_spend_policy(
-        store, BOX, vendor_secrets(), tokens, spend_policy(dailyCapUsd="7.5"), keys
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), spend_policy(dailyCapUsd="7.5"), keys
     )
     assert [(r.key_id, r.outcome.state, r.minted) for r in results] == [
         ("agents/a", "Ready", False),
@@ -152,12 +177,14 @@ async def test_a_policy_change_recompiles_every_key_bound_to_it(store: RedisStor
 
 async def test_an_invalid_policy_revokes_its_keys_with_a_message_naming_the_field(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     policy = parse_policy({"vendor": "stripe", "dailyCapUsd": "-3", "allow": ["POST /v1/refunds"]})
     assert isinstance(policy, InvalidPolicy)
     assert policy.problems[0].startswith("spec.dailyCapUsd: ")
     assert str(policy.error()).startswith("spec.dailyCapUsd: ")
-    [result] = await apply_spend_policy(store, BOX, vendor_secrets(), tokens, policy, [bot])
+    [result] = await apply_spend_policy(ReconcileContext(store, BOX, vendor_secrets(), tokens), policy, [bot])
     assert result.outcome.state == "PolicyMissing" and "spec.dailyCapUsd" in result.outcome.message
     assert await store.grant(bot.id) is None
 
@@ -165,7 +192,9 @@ async def test_an_invalid_policy_revokes_its_keys_with_a_message_naming_the_fiel
 async def test_deleting_a_policy_revokes_every_key_bound_to_it(store: RedisStore) -> None:
     tokens, keys = MemoryTokens(), [key("a", "uid-a"), key("b", "uid-b")]
     for k in keys:
-        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+        await reconcile_key(
+            ReconcileContext(store, BOX, vendor_secrets(), tokens), k, spend_policy(), mint=True
+        )
     results = await delete_spend_policy(store, "agents/refunds", [k.id for k in keys])
     assert {r.outcome.state for r in results} == {"PolicyMissing"}
     assert await store.grant_ids() == set()
@@ -175,17 +204,23 @@ async def test_a_token_secret_that_cannot_be_written_revokes_the_key_and_names_t
     store: RedisStore,
 ) -> None:
     tokens = MemoryTokens()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, key(), spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), key(), spend_policy(), mint=True
+    )
     clash = key(tokenSecretName="taken")
     with pytest.raises(InvalidSpec) as exc:
-        await reconcile_key(store, BOX, vendor_secrets(), tokens, clash, spend_policy(), mint=True)
+        await reconcile_key(
+            ReconcileContext(store, BOX, vendor_secrets(), tokens), clash, spend_policy(), mint=True
+        )
     assert exc.value.field == "spec.tokenSecretName"
     assert await store.grant(clash.id) is None
     # a fan-out passes over it (it holds no token) and the other keys go on
     other = key("other", "uid-o")
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, other, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), other, spend_policy(), mint=True
+    )
     results = await reconcile_keys(
-        store, BOX, vendor_secrets(), tokens, [clash, other], lambda _: spend_policy()
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), [clash, other], lambda _: spend_policy()
     )
     assert [(r.key_id, r.outcome.state) for r in results] == [("agents/other", "Ready")]
     assert await store.grant(clash.id) is None
@@ -195,19 +230,27 @@ async def test_a_fan_out_never_mints_a_token_a_new_key_is_still_to_get_from_its_
     store: RedisStore,
 ) -> None:
     tokens, fresh = MemoryTokens(), key("fresh", "uid-f")
-    results = await apply_spend_policy(store, BOX, vendor_secrets(), tokens, spend_policy(), [fresh])
+    results = await apply_spend_policy(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), spend_policy(), [fresh]
+    )
     assert results == [] and tokens.writes == 0
     assert await store.grant(fresh.id) is None
     # the create handler then mints the one token the agent will hold, and a later fan-out keeps it
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, fresh, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), fresh, spend_policy(), mint=True
+    )
     token = tokens.token(fresh)
-    [again] = await apply_spend_policy(store, BOX, vendor_secrets(), tokens, spend_policy(), [fresh])
+    [again] = await apply_spend_policy(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), spend_policy(), [fresh]
+    )
     assert again.outcome.ready and not again.minted and tokens.token(fresh) == token
 
 
 async def test_an_invalid_key_spec_revokes_its_grant_before_the_error_is_raised(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     bad = {"policyRef": {"name": "refunds"}, "vendorKeySecretRef": {"name": "stripe", "key": "bad key!"}}
     with pytest.raises(ValidationError):
         await parse_key(store, NS, "bot", "uid-1", bad)
@@ -217,10 +260,15 @@ async def test_an_invalid_key_spec_revokes_its_grant_before_the_error_is_raised(
 async def test_a_key_whose_deletion_was_handled_is_not_brought_back_by_a_fan_out(store: RedisStore) -> None:
     tokens, keys = MemoryTokens(), [key("gone", "uid-gone"), key("kept", "uid-kept")]
     for k in keys:
-        await reconcile_key(store, BOX, vendor_secrets(), tokens, k, spend_policy(), mint=True)
+        await reconcile_key(
+            ReconcileContext(store, BOX, vendor_secrets(), tokens), k, spend_policy(), mint=True
+        )
     await store.revoke("agents/gone")  # its delete handler ran
     results = await apply_spend_policy(
-        store, BOX, vendor_secrets(), tokens, spend_policy(), keys, is_live=lambda k: k.uid != "uid-gone"
+        ReconcileContext(store, BOX, vendor_secrets(), tokens),
+        spend_policy(),
+        keys,
+        is_live=lambda k: k.uid != "uid-gone",
     )
     assert [r.key_id for r in results] == ["agents/kept"]
     assert await store.grant_ids() == {"agents/kept"}

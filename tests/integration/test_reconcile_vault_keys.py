@@ -16,6 +16,7 @@ from tollgate.credentials import token_digest
 from tollgate.local.processes import ManagedProcess
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.policies import reconcile_key
 from tollgate.reconcile.secrets import ManifestSecretReader, SecretReader
@@ -36,16 +37,20 @@ async def raw(redis_server: ManagedProcess) -> AsyncIterator[aioredis.Redis]:
 
 async def test_suspending_a_key_keeps_its_token_and_refuses_it_until_resumed(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    ready = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    ready = await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     token = tokens.token(bot)
 
-    paused = await reconcile_key(store, BOX, vendor_secrets(), tokens, key(suspended=True), spend_policy())
+    paused = await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), key(suspended=True), spend_policy()
+    )
     grant = await store.grant(bot.id)
     assert grant is not None and grant.suspended and grant.token_sha256 == token_digest(token)
     assert paused.outcome.grant_version != ready.outcome.grant_version  # cached copies are dropped
     assert (await read_key_report(store, bot.id, paused.outcome, NOW)).state == "Suspended"
 
-    resumed = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy())
+    resumed = await reconcile_key(ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy())
     grant = await store.grant(bot.id)
     assert grant is not None and not grant.suspended and grant.token_sha256 == token_digest(token)
     assert (await read_key_report(store, bot.id, resumed.outcome, NOW)).state == "Ready"
@@ -56,10 +61,15 @@ async def test_a_rotation_retires_the_old_token_so_it_is_refused_as_revoked_then
     store: RedisStore, raw: aioredis.Redis
 ) -> None:
     tokens, bot = MemoryTokens(), key(tokenRotation="1")
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     old = tokens.token(bot)
     rotated = await reconcile_key(
-        store, BOX, vendor_secrets(), tokens, key(tokenRotation="2"), spend_policy(), mint=True
+        ReconcileContext(store, BOX, vendor_secrets(), tokens),
+        key(tokenRotation="2"),
+        spend_policy(),
+        mint=True,
     )
     new = tokens.token(bot)
     assert rotated.minted and new != old
@@ -110,7 +120,9 @@ async def test_the_vendor_key_and_the_token_are_never_stored_in_clear(
 
 async def test_revoking_a_key_refuses_its_token_and_says_so_only_once(store: RedisStore) -> None:
     tokens, bot = MemoryTokens(), key()
-    await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     first = await revoke_vault_key(store, namespace=NS, name="bot")
     assert (first.state, first.message) == ("Revoked", "revoked")
     assert await store.grant(bot.id) is None and bot.id not in await store.grant_ids()
@@ -144,6 +156,8 @@ async def test_local_mode_applies_exactly_the_keys_its_manifests_name(store: Red
 async def test_an_expired_key_is_reported_expired_from_its_grant(store: RedisStore) -> None:
     tokens = MemoryTokens()
     bot = key(expiresAt=(NOW - timedelta(minutes=1)).isoformat())
-    result = await reconcile_key(store, BOX, vendor_secrets(), tokens, bot, spend_policy(), mint=True)
+    result = await reconcile_key(
+        ReconcileContext(store, BOX, vendor_secrets(), tokens), bot, spend_policy(), mint=True
+    )
     report = await read_key_report(store, bot.id, result.outcome, NOW)
     assert report.state == "Expired" and "expiresAt" in report.message

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from tollgate.credentials import same_digest
 from tollgate.decide.call import Call
@@ -83,7 +82,7 @@ def after_reserve(
         Rule.CAP_EXCEEDED,
         f"Daily spend cap reached for vault key {grant.key_id}: {format_usd(spent_micro_usd)} of "
         f"{format_usd(cap)} spent today and this call would add {format_usd(allow.cost_micro_usd)}. "
-        f"The cap resets at {day_ends_at(grant, now).isoformat()}. This is a Tollgate spend limit "
+        f"The cap resets at {grant.day_ends_at(now).isoformat()}. This is a Tollgate spend limit "
         f"(SpendPolicy {grant.policy_id}), not a card decline; do not retry before the reset.",
     )
     return _shadow(grant, deny, cost=0)
@@ -138,17 +137,6 @@ def cost_micro_usd(grant: Grant, facts: Facts) -> int:
     rate = grant.usd_rate(facts.cost.currency)
     assert rate is not None, "rule 7 lets no currency without a rate through"
     return units + to_micro_usd(facts.cost, rate)
-
-
-def day_key(grant: Grant, now: datetime) -> str:
-    """The policy's current day as yyyymmdd: the window the cap counts in."""
-    return now.astimezone(ZoneInfo(grant.time_zone)).strftime("%Y%m%d")
-
-
-def day_ends_at(grant: Grant, now: datetime) -> datetime:
-    local = now.astimezone(ZoneInfo(grant.time_zone))
-    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.astimezone(ZoneInfo("UTC"))
 
 
 # ---- rules 1–5: from the request alone ------------------------------------------------------------

@@ -8,12 +8,10 @@ from datetime import datetime
 
 from pydantic_core import to_jsonable_python
 
-from tollgate.money import parse_usd
+from tollgate.policy.extension import PriceTable, extension
 from tollgate.policy.grant import Grant, LoopBreaker
-from tollgate.policy.spend_policy import SpendPolicySpec, Vendor
+from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
-from tollgate.vendors.resend import prices as resend_prices
-from tollgate.vendors.twilio import prices as twilio_prices
 
 
 def compile_grant(
@@ -58,27 +56,9 @@ def compile_grant(
     return Grant(version=digest, **body)
 
 
-def unit_prices(policy: SpendPolicySpec) -> dict[str, dict[str, int | None]]:
-    """The vendor's default prices with the policy's on top, in micro-USD per unit."""
-    if policy.vendor is Vendor.TWILIO:
-        table = {
-            unit: {prefix: None if usd is None else parse_usd(usd) for prefix, usd in row.items()}
-            for unit, row in twilio_prices.DEFAULT_USD.items()
-        }
-        for p in policy.prices or []:
-            if p.sms_segment_usd is not None:
-                table[twilio_prices.SMS_SEGMENT][p.prefix] = parse_usd(p.sms_segment_usd)
-            if p.mms_usd is not None:
-                table[twilio_prices.MMS][p.prefix] = parse_usd(p.mms_usd)
-        if policy.call_reservation_usd is not None:
-            table[twilio_prices.CALL] = {"": parse_usd(policy.call_reservation_usd)}
-        return table
-    if policy.vendor is Vendor.RESEND:
-        usd = policy.price_per_email_usd
-        if usd is None:
-            usd = resend_prices.DEFAULT_EMAIL_USD
-        return {resend_prices.EMAIL: {"": parse_usd(usd)}}
-    return {}  # Stripe: every amount is in the request or the objects it names
+def unit_prices(policy: SpendPolicySpec) -> PriceTable:
+    """The vendor's default prices with the policy's on top, in micro-USD per unit (the vendor's own)."""
+    return extension(policy.vendor).prices(policy)
 
 
 def _loop_breaker(policy: SpendPolicySpec) -> LoopBreaker | None:

@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
 from tollgate.money import MAX_MICRO_USD, MICRO_PER_USD
-from tollgate.policy import rules, spend_policy, vault_key
+from tollgate.policy import rules, vault_key
+from tollgate.policy.extension import extensions, vendors_of
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -55,78 +56,81 @@ USD_RATE_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
 # The shape of an IANA zone name; whether the zone exists is checked by the model only.
 TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
-# spend_policy._DOMAIN without its length lookahead (RE2 has none), either case (the model lowercases first).
-_DOMAIN = r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 # ISO 4217 has under 200 codes; the bound keeps the O(n²) uniqueness rule inside the CEL cost budget.
 MAX_CURRENCIES = 200
 
 
-def _either(*patterns: re.Pattern[str] | str) -> str:
-    """One anchored pattern accepting what any of `patterns` (anchored or not) accepts."""
-    texts = [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
-    return "^(" + "|".join(t.removeprefix("^").removesuffix("$") for t in texts) + ")$"
-
-
-def _rule(rule: str, message: str, field: str | None = None) -> Schema:
+def cel_rule(rule: str, message: str, field: str | None = None) -> Schema:
     out: Schema = {"rule": rule, "message": message}
     if field:
         out["fieldPath"] = f".{field}"  # so the API server names the field, as pydantic does
     return out
 
 
+def _vendor_fields() -> list[str]:
+    """The fields some vendors read only (snake_case), in the order the registry first names them."""
+    return list(dict.fromkeys(f for ext in extensions().values() for f in ext.fields))
+
+
 def _vendor_rules() -> list[Schema]:
-    """spec-level rules: fields that mean something for some vendors only, and per-vendor id shapes."""
+    """spec-level rules: fields that mean something for some vendors only, and per-vendor entry shapes."""
     out = []
-    for name, vendors in spend_policy._APPLIES_TO.items():
+    for name in _vendor_fields():
         field = to_camel(name)
-        allowed = ", ".join(f"'{v.value}'" for v in vendors)
-        names = " and ".join(v.value for v in vendors)
+        vendors = vendors_of(name)
+        allowed = ", ".join(f"'{v}'" for v in vendors)
         out.append(
-            _rule(
+            cel_rule(
                 f"!has(self.{field}) || self.vendor in [{allowed}]",
-                f"{field} applies to {names} policies only",
+                f"{field} applies to {' and '.join(vendors)} policies only",
                 field,
             )
         )
+    for vendor, ext in extensions().items():
+        for name, why in ext.required.items():
+            field = to_camel(name)
+            out.append(
+                cel_rule(
+                    f"self.vendor != '{vendor}' || (has(self.{field}) && size(self.{field}) > 0)", why, field
+                )
+            )
     # The item patterns accept every vendor's shape; which shape is right depends on `vendor`. A prefix
     # test (cheap in CEL's cost model) is enough on top of the item pattern.
-    out += [
-        _rule(
-            "self.vendor != 'twilio' || (has(self.connectedAccounts) && size(self.connectedAccounts) > 0)",
-            "connectedAccounts is required for twilio: list the account SID (AC…) the VaultKey's credentials "
-            "belong to, and any subaccounts the agent may use",
-            "connectedAccounts",
-        ),
-        _rule(
-            "self.vendor != 'twilio' || !has(self.connectedAccounts) || "
-            "self.connectedAccounts.all(a, a.startsWith('AC'))",
-            "a twilio connectedAccounts entry is a Twilio account SID (AC followed by 32 hex digits)",
-            "connectedAccounts",
-        ),
-        _rule(
-            "self.vendor == 'twilio' || !has(self.connectedAccounts) || "
-            "self.connectedAccounts.all(a, a.startsWith('acct_'))",
-            "a connectedAccounts entry is a Stripe account id (acct_…)",
-            "connectedAccounts",
-        ),
-        _rule(
-            "self.vendor != 'twilio' || !has(self.recipients) || "
-            "self.recipients.all(r, r.startsWith('+') && !r.contains('@'))",
-            "twilio recipients are E.164 numbers or prefixes like '+14155550100' or '+1415'",
-            "recipients",
-        ),
-        _rule(
-            "self.vendor != 'resend' || !has(self.recipients) || "
-            "self.recipients.all(r, !r.startsWith('+') || r.contains('@'))",
-            "resend recipients are email domains like 'example.com' or addresses at one",
-            "recipients",
-        ),
-    ]
+    for name in _vendor_fields():
+        field = to_camel(name)
+        for vendor in vendors_of(name):
+            item = extensions()[vendor].items.get(name)
+            if item is not None and item.cel:
+                out.append(
+                    cel_rule(
+                        f"self.vendor != '{vendor}' || !has(self.{field}) || self.{field}.all({item.cel})",
+                        item.cel_message,
+                        field,
+                    )
+                )
     return out
 
 
-_USD = {"pattern": USD_PATTERN, "minimum": 0, "maximum": MAX_USD}
+def _either(*patterns: re.Pattern[str] | str) -> str:
+    """One anchored pattern accepting what any of `patterns` (anchored) accepts."""
+    texts = [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
+    if len(texts) == 1:
+        return texts[0]
+    return "^(" + "|".join(t.removeprefix("^").removesuffix("$") for t in texts) + ")$"
+
+
+def _vendor_items() -> dict[str, Schema]:
+    """Item patterns of the vendor-dependent list fields: any vendor's shape (the CEL rules tell them apart)."""
+    out: dict[str, Schema] = {}
+    for name in _vendor_fields():
+        shapes = [r.pattern for ext in extensions().values() if (r := ext.items.get(name)) is not None]
+        if shapes:
+            out[f"{to_camel(name)}[]"] = {"pattern": _either(*shapes)}
+    return out
+
+
+USD: Schema = {"pattern": USD_PATTERN, "minimum": 0, "maximum": MAX_USD}
 
 # Model fields no structural type can describe, and why. Kubernetes keeps them as written and hides them
 # from CEL (an untyped node is not exposed), so only pydantic checks them.
@@ -136,31 +140,16 @@ _UNTYPED: dict[str, str] = {
 
 # Keywords and CEL rules pydantic expresses in validator code, by field path ("" for spec itself, "a.b" for
 # properties, "[]" for list items). The regexes are the models' own where the model has one that RE2 reads.
+# Each vendor adds the rules of the fields only it reads (its policy extension), in _spend_policy_extras.
 _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
-    "": {"x-kubernetes-validations": _vendor_rules()},
-    "dailyCapUsd": _USD,
+    "dailyCapUsd": USD,
     "allow[]": {"pattern": ENDPOINT_PATTERN},
-    "customers[]": {"pattern": spend_policy._STRIPE_CUSTOMER.pattern},
-    "connectedAccounts[]": {"pattern": _either(spend_policy._STRIPE_ACCOUNT, spend_policy._TWILIO_ACCOUNT)},
-    "recipients[]": {"pattern": _either(spend_policy._PHONE_PREFIX, f"(.*@)?{_DOMAIN}")},
-    # Duplicate prefixes: a list keyed by prefix is rejected by the API server itself, at no CEL cost.
-    "prices": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["prefix"]},
-    "prices[]": {
-        "x-kubernetes-validations": [
-            _rule("has(self.smsSegmentUsd) || has(self.mmsUsd)", "sets neither smsSegmentUsd nor mmsUsd")
-        ]
-    },
-    "prices[].prefix": {"pattern": spend_policy._PHONE_PREFIX.pattern},
-    "prices[].smsSegmentUsd": _USD,
-    "prices[].mmsUsd": _USD,
-    "callReservationUsd": _USD,
-    "pricePerEmailUsd": _USD,
     "params[].field": {"pattern": rules._FIELD.pattern},
     "params[].endpoints[]": {"pattern": ENDPOINT_PATTERN},
     "currencies": {
         "maxItems": MAX_CURRENCIES,
         "x-kubernetes-validations": [
-            _rule(
+            cel_rule(
                 "self.all(c, self.exists_one(d, d.code.lowerAscii() == c.code.lowerAscii()))",
                 "a currency is listed twice",
             )
@@ -168,7 +157,7 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
     },
     "currencies[]": {
         "x-kubernetes-validations": [
-            _rule(
+            cel_rule(
                 "self.code.lowerAscii() == 'usd' || has(self.usdRate)",
                 "a currency other than usd needs usdRate (USD per unit) to be counted against the cap",
             )
@@ -180,7 +169,7 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
     # `per` is a Go duration as CEL reads it ('60s', '1m', '1h'); the model's pattern already keeps it one.
     "loopBreaker": {
         "x-kubernetes-validations": [
-            _rule(
+            cel_rule(
                 "duration(self.per) <= duration('24h')",
                 "per is longer than 24h; the daily cap covers longer spans",
                 "per",
@@ -189,6 +178,14 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
     },
     "loopBreaker.endpoints[]": {"pattern": ENDPOINT_PATTERN},
 }
+
+
+def _spend_policy_extras() -> dict[str, Schema]:
+    out = {"": {"x-kubernetes-validations": _vendor_rules()}, **_SPEND_POLICY_EXTRAS, **_vendor_items()}
+    for ext in extensions().values():
+        out.update(ext.crd)
+    return out
+
 
 _DNS_NAME = {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253}
 _VAULT_KEY_EXTRAS: dict[str, Schema] = {
@@ -477,7 +474,7 @@ def spend_policy_crd() -> Schema:
         "sp",
         "What agents holding a VaultKey bound to this policy may do with one vendor, and spend per day.",
         SpendPolicySpec,
-        _SPEND_POLICY_EXTRAS,
+        _spend_policy_extras(),
         spend_policy_status(),
         [
             _column("Vendor", ".spec.vendor", "string", "The vendor this policy governs."),

@@ -6,8 +6,9 @@ single read to know everything it may do. The operator (or local mode) rewrites 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,6 +62,18 @@ class Grant(BaseModel):
     expires_at: datetime | None  # the earlier of the key's and the policy's
     expired_by: str | None  # "VaultKey" or "SpendPolicy": whose expiry applies
     suspended: bool
+
+    # The cap's window: the policy's day, read by the decision (what it reserves against) and by the
+    # status writer (what it reports), so both count the same day.
+    def day_key(self, now: datetime) -> str:
+        """The policy's current day as yyyymmdd: the window the cap counts in."""
+        return now.astimezone(ZoneInfo(self.time_zone)).strftime("%Y%m%d")
+
+    def day_ends_at(self, now: datetime) -> datetime:
+        """The next midnight in the policy's time zone, in UTC: when the cap resets."""
+        local = now.astimezone(ZoneInfo(self.time_zone))
+        midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.astimezone(ZoneInfo("UTC"))
 
     def usd_rate(self, currency: str) -> Decimal | None:
         rate = self.usd_rates.get(currency.lower())

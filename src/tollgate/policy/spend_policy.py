@@ -16,16 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from tollgate.money import parse_usd
+from tollgate.policy.extension import extension, vendors_of
 from tollgate.policy.rules import EndpointPattern, ParamRule
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
-_STRIPE_ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]+$")
-_STRIPE_CUSTOMER = re.compile(r"^cus_[A-Za-z0-9]+$")
-_TWILIO_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
 # An E.164 number, or any leading part of one: "+1", "+1415", "+14155550100".
-_PHONE_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
+PHONE_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
 _DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 # Bounds on the lists the CRD's CEL rules walk: without them the API server prices a rule over an unbounded
 # list of unbounded strings above its cost budget and refuses the CRD. Far above any real policy (an email
 # address has at most 254 characters, RFC 5321).
@@ -40,6 +37,8 @@ class Spec(BaseModel):
 
 
 class Vendor(StrEnum):
+    """The vendors a policy can name: the registry's (tollgate.vendors.VENDORS), as the CRD's enum."""
+
     STRIPE = "stripe"
     TWILIO = "twilio"
     RESEND = "resend"
@@ -116,7 +115,7 @@ class PriceSpec(Spec):
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not _PHONE_PREFIX.match(v):
+        if not PHONE_PREFIX.match(v):
             raise ValueError(f"{v!r} is not an E.164 prefix like '+44' or '+1876'")
         return v
 
@@ -162,19 +161,6 @@ class LoopBreakerSpec(Spec):
         m = _DURATION.match(self.per)
         assert m is not None
         return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] * 1000
-
-
-# Fields that mean something for some vendors only; set on any other vendor's policy they are an error,
-# never silently ignored (a `customers` scope on an SMS policy would look like a limit and be none).
-_APPLIES_TO: dict[str, tuple[Vendor, ...]] = {
-    "customers": (Vendor.STRIPE,),
-    "currencies": (Vendor.STRIPE,),
-    "connected_accounts": (Vendor.STRIPE, Vendor.TWILIO),
-    "recipients": (Vendor.TWILIO, Vendor.RESEND),
-    "prices": (Vendor.TWILIO,),
-    "call_reservation_usd": (Vendor.TWILIO,),
-    "price_per_email_usd": (Vendor.RESEND,),
-}
 
 
 class SpendPolicySpec(Spec):
@@ -249,46 +235,25 @@ class SpendPolicySpec(Spec):
         # Domains compare case-insensitively; phone prefixes have no case.
         return [r.lower() if isinstance(r, str) else r for r in v] if isinstance(v, list) else v
 
-    @field_validator(*_APPLIES_TO)
+    @field_validator("*")
     @classmethod
-    def _applies(cls, v: object, info: ValidationInfo) -> object:
+    def _vendor_field(cls, v: object, info: ValidationInfo) -> object:
+        # Fields some vendors read only are an error on any other vendor's policy, never silently ignored;
+        # which vendors read a field, and the shape of its entries, is each vendor's (policy/extension.py).
         vendor = info.data.get("vendor")
         assert info.field_name is not None
-        if v is not None and vendor is not None and vendor not in _APPLIES_TO[info.field_name]:
-            names = " and ".join(x.value for x in _APPLIES_TO[info.field_name])
+        owners = vendors_of(info.field_name)
+        if v is None or vendor is None or not owners:
+            return v
+        if vendor not in owners:
+            names = " and ".join(owners)
             raise ValueError(
                 f"{to_camel(info.field_name)} applies to {names} policies only, not {vendor.value}"
             )
-        return v
-
-    @field_validator("customers")
-    @classmethod
-    def _customers(cls, v: list[str] | None) -> list[str] | None:
-        for c in v or []:
-            if not _STRIPE_CUSTOMER.match(c):
-                raise ValueError(f"{c!r} is not a Stripe customer id (cus_…)")
-        return v
-
-    @field_validator("connected_accounts")
-    @classmethod
-    def _accounts(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        twilio = info.data.get("vendor") is Vendor.TWILIO
-        for a in v or []:
-            if twilio and not _TWILIO_ACCOUNT.match(a):
-                raise ValueError(f"{a!r} is not a Twilio account SID (AC followed by 32 hex digits)")
-            if not twilio and not _STRIPE_ACCOUNT.match(a):
-                raise ValueError(f"{a!r} is not a Stripe account id (acct_…)")
-        return v
-
-    @field_validator("recipients")
-    @classmethod
-    def _recipients(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        vendor = info.data.get("vendor")
-        for r in v or []:
-            if vendor is Vendor.TWILIO and not _PHONE_PREFIX.match(r):
-                raise ValueError(f"{r!r} is not an E.164 number or prefix like '+14155550100' or '+1415'")
-            if vendor is Vendor.RESEND and not _DOMAIN.match(r.rpartition("@")[2]):
-                raise ValueError(f"{r!r} is not an email domain like 'example.com' or an address at one")
+        rule = extension(vendor).items.get(info.field_name)
+        if rule is not None and isinstance(v, list):
+            for entry in v:
+                rule.check(entry)
         return v
 
     @field_validator("prices")
@@ -326,13 +291,11 @@ class SpendPolicySpec(Spec):
         return v
 
     @model_validator(mode="after")
-    def _twilio_names_its_accounts(self) -> SpendPolicySpec:
-        # Every Twilio call names an account SID in its path; the gateway forwards only those listed here.
-        if self.vendor is Vendor.TWILIO and not self.connected_accounts:
-            raise ValueError(
-                "connectedAccounts is required for twilio: list the account SID (AC…) the VaultKey's "
-                "credentials belong to, and any subaccounts the agent may use"
-            )
+    def _vendor_requires(self) -> SpendPolicySpec:
+        # e.g. Twilio names an account SID in every path, and the gateway forwards only those listed.
+        for name, why in extension(self.vendor).required.items():
+            if not getattr(self, name):
+                raise ValueError(why)
         return self
 
     @property

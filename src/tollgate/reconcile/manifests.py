@@ -1,15 +1,34 @@
 """Apply a whole set of manifests (local mode): every key gets a fresh token; grants with no manifest
-behind them are revoked, so the store holds exactly what the files say."""
+behind them are revoked, so the store holds exactly what the files say.
+
+Each key goes through reconcile_key, the operator's own path, with the manifests' Secrets as the vendor
+keys and an in-memory token holder in place of the token Secrets: local mode runs the cluster's code."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tollgate.credentials import CredentialBox, mint_token, token_digest
+from tollgate.credentials import CredentialBox
 from tollgate.policy.manifests import Manifests
+from tollgate.reconcile.context import ReconcileContext
+from tollgate.reconcile.policies import reconcile_key
 from tollgate.reconcile.secrets import ManifestSecretReader
-from tollgate.reconcile.vault_keys import Outcome, apply_vault_key
+from tollgate.reconcile.tokens import VaultKeyObject
+from tollgate.reconcile.vault_keys import Outcome
 from tollgate.store.base import Store
+
+
+class HeldTokens:
+    """Token "Secrets" held in memory: what local mode was handed back across restarts, and what it mints."""
+
+    def __init__(self, kept: Mapping[str, str]) -> None:
+        self.tokens = dict(kept)
+
+    async def read_token(self, key: VaultKeyObject) -> str | None:
+        return self.tokens.get(key.id)
+
+    async def write_token(self, key: VaultKeyObject, token: str) -> None:
+        self.tokens[key.id] = token
 
 
 async def apply_manifests(
@@ -17,22 +36,15 @@ async def apply_manifests(
 ) -> dict[str, tuple[str, Outcome]]:
     """Returns key id → (vault token, outcome). A key in `keep_tokens` keeps that token (local mode across
     restarts); every other key gets a fresh one. Tokens are returned, never stored."""
-    secrets = ManifestSecretReader(manifests.secrets)
+    tokens = HeldTokens({k: v for k, v in (keep_tokens or {}).items() if v and k in manifests.keys})
+    ctx = ReconcileContext(store, box, ManifestSecretReader(manifests.secrets), tokens)
     result: dict[str, tuple[str, Outcome]] = {}
     for key_id, key in sorted(manifests.keys.items()):
-        token = (keep_tokens or {}).get(key_id) or mint_token()
         policy = manifests.policies.get(key.policy_id)
-        outcome = await apply_vault_key(
-            store,
-            box,
-            secrets,
-            namespace=key.namespace,
-            name=key.name,
-            spec=key.spec,
-            policy=policy.spec if policy else None,
-            token_sha256=token_digest(token),
-        )
-        result[key_id] = (token, outcome)
+        # A manifest has no uid; the key id stands in (it names the token's owner only in a cluster).
+        obj = VaultKeyObject(key.namespace, key.name, key_id, key.spec)
+        done = await reconcile_key(ctx, obj, policy.spec if policy else None)
+        result[key_id] = (tokens.tokens[key_id], done.outcome)
     for orphan in await store.grant_ids() - set(manifests.keys):
         await store.revoke(orphan)
     return result

@@ -1,6 +1,6 @@
 """SpendPolicies and the VaultKeys bound to them → Store. A grant embeds its compiled policy, so a
 policy change is every bound key applied again, and a policy's deletion is every bound key revoked.
-Knows nothing of kopf: the operator and tests call these with their own SecretReader and TokenSecrets."""
+Knows nothing of kopf: the operator, local mode and tests call these with a ReconcileContext of their own."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tollgate.credentials import CredentialBox, token_digest
+from tollgate.credentials import token_digest
 from tollgate.errors import InvalidSpec
 from tollgate.policy.manifests import field_errors
 from tollgate.policy.spend_policy import SpendPolicySpec
-from tollgate.reconcile.secrets import SecretReader
-from tollgate.reconcile.tokens import TokenSecrets, VaultKeyObject, key_token_sha256
+from tollgate.reconcile.context import ReconcileContext
+from tollgate.reconcile.tokens import VaultKeyObject, key_token_sha256
 from tollgate.reconcile.vault_keys import Outcome, apply_vault_key
 from tollgate.store.base import Store
 
@@ -86,10 +86,7 @@ class KeyOutcome:
 
 
 async def reconcile_key(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
-    tokens: TokenSecrets,
+    ctx: ReconcileContext,
     key: VaultKeyObject,
     policy: PolicyLookup,
     *,
@@ -102,34 +99,29 @@ async def reconcile_key(
 
     Raises InvalidSpec (after revoking: fail closed) when the token Secret cannot be written."""
     try:
-        digest, minted = await key_token_sha256(tokens, key, mint=mint)
+        digest, minted = await key_token_sha256(ctx.tokens, key, mint=mint)
     except InvalidSpec:
-        await store.revoke(key.id)
+        await ctx.store.revoke(key.id)
         raise
-    return await _apply(store, box, secrets, key, policy, digest, minted=minted)
+    return await _apply(ctx, key, policy, digest, minted=minted)
 
 
 async def reapply_key(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
-    tokens: TokenSecrets,
+    ctx: ReconcileContext,
     key: VaultKeyObject,
     policy: PolicyLookup,
 ) -> KeyOutcome | None:
     """Apply `key` again with the token its Secret already holds (a policy or vendor-key change, a
     resync). None, and nothing written, when it holds none: only the key's own handler mints, so work
     racing a new key's create handler cannot hand out a second token behind the agent's back."""
-    token = await tokens.read_token(key)
+    token = await ctx.tokens.read_token(key)
     if not token:
         return None
-    return await _apply(store, box, secrets, key, policy, token_digest(token), minted=False)
+    return await _apply(ctx, key, policy, token_digest(token), minted=False)
 
 
 async def _apply(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
+    ctx: ReconcileContext,
     key: VaultKeyObject,
     policy: PolicyLookup,
     digest: str,
@@ -137,7 +129,7 @@ async def _apply(
     minted: bool,
 ) -> KeyOutcome:
     if isinstance(policy, InvalidPolicy):
-        await store.revoke(key.id)
+        await ctx.store.revoke(key.id)
         return KeyOutcome(
             key.id,
             Outcome(
@@ -147,9 +139,9 @@ async def _apply(
             minted,
         )
     outcome = await apply_vault_key(
-        store,
-        box,
-        secrets,
+        ctx.store,
+        ctx.box,
+        ctx.secrets,
         namespace=key.namespace,
         name=key.name,
         spec=key.spec,
@@ -160,10 +152,7 @@ async def _apply(
 
 
 async def reconcile_keys(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
-    tokens: TokenSecrets,
+    ctx: ReconcileContext,
     keys: Iterable[VaultKeyObject],
     policy_for: Callable[[VaultKeyObject], PolicyLookup],
     *,
@@ -175,18 +164,13 @@ async def reconcile_keys(
     results = []
     for key in sorted(keys, key=lambda k: k.id):
         async with guard(key.id):
-            if is_live(key) and (
-                done := await reapply_key(store, box, secrets, tokens, key, policy_for(key))
-            ):
+            if is_live(key) and (done := await reapply_key(ctx, key, policy_for(key))):
                 results.append(done)
     return results
 
 
 async def apply_spend_policy(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
-    tokens: TokenSecrets,
+    ctx: ReconcileContext,
     policy: PolicyLookup,
     keys: Iterable[VaultKeyObject],
     *,
@@ -195,9 +179,7 @@ async def apply_spend_policy(
 ) -> list[KeyOutcome]:
     """A SpendPolicy was created, changed or resumed: recompile every key bound to it. An invalid
     policy revokes them all (its status says why; theirs say PolicyMissing)."""
-    return await reconcile_keys(
-        store, box, secrets, tokens, keys, lambda _key: policy, guard=guard, is_live=is_live
-    )
+    return await reconcile_keys(ctx, keys, lambda _key: policy, guard=guard, is_live=is_live)
 
 
 async def delete_spend_policy(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tollgate.credentials import CredentialBox
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.policies import (
     KeyGuard,
     KeyOutcome,
@@ -17,9 +17,7 @@ from tollgate.reconcile.policies import (
     no_guard,
     reapply_key,
 )
-from tollgate.reconcile.secrets import SecretReader
-from tollgate.reconcile.tokens import TokenSecrets, VaultKeyObject
-from tollgate.store.base import Store
+from tollgate.reconcile.tokens import VaultKeyObject
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,7 @@ class ResyncReport:
 
 
 async def resync(
-    store: Store,
-    box: CredentialBox,
-    secrets: SecretReader,
-    tokens: TokenSecrets,
+    ctx: ReconcileContext,
     list_cluster: Callable[[], Awaitable[ClusterState]],
     *,
     guard: KeyGuard = no_guard,
@@ -61,16 +56,16 @@ async def resync(
     The store is read before the cluster is listed: a key created in between then has its grant
     written after that read and is never mistaken for an orphan, while a key deleted in between is
     revoked either way. A listing that fails raises, and nothing is revoked."""
-    stored = await store.grant_ids()
+    stored = await ctx.store.grant_ids()
     cluster = await list_cluster()
     live = {k.id for k in cluster.keys}
     report = ResyncReport()
     for key in sorted(cluster.keys, key=lambda k: k.id):
         async with guard(key.id):
-            if not is_live(key) or (not all_keys and await store.grant(key.id) is not None):
+            if not is_live(key) or (not all_keys and await ctx.store.grant(key.id) is not None):
                 continue
             policy = cluster.policies.get(key.policy_id)
-            done = await reapply_key(store, box, secrets, tokens, key, policy)
+            done = await reapply_key(ctx, key, policy)
             if done is None:
                 report.unminted.append(key.id)
             else:
@@ -79,6 +74,6 @@ async def resync(
         if not cluster.in_scope(orphan):
             continue
         async with guard(orphan):
-            await store.revoke(orphan)
+            await ctx.store.revoke(orphan)
         report.revoked.append(orphan)
     return report

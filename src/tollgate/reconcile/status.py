@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tollgate.decide.engine import day_key
 from tollgate.money import format_usd
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import SpendPolicySpec
@@ -58,7 +57,7 @@ def key_report(
         state, message = "Suspended", "suspended (spec.suspended: true); calls are refused until resumed"
     else:
         state, message = "Ready", outcome.message
-    day = day_key(grant, now)
+    day = grant.day_key(now)
     return KeyReport(
         state,
         message,
@@ -78,7 +77,7 @@ async def read_key_report(store: Store, key_id: str, outcome: Outcome, now: date
     grant = await store.grant(key_id)
     if grant is None:
         return key_report(outcome, None, 0, None, now)
-    spent = await store.spent(key_id, grant.vendor, day_key(grant, now))
+    spent = await store.spent(key_id, grant.vendor, grant.day_key(now))
     last = await store.last_decision(key_id)
     return key_report(outcome, grant, spent, last, now)
 

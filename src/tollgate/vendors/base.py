@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tollgate.money import Money
+from tollgate.policy.extension import PolicyExtension
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors.wire import Wire
+
+if TYPE_CHECKING:  # routes.py builds Endpoints, so it imports this module
+    from tollgate.vendors.routes import Route
 
 
 @dataclass(frozen=True)
@@ -112,29 +117,38 @@ class Rendered:
     body: bytes
 
 
-class Vendor(Protocol):
-    name: str
+class Vendor(ABC):
+    """The seam every vendor implements. A vendor overrides the abstract methods, and a default only where
+    it does more: one that prices every call from the request alone keeps `lookup_path` and `cacheable`,
+    one with a single account keeps `accounts`, and one that reads objects with the same headers it sends
+    upstream keeps `lookup_headers`."""
 
+    name: str
+    policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
+    routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
+
+    @abstractmethod
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         """The vault token the agent presented, from wherever this vendor's SDK puts its key."""
-        ...
 
+    @abstractmethod
     def parse_params(self, w: Wire) -> dict[str, ParamValue]:
         """The parameters, read exactly where and as the vendor reads them, as one flat map; raises
         wire.Ambiguous for anything the vendor could read otherwise."""
-        ...
 
+    @abstractmethod
     def match(self, method: str, path: str) -> Endpoint:
         """The endpoint; paths the vendor module does not know come back with pricing "unpriced"
         (writes, denied) or "free" with scope "unknown" (reads)."""
-        ...
 
     def accounts(
         self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
     ) -> frozenset[str]:
-        """Connected accounts the call acts on or pays, from the request alone."""
-        ...
+        """Connected accounts the call acts on or pays, from the request alone; none by default (one key,
+        one account: nothing to choose between)."""
+        return frozenset()
 
+    @abstractmethod
     def facts(
         self,
         endpoint: Endpoint,
@@ -145,28 +159,32 @@ class Vendor(Protocol):
     ) -> Facts | Need | Invalid | Unpriced: ...
 
     def lookup_path(self, ref: ObjectRef) -> str:
-        """Path (under the vendor's base URL) that reads `ref`."""
-        ...
+        """Path (under the vendor's base URL) that reads `ref`. By default the vendor's facts never ask for
+        an object (it prices every call from the request alone), so a lookup is a bug."""
+        raise AssertionError(
+            f"{self.name} calls are priced from the request alone; nothing is ever looked up"
+        )
 
     def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The part of `obj` that can never change, safe to cache across calls; None: do not cache."""
-        ...
+        """The part of `obj` that can never change, safe to cache across calls; None (the default): do not
+        cache."""
+        return None
 
+    @abstractmethod
     def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers to set on the forwarded request so the vendor sees the real key."""
-        ...
 
     def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
-        """Headers for the gateway's own reads of objects the call refers to."""
-        ...
+        """Headers for the gateway's own reads of objects the call refers to; the upstream ones by default."""
+        return self.upstream_headers(vendor_key, headers)
 
+    @abstractmethod
     def deny(self, denial: Denial) -> Rendered:
         """The denial in this vendor's own error format, so its SDK raises its usual exception."""
-        ...
 
+    @abstractmethod
     def settlement(self, delivery: Delivery) -> Settlement:
         """What a forwarded call's outcome proves (its module lists the statuses that mean "not processed")."""
-        ...
 
 
 @runtime_checkable

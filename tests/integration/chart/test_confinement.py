@@ -10,7 +10,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from tests.integration.test_chart import (
+from tests.integration.chart.render import (
     ALTERNATIVES,
     KUBERNETES_VERSION,
     NAMESPACE,

@@ -10,7 +10,7 @@ from typing import Any
 
 import kubernetes_validate
 import yaml
-from tests.integration.test_chart import CHART, KUBERNETES_VERSION, RELEASE, REPO, Chart, Rendered
+from tests.integration.chart.render import CHART, KUBERNETES_VERSION, RELEASE, REPO, Chart, Rendered
 
 NAMES = {"spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev"}
 KEEP = "helm.sh/resource-policy"

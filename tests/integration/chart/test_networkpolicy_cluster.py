@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from tests.integration.test_chart import NAMESPACE, RELEASE, Chart, Rendered, merged
+from tests.integration.chart.render import NAMESPACE, RELEASE, Chart, Rendered, merged
 
 Obj = dict[str, Any]
 KINDS = ["AdminNetworkPolicy", "CiliumClusterwideNetworkPolicy", "GlobalNetworkPolicy"]

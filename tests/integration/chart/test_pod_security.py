@@ -6,7 +6,7 @@ service-account token except in the operator, the one Pod that talks to the Kube
 from __future__ import annotations
 
 import pytest
-from tests.integration.test_chart import ALTERNATIVES, Chart, containers, name, workloads
+from tests.integration.chart.render import ALTERNATIVES, Chart, containers, name, workloads
 
 NEEDS_API = {name("operator"), name("operator", "gate")}
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.test_chart import Chart
+from tests.integration.chart.render import Chart
 from tests.support.kubetools import ToolUnavailable
 from tests.support.scanners import checkov_binary
 

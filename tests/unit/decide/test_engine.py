@@ -9,7 +9,7 @@ import pytest
 from tests.builders import NOW, TOKEN, call, grant, spend_policy, vault_key
 
 from tollgate.credentials import token_digest
-from tollgate.decide.engine import Subject, after_reserve, day_ends_at, day_key, decide
+from tollgate.decide.engine import Subject, after_reserve, decide
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.money import Money
@@ -290,6 +290,6 @@ def test_the_day_window_follows_the_policy_time_zone() -> None:
     utc = grant(spend_policy())
     tokyo = grant(spend_policy(timeZone="Asia/Tokyo"))
     late = NOW.replace(hour=23)  # 23:00 UTC is 08:00 next day in Tokyo
-    assert day_key(utc, late) == "20261125"
-    assert day_key(tokyo, late) == "20261126"
-    assert day_ends_at(tokyo, late).isoformat() == "2026-11-26T15:00:00+00:00"
+    assert utc.day_key(late) == "20261125"
+    assert tokyo.day_key(late) == "20261126"
+    assert tokyo.day_ends_at(late).isoformat() == "2026-11-26T15:00:00+00:00"

@@ -8,7 +8,6 @@ the same `Idempotency-Key` is not sent twice by Resend, so it is not counted twi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import wire
@@ -20,18 +19,21 @@ from tollgate.vendors.base import (
     Found,
     Invalid,
     Need,
-    ObjectRef,
     Rendered,
     Settlement,
     Unpriced,
+    Vendor,
     post_idempotency_key,
 )
 from tollgate.vendors.resend import endpoints, errors, outcome, params
 from tollgate.vendors.resend import facts as _facts
+from tollgate.vendors.resend.policy import POLICY
 
 
-class ResendVendor:
+class ResendVendor(Vendor):
     name = "resend"
+    policy = POLICY
+    routes = endpoints.ROUTES
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -43,11 +45,6 @@ class ResendVendor:
     def match(self, method: str, path: str) -> Endpoint:
         return endpoints.match(method, path)
 
-    def accounts(
-        self, endpoint: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[str, str]
-    ) -> frozenset[str]:
-        return frozenset()  # one API key, one Resend account: nothing to choose between
-
     def facts(
         self,
         endpoint: Endpoint,
@@ -58,16 +55,7 @@ class ResendVendor:
     ) -> Facts | Need | Invalid | Unpriced:
         return _facts.facts(endpoint, params)
 
-    def lookup_path(self, ref: ObjectRef) -> str:
-        raise AssertionError("Resend calls are priced from the request alone; nothing is ever looked up")
-
-    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        return None
-
     def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
-        return {"authorization": f"Bearer {vendor_key}"}
-
-    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
         return {"authorization": f"Bearer {vendor_key}"}
 
     def deny(self, denial: Denial) -> Rendered:

@@ -22,10 +22,12 @@ from tollgate.vendors.base import (
     Rendered,
     Settlement,
     Unpriced,
+    Vendor,
     post_idempotency_key,
 )
 from tollgate.vendors.stripe import endpoints, errors, outcome, uploads
 from tollgate.vendors.stripe import facts as _facts
+from tollgate.vendors.stripe.policy import POLICY
 
 _PARAM_ROOT = re.compile(r"^[a-z][a-z0-9_]*$")
 # Object fields that never change once set; everything else (amounts refunded, captured) is read fresh.
@@ -56,8 +58,10 @@ def _check_account_headers(headers: Mapping[str, str]) -> None:
         )
 
 
-class StripeVendor:
+class StripeVendor(Vendor):
     name = "stripe"
+    policy = POLICY
+    routes = endpoints.ROUTES
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         auth = headers.get("authorization", "")

@@ -22,7 +22,6 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form, wire
@@ -34,13 +33,14 @@ from tollgate.vendors.base import (
     Found,
     Invalid,
     Need,
-    ObjectRef,
     Rendered,
     Settlement,
     Unpriced,
+    Vendor,
 )
 from tollgate.vendors.twilio import endpoints, errors, outcome
 from tollgate.vendors.twilio import facts as _facts
+from tollgate.vendors.twilio.policy import POLICY
 
 # Twilio's names are PascalCase; list filters end in '<' or '>' (DateSent>=…).
 _PARAM_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*[<>]?$")
@@ -75,8 +75,10 @@ def _basic(credential: str) -> str:
     return "Basic " + base64.b64encode(credential.strip().encode()).decode()
 
 
-class TwilioVendor:
+class TwilioVendor(Vendor):
     name = "twilio"
+    policy = POLICY
+    routes = endpoints.ROUTES
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -123,16 +125,7 @@ class TwilioVendor:
     ) -> Facts | Need | Invalid | Unpriced:
         return _facts.facts(endpoint, params)
 
-    def lookup_path(self, ref: ObjectRef) -> str:
-        raise AssertionError("Twilio calls are priced from the request alone; nothing is ever looked up")
-
-    def cacheable(self, ref: ObjectRef, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        return None
-
     def upstream_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
-        return {"authorization": _basic(vendor_key)}
-
-    def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
         return {"authorization": _basic(vendor_key)}
 
     def deny(self, denial: Denial) -> Rendered:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from tests.integration.test_chart import Chart, name, pod_spec
+from tests.integration.chart.render import Chart, name, pod_spec
 from tests.support.kubetools import ToolUnavailable, helm_binary
 
 
