@@ -1,0 +1,33 @@
+"""What a Stripe answer says moved. Pure.
+
+The amount that moved is not always `amount`: a charge's `amount` is what was authorised and
+`amount_captured` what was taken (a partial capture takes less), a payment intent's is `amount_received`.
+A refund, transfer or payout moved its `amount`. Other objects report no amount."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tollgate.vendors.observed import Observed, integer, text
+
+_AMOUNT_FIELD = {
+    "charge": "amount_captured",
+    "payment_intent": "amount_received",
+    "refund": "amount",
+    "transfer": "amount",
+    "payout": "amount",
+    "invoice": "amount_paid",
+}
+
+
+def observed(fields: Mapping[str, object]) -> Observed:
+    kind = text(fields, "object")
+    amount_field = _AMOUNT_FIELD.get(kind or "")
+    currency = text(fields, "currency")
+    return Observed(
+        object_id=text(fields, "id"),
+        object_type=kind,
+        amount_minor=integer(text(fields, amount_field)) if amount_field else None,
+        currency=currency.lower() if currency else None,
+        state=text(fields, "status"),
+    )
