@@ -11,10 +11,12 @@ from importlib import resources
 
 # Dynamic-metadata namespace the captured fields land in (written by the access log as `vendor_response`).
 NAMESPACE = "tollgate.vendor"
-# Top-level members kept: Stripe (id, object, amount, amount_captured of a charge, amount_received of a
+# Top-level members kept: Stripe (id, object, amount, amount_captured or captured and
+# amount_refunded of a charge, amount_received of a
 # payment intent, amount_paid of an invoice, currency, status), Twilio (sid, status, price, price_unit), Resend (id).
 FIELDS = (
-    "id", "object", "amount", "amount_captured", "amount_received", "amount_paid", "currency", "status",
+    "id", "object", "amount", "amount_captured", "amount_received", "amount_paid", "amount_refunded",
+    "captured", "currency", "status",
     "sid", "price", "price_unit",
 )  # fmt: skip
 # Bytes of a body read at most; a charge or refund object puts these members in its first few hundred.

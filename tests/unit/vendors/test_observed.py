@@ -13,6 +13,10 @@ def test_stripe_reads_the_amount_that_moved_for_each_object() -> None:
         "pi_1", "payment_intent", 0, "usd", "requires_capture"
     )  # fmt: skip
     assert see({"id": "cus_1", "object": "customer", "amount": "5"}).amount_minor is None
+    # a charge without amount_captured (older API versions): captured, less what was given back
+    old = {"id": "ch_1", "object": "charge", "amount": "900", "captured": "true", "amount_refunded": "100"}
+    assert see(old).amount_minor == 800
+    assert see({**old, "captured": "false"}).amount_minor is None
 
 
 def test_twilio_keeps_a_price_only_when_it_is_whole_cents() -> None:
