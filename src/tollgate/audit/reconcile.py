@@ -62,9 +62,10 @@ def unexplained(
 
 
 def stripe_objects(
-    api_base: str, read_key: str, day: date, *, timeout_s: float = 10.0
+    api_base: str, read_key: str, day: date, *, by_created: bool = True, timeout_s: float = 10.0
 ) -> list[dict[str, Any]]:
-    """Every money object Stripe has for `day`, read with a read-only (rk_…) or test key."""
+    """Every money object Stripe has for `day`, read with a read-only (rk_…) or test key.
+    `by_created=False` reads whole collections, for Stripe-compatible fakes without the `created` filter."""
     found: list[dict[str, Any]] = []
     with httpx.Client(
         base_url=api_base, headers={"authorization": f"Bearer {read_key}"}, timeout=timeout_s
@@ -72,7 +73,7 @@ def stripe_objects(
         for collection in listing.COLLECTIONS:
             after: str | None = None
             while True:
-                r = c.get(listing.list_path(collection, day, after))
+                r = c.get(listing.list_path(collection, day, after, by_created=by_created))
                 if r.status_code == 404:  # a Stripe-compatible server without this collection
                     break
                 r.raise_for_status()

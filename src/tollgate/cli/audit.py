@@ -278,6 +278,13 @@ def reconcile(
         ),
     ] = None,
     stripe_api: Annotated[str, typer.Option(help="Stripe's API base URL.")] = "https://api.stripe.com",
+    stripe_unfiltered: Annotated[
+        bool,
+        typer.Option(
+            help="Read whole collections and keep the day's objects here, for a Stripe-compatible fake "
+            "that has no `created` filter (localstripe)."
+        ),
+    ] = False,
 ) -> None:
     """What an auditor asks of a day: rows where the vendor moved another amount than was reserved,
     rows whose outcome is unknown, and (with a read-only key) the vendor's objects no row explains.
@@ -296,7 +303,15 @@ def reconcile(
         key = os.environ.get(stripe_read_key_env, "")
         if not key:
             raise typer.BadParameter(f"environment variable {stripe_read_key_env} is empty or unset")
-        found += rec.unexplained(store, rec.stripe_objects(stripe_api, key, when), "stripe")
+        import httpx
+
+        try:
+            found += rec.unexplained(
+                store, rec.stripe_objects(stripe_api, key, when, by_created=not stripe_unfiltered), "stripe"
+            )
+        except httpx.HTTPError as exc:
+            typer.echo(f"error: listing Stripe's objects for {when}: {exc}", err=True)
+            raise typer.Exit(2) from None
     _print(*rec.as_rows(found), fmt)
     if found:
         raise typer.Exit(1)

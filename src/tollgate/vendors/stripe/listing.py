@@ -15,10 +15,16 @@ COLLECTIONS = ("charges", "refunds", "payment_intents", "payouts", "transfers")
 PAGE = 100
 
 
-def list_path(collection: str, day: date, starting_after: str | None = None) -> str:
+def list_path(
+    collection: str, day: date, starting_after: str | None = None, *, by_created: bool = True
+) -> str:
+    """`by_created=False` for a Stripe-compatible server that refuses the `created` filter (localstripe):
+    the whole collection is read and filtered by `objects`."""
     start = int(datetime.combine(day, time(0), UTC).timestamp())
     end = int((datetime.combine(day, time(0), UTC) + timedelta(days=1)).timestamp())
-    path = f"/v1/{collection}?limit={PAGE}&created[gte]={start}&created[lt]={end}"
+    path = f"/v1/{collection}?limit={PAGE}"
+    if by_created:
+        path += f"&created[gte]={start}&created[lt]={end}"
     return path + (f"&starting_after={starting_after}" if starting_after else "")
 
 
