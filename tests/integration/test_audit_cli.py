@@ -95,7 +95,6 @@ def test_spend_prints_round_amounts_as_dollars_and_cents_never_in_exponent_form(
             from_line(line(request_id="a", authz=big), "f@1"),
             from_line(line(request_id="b", authz=sms), "f@2"),
         ],
-        {},
         "src",
         Checkpoint("x", 1),
     )

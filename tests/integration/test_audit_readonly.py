@@ -16,7 +16,7 @@ from tollgate.audit.sql import AuditStore, Checkpoint
 
 @pytest.fixture
 def one_row(audit: AuditStore, audit_url: str) -> str:  # noqa: F811
-    audit.append([from_line(line(request_id="a"), "f@1")], {}, "src", Checkpoint("x", 1))
+    audit.append([from_line(line(request_id="a"), "f@1")], "src", Checkpoint("x", 1))
     return audit_url
 
 

@@ -271,6 +271,8 @@ def vendor_route(vendor: VendorUpstream, params: EnvoyParams) -> Obj:
     return {
         "name": f"vendor_{vendor.name}",
         "match": {"prefix": vendor.prefix + "/"},
+        # Uncompressed answers, so Envoy can read what the vendor did from the body (capture.lua).
+        "request_headers_to_remove": ["accept-encoding"],
         "route": {
             "cluster": vendor_cluster_name(vendor),
             "prefix_rewrite": "/",
