@@ -14,7 +14,9 @@ from google.rpc import code_pb2, status_pb2
 from tollgate.decide.call import Call
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors import vendor as find_vendor
 from tollgate.vendors.base import Denial, Rendered, Vendor
+from tollgate.vendors.redaction import audit_json
 from tollgate.vendors.stripe.errors import render as render_stripe_like
 from tollgate_extauthz.check import Decision
 
@@ -22,8 +24,17 @@ _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _WHOM_SHOWN = 10  # customers or recipients named in one audit row
 
 
-def to_response(decision: Decision, call: Call, vendor: Vendor | None) -> external_auth_pb2.CheckResponse:
-    meta = _metadata(decision, call)
+def to_response(
+    decision: Decision,
+    call: Call,
+    vendor: Vendor | None,
+    *,
+    token: str | None = None,
+    redact: frozenset[str] = frozenset(),
+) -> external_auth_pb2.CheckResponse:
+    """`token` (the vault token presented) and the real key are masked wherever they appear in the
+    parameters the audit keeps; `redact` adds parameter names to the vendor's own redaction list."""
+    meta = _metadata(decision, call, (token or "", decision.vendor_key or ""), redact)
     v = decision.verdict
     if isinstance(v, Allow):
         assert vendor is not None and decision.vendor_key is not None
@@ -78,7 +89,7 @@ def metadata_for_failure(decision_id: str, call: Call | None, rule: Rule) -> str
     return _struct(fields)
 
 
-def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
+def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozenset[str]) -> struct_pb2.Struct:
     v = d.verdict
     fields: dict[str, Any] = {
         "decision_id": d.id,
@@ -86,6 +97,12 @@ def _metadata(d: Decision, call: Call) -> struct_pb2.Struct:
         "rule": Rule.ALLOWED.value if isinstance(v, Allow) else v.rule.value,
         **_call_fields(call),
     }
+    if call.params:
+        # What was asked, for the audit row: redacted, then bounded (one access-log line carries it).
+        known = find_vendor(call.vendor)
+        fields["params"] = audit_json(
+            call.params, (known.redacted if known else frozenset()) | redact, secrets
+        )
     if isinstance(v, Allow):
         fields["cost_micro_usd"] = v.cost_micro_usd
         if v.shadow_denial is not None:

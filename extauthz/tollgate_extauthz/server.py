@@ -48,7 +48,8 @@ async def serve(
     if settings.extauthz.metrics_port:
         metrics.serve(settings.extauthz.metrics_port, settings.extauthz.host)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationServicer(Checker(store, box, lookup), metrics), server
+        AuthorizationServicer(Checker(store, box, lookup), metrics, frozenset(settings.audit.redact_params)),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

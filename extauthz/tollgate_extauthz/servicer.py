@@ -23,9 +23,12 @@ log = logging.getLogger("tollgate.extauthz")
 
 
 class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
-    def __init__(self, checker: Checker, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, checker: Checker, metrics: Metrics | None = None, redact: frozenset[str] = frozenset()
+    ) -> None:
         self._checker = checker
         self._metrics = metrics or Metrics()
+        self._redact = redact  # parameter names the audit never holds, beyond each vendor's own list
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext
@@ -67,7 +70,9 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
             incoming.call.method,
             incoming.call.path,
         )
-        return to_response(decision, incoming.call, incoming.vendor)
+        return to_response(
+            decision, incoming.call, incoming.vendor, token=incoming.token, redact=self._redact
+        )
 
     def _observe(self, vendor: str, allowed: bool, rule: Rule, started: float) -> None:
         self._metrics.decisions.labels(vendor, "allow" if allowed else "deny", rule.value).inc()

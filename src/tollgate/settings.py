@@ -69,6 +69,16 @@ class AuditSettings(BaseModel):
     log_path: str = Field(
         default="/var/log/tollgate/access.log", description="Envoy's JSON access log to ingest."
     )
+    redact_params: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Parameter names (comma-separated) whose values the audit never holds, on top of each "
+        "vendor's own list (card numbers, bank details, message bodies).",
+    )
+
+    @field_validator("redact_params", mode="before")
+    @classmethod
+    def _split_names(cls, v: object) -> object:
+        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
 
 
 class AlertSettings(BaseModel):

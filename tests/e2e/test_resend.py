@@ -10,12 +10,14 @@ test sets them through monkeypatch and leaves them as they were."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import resend
 from resend.exceptions import InvalidApiKeyError, RateLimitError, ResendError
+from tests.e2e.test_audit_trail import eventually, rows
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from tests.support.world import empty_world
 
@@ -180,3 +182,16 @@ def test_a_retry_under_the_same_idempotency_key_is_counted_once(
         resend.Emails.send({**params, "to": "eve@example.com"}, {"idempotency_key": "welcome/ana"})  # type: ignore[arg-type]
     assert raised.value.headers is not None
     assert raised.value.headers["x-tollgate-rule"] == "tollgate_idempotency_key_reused"
+
+
+def test_the_audit_row_holds_the_email_redacted_and_the_id_resend_gave_it(
+    token: str, gateway: LocalGateway
+) -> None:
+    sent = email(html="<p>secret offer</p>")
+    [row] = eventually(lambda: rows(gateway, "vendor = 'resend' AND decision = 'allow'"))
+    params = json.loads(row["params"])
+    assert (params["to"], params["subject"]) == ("ana@example.com", "Your order shipped")
+    assert params["text"] == params["html"] == "[redacted]"
+    assert (row["vendor_object_id"], row["vendor_object"]) == (sent["id"], "email")
+    dump = repr(rows(gateway, "1=1"))
+    assert "secret offer" not in dump and REAL_KEY not in dump and token not in dump

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -202,3 +203,19 @@ def test_each_twilio_call_is_one_audit_row_with_its_cost_and_recipient(
     assert (refused["customer"], refused["cost_micro_usd"], refused["vendor_status"]) == (outside, 0, None)
     dump = repr(rows(gateway, "1=1"))
     assert REAL_TOKEN not in dump and "tgk_" not in dump  # the audit never holds a credential
+
+
+def test_the_audit_row_holds_the_message_redacted_and_the_sid_twilio_gave_it(
+    client: Client, gateway: LocalGateway
+) -> None:
+    sent = send(client, body="Your code is 424242")
+    [row] = eventually(lambda: rows(gateway, "vendor = 'twilio' AND decision = 'allow'"))
+    params = json.loads(row["params"])
+    assert params["To"] == ALLOWED and params["Body"] == "[redacted]"
+    assert (row["vendor_object_id"], row["vendor_object"], row["vendor_state"]) == (
+        sent.sid,
+        "message",
+        "queued",
+    )
+    dump = repr(rows(gateway, "1=1"))
+    assert "424242" not in dump and REAL_TOKEN not in dump and "tgk_" not in dump

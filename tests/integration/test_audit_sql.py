@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -56,6 +57,37 @@ def audit(audit_url: str) -> Iterator[AuditStore]:
 def test_migrate_is_versioned_and_idempotent(audit: AuditStore) -> None:
     assert audit.migrate() == SCHEMA_VERSION
     assert audit.query("SELECT MAX(version) FROM tollgate_schema_versions")[1] == [(SCHEMA_VERSION,)]
+
+
+V4_COLUMNS = (
+    "params", "vendor_object_id", "vendor_object", "vendor_amount_minor", "vendor_currency", "vendor_state",
+    "settled_micro_usd",
+)  # fmt: skip
+
+
+def test_a_schema_3_store_migrates_to_4_keeping_its_rows(audit: AuditStore) -> None:
+    # Wind the store back to schema 3: without the columns of schema 4, holding a row written then.
+    with audit.engine.begin() as c:
+        c.execute(text("DROP INDEX ix_tollgate_calls_vendor_object"))
+        for name in V4_COLUMNS:
+            c.execute(text(f"ALTER TABLE tollgate_calls DROP COLUMN {name}"))
+        c.execute(text("DELETE FROM tollgate_schema_versions WHERE version = 4"))
+        c.execute(
+            text(
+                "INSERT INTO tollgate_calls (row_id, at, day, decision, rule, cost_micro_usd, settlement) "
+                "VALUES ('old', :at, :day, 'allow', 'tollgate_allowed', 15000000, 'settled')"
+            ),
+            {"at": datetime(2026, 11, 30, 12, tzinfo=UTC), "day": date(2026, 11, 30)},
+        )
+    assert audit.migrate() == SCHEMA_VERSION == 4
+    seen = {"id": "re_1", "object": "refund", "amount": "1500", "currency": "usd"}
+    audit.append([from_line(line(request_id="new", vendor_response=seen), "f@1")], "src", Checkpoint("x", 1))
+    cols, data = audit.query("SELECT * FROM tollgate_calls ORDER BY row_id")
+    got = {r[cols.index("row_id")]: dict(zip(cols, r, strict=True)) for r in data}
+    assert got["old"]["cost_micro_usd"] == 15_000_000 and got["old"]["settlement"] == "settled"
+    assert all(got["old"][c] is None for c in V4_COLUMNS)
+    assert (got["new"]["vendor_object_id"], got["new"]["vendor_amount_minor"]) == ("re_1", 1500)
+    assert audit.migrate() == 4  # and again: nothing to do
 
 
 def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: AuditStore) -> None:

@@ -127,6 +127,16 @@ async def test_release_and_settle_give_money_back_once(store: RedisStore) -> Non
     assert await store.spent(KEY, "stripe", "d") == 50
 
 
+async def test_settling_above_the_reservation_counts_what_the_vendor_moved_once(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    c = await store.commit(KEY, g.version, "stripe", "d", 70, 100)
+    assert c.reservation_id
+    assert await store.settle(KEY, "stripe", "d", c.reservation_id, 90) == -20
+    assert await store.settle(KEY, "stripe", "d", c.reservation_id, 90) == 0
+    assert await store.spent(KEY, "stripe", "d") == 90
+
+
 async def test_counters_expire_after_their_day(store: RedisStore, redis_server) -> None:
     import redis.asyncio as aioredis
 

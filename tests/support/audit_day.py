@@ -136,6 +136,7 @@ def fill(url: str) -> AuditStore:
     store = AuditStore.from_url(url)
     store.migrate()
     data, settlements = rows()
-    settled = [r.model_copy(update={"settlement": settlements.get(r.row_id)}) for r in data]
-    store.append(settled, "test", Checkpoint("x", 1))
+    # settlement is a field of the row (AuditStore.append takes rows only)
+    data = [r.model_copy(update={"settlement": settlements.get(r.row_id, r.settlement)}) for r in data]
+    store.append(data, "test", Checkpoint("x", 1))
     return store

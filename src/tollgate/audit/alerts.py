@@ -2,7 +2,8 @@
 
 What is worth waking someone for: a key near or at its daily cap, a burst of denials from one key
 (an agent stuck in a loop), a revoked, expired or suspended key still calling, and a call whose
-outcome is unknown (money may have moved: its cost stays counted, and a human should check). Each alert is
+outcome is unknown (money may have moved: its cost stays counted, and a human should check), and a
+vendor reporting it moved more than was reserved. Each alert is
 sent once per window across every replica (a Redis claim), delivered with retries from a
 background task, and never blocks ingestion: when the queue is full the oldest alert is dropped
 and counted.
@@ -35,6 +36,7 @@ DAY_S = 24 * 3600
 @dataclass(frozen=True)
 class Alert:
     kind: str  # cap_warning | cap_reached | denial_burst | dead_key_calling | settlement_unknown
+    # | vendor_moved_more
     key_id: str
     dedup: str  # one alert per dedup name per ttl_s
     ttl_s: int
@@ -68,6 +70,10 @@ class AlertRules:
                 alerts.append(
                     Alert("settlement_unknown", key, f"unknown:{row.row_id}", DAY_S, self._unknown_text(row))
                 )
+            if row.settled_micro_usd is not None and row.settled_micro_usd > row.cost_micro_usd:
+                alerts.append(
+                    Alert("vendor_moved_more", key, f"more:{row.row_id}", DAY_S, self._more_text(row))
+                )
             if row.rule in DEAD_KEY_RULES:
                 hour = row.at.strftime("%Y%m%dT%H")
                 text = f":no_entry: Vault key {key} is still calling after it was {row.rule.removeprefix('tollgate_key_')} ({row.method} {row.path})."
@@ -75,6 +81,16 @@ class AlertRules:
             if row.decision == "deny":
                 alerts.extend(self._burst(key, row))
         return alerts
+
+    @staticmethod
+    def _more_text(row: AuditRow) -> str:
+        # Counted in full (the vendor is the truth), which may take the key past its cap's headroom.
+        return (
+            f":rotating_light: {row.vendor} reports {row.vendor_object_id or 'an object'} moved "
+            f"{format_usd(row.settled_micro_usd or 0)}, more than the {format_usd(row.cost_micro_usd)} "
+            f"Tollgate reserved (vault key {row.vault_key_id}, {row.method} {row.path}); the larger amount "
+            "is counted and may exceed the daily cap."
+        )
 
     def _over_warn(self, row: AuditRow) -> bool:
         if not row.cap_micro_usd or row.spent_micro_usd is None:

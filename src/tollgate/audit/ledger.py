@@ -30,6 +30,7 @@ from tollgate.vendors.base import Settlement
 log = logging.getLogger("tollgate.audit")
 LOOKBACK_DAYS = 2  # Redis keeps spend counters two days (store/redis.py DAY_TTL_S)
 RELEASED = Settlement.RELEASED.value
+SETTLED = Settlement.SETTLED.value
 
 
 def ledger_copy(
@@ -47,16 +48,22 @@ def ledger_copy(
             continue
         at_ms = int(_utc(e.at).timestamp() * 1000)
         counted = e.settlement != RELEASED
+        # A settled call counts what the vendor says it moved, where it said (tollgate.audit.record).
+        amount = (
+            e.settled_micro_usd
+            if e.settlement == SETTLED and e.settled_micro_usd is not None
+            else e.cost_micro_usd
+        )
         if e.idempotency_key:
             # Every attempt under one key is one vendor request: count its reserved cost once, unless
             # every attempt (the reserved one and its replays) is proven refused.
             g = (e.vendor, e.idempotency_key)
             cost, day, seen = groups.get(g, (0, "", False))
-            if e.reservation_id and e.spend_day and e.cost_micro_usd >= cost:
-                cost, day = e.cost_micro_usd, e.spend_day
+            if e.reservation_id and e.spend_day and amount >= cost:
+                cost, day = amount, e.spend_day
             groups[g] = (cost, day, seen or counted)
         elif e.reservation_id and counted and e.spend_day:
-            spend[(e.vendor, e.spend_day)] = spend.get((e.vendor, e.spend_day), 0) + e.cost_micro_usd
+            spend[(e.vendor, e.spend_day)] = spend.get((e.vendor, e.spend_day), 0) + amount
         if (
             lb is not None
             and not e.replay

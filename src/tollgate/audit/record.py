@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict
 
 from tollgate.decide.rules import Rule
 from tollgate.envoy.evidence import delivery
+from tollgate.vendors import vendor as find_vendor
 from tollgate.vendors import vendor as vendor_named
 from tollgate.vendors.base import Settlement
+from tollgate.vendors.observed import Observed
 
 # response_code_details Envoy writes when it answered without a decision from ext_authz
 _ENVOY_ANSWERS = {
@@ -72,6 +74,17 @@ class AuditRow(BaseModel):
     # What the outcome proves, for a forwarded call with a cost (reserved, or a replay): settled, released
     # or unknown (see tollgate.vendors.base.Settlement); None for free calls and denials.
     settlement: str | None = None
+    # Added in schema 4. What was asked: the parameters, redacted by ext_authz (JSON object text).
+    params: str | None = None
+    # What the vendor did, from its answer (tollgate.envoy.capture): the object, and the money it says it
+    # moved in the minor units of its currency.
+    vendor_object_id: str | None = None
+    vendor_object: str | None = None
+    vendor_amount_minor: int | None = None
+    vendor_currency: str | None = None
+    vendor_state: str | None = None
+    # What the reservation settled to: the vendor's amount where it reported one (tollgate.audit.settle).
+    settled_micro_usd: int | None = None
 
     @property
     def vendor_succeeded(self) -> bool:
@@ -107,6 +120,46 @@ def from_line(line: str, position: str) -> AuditRow:
 
 
 def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
+    row = _from_entry(entry, position)
+    seen = _observed(row.vendor, entry.get("vendor_response")) if row.forwarded else Observed()
+    row = row.model_copy(
+        update={
+            "vendor_object_id": seen.object_id,
+            "vendor_object": seen.object_type,
+            "vendor_amount_minor": seen.amount_minor,
+            "vendor_currency": seen.currency,
+            "vendor_state": seen.state,
+        }
+    )
+    return row.model_copy(update={"settled_micro_usd": settled_cost(row)})
+
+
+def _observed(vendor: str | None, raw: object) -> Observed:
+    known = find_vendor(vendor or "")
+    return known.observed(raw) if known and isinstance(raw, dict) else Observed()
+
+
+def settled_cost(row: AuditRow) -> int | None:
+    """What a settled reservation counts: the vendor's own amount, priced at the reservation's rate,
+    where the vendor reported one in the call's currency; else the reservation. Rounded up, never below
+    what the vendor says it moved. Above the reservation it is counted too (the vendor is the truth),
+    and the alerts say so (tollgate.audit.alerts)."""
+    if row.settlement is None:
+        return None
+    if row.settlement != Settlement.SETTLED.value:
+        return row.cost_micro_usd if row.settlement == Settlement.UNKNOWN.value else 0
+    if (
+        row.vendor_amount_minor is None
+        or row.vendor_amount_minor < 0
+        or not row.amount_minor
+        or row.amount_minor <= 0
+        or (row.currency or "").lower() != row.vendor_currency
+    ):
+        return row.cost_micro_usd
+    return -(-row.cost_micro_usd * row.vendor_amount_minor // row.amount_minor)
+
+
+def _from_entry(entry: dict[str, Any], position: str) -> AuditRow:
     raw = entry.get("authz")
     authz: dict[str, Any] = raw if isinstance(raw, dict) else {}
     at = _time(entry.get("start_time"))
@@ -160,6 +213,7 @@ def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         upstream_host=_str(entry.get("upstream_host")),
         response_code_details=_str(entry.get("response_code_details")),
         settlement=_settlement(decision, _str(authz.get("vendor")), cost, reservation_id, entry),
+        params=_str(authz.get("params")),
     )
 
 

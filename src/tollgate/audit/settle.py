@@ -19,6 +19,14 @@ RELEASED = Settlement.RELEASED.value
 UNKNOWN = Settlement.UNKNOWN.value
 
 
+def _counted(row: AuditRow) -> int:
+    """Settle to the truth: what the vendor says it moved where it said (a refund of what was left, a
+    capture of less than authorised), else the reservation (tollgate.audit.record.settled_cost)."""
+    if row.settlement == SETTLED and row.settled_micro_usd is not None:
+        return row.settled_micro_usd
+    return row.cost_micro_usd
+
+
 def settlement_for(row: AuditRow) -> str | None:
     """What to do with the row's reservation, if it holds one. Pure."""
     return row.settlement if row.reserved else None
@@ -42,7 +50,7 @@ async def apply_settlements(store: Store, rows: Sequence[AuditRow]) -> dict[str,
                 row.vendor,
                 row.spend_day,
                 row.reservation_id,
-                row.cost_micro_usd,
+                _counted(row),
                 at_ms=int(row.at.timestamp() * 1000),
             )
         done[row.row_id] = outcome

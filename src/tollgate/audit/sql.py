@@ -45,6 +45,17 @@ class AuditStoreUnavailable(TollgateError):
 
 metadata = MetaData()
 
+# Schema 4: what was asked and what the vendor did (see AuditRow).
+_V4_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("params", Text),
+    ("vendor_object_id", Text),
+    ("vendor_object", Text),
+    ("vendor_amount_minor", BigInteger),
+    ("vendor_currency", Text),
+    ("vendor_state", Text),
+    ("settled_micro_usd", BigInteger),
+)
+
 # Free-form values are TEXT, never VARCHAR(n): one over-long idempotency key from an agent must not make
 # PostgreSQL refuse a whole batch (SQLite never would), which would stall the audit behind it.
 
@@ -91,11 +102,14 @@ calls = Table(
     # Schemas before 3 wrote released for every non-2xx.
     Column("settlement", Text),
     Column("response_code_details", Text),  # added in schema 3: Envoy's word on who answered (via_upstream)
+    # Added in schema 4: what was asked (redacted parameters, JSON) and what the vendor says it did.
+    *(Column(name, kind) for name, kind in _V4_COLUMNS),
     Index("ix_tollgate_calls_at", "at"),
     Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
     Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
     Index("ix_tollgate_calls_vendor_day", "vendor", "day"),
     Index("ix_tollgate_calls_rule_day", "rule", "day"),
+    Index("ix_tollgate_calls_vendor_object", "vendor_object_id"),
 )
 
 checkpoints = Table(
@@ -132,8 +146,22 @@ def _v3(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN response_code_details TEXT"))
 
 
+def _v4(conn: Connection) -> None:
+    # Rows written before keep NULLs here: nothing was captured for them, and nothing is made up.
+    have = {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}
+    for name, kind in _V4_COLUMNS:
+        if name not in have:
+            sql_type = kind().compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE tollgate_calls ADD COLUMN {name} {sql_type}"))
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_tollgate_calls_vendor_object ON tollgate_calls (vendor_object_id)"
+        )
+    )
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -150,6 +178,7 @@ class LedgerEntry:
     replay: bool | None
     settlement: str | None
     shadow_rule: str | None
+    settled_micro_usd: int | None = None  # schema 4: what a settled call counts (the vendor's amount)
 
 
 @dataclass(frozen=True)
@@ -212,7 +241,7 @@ class AuditStore:
         stmt = (
             select(
                 c.at, c.method, c.path, c.vendor, c.spend_day, c.cost_micro_usd, c.reservation_id,
-                c.idempotency_key, c.replay, c.settlement, c.shadow_rule,
+                c.idempotency_key, c.replay, c.settlement, c.shadow_rule, c.settled_micro_usd,
             )
             .where(c.vault_key_id == key_id, c.day >= since, c.decision == "allow")
             .where((c.cost_micro_usd > 0) | (c.replay.is_(True)))

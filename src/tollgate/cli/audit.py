@@ -265,6 +265,58 @@ def report(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def reconcile(
+    day: Annotated[str | None, typer.Option(help="The UTC day, YYYY-MM-DD (default: yesterday).")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    stripe_read_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of an environment variable holding a read-only Stripe key (rk_…): also list the "
+            "day's Stripe objects that no row explains."
+        ),
+    ] = None,
+    stripe_api: Annotated[str, typer.Option(help="Stripe's API base URL.")] = "https://api.stripe.com",
+    stripe_unfiltered: Annotated[
+        bool,
+        typer.Option(
+            help="Read whole collections and keep the day's objects here, for a Stripe-compatible fake "
+            "that has no `created` filter (localstripe)."
+        ),
+    ] = False,
+) -> None:
+    """What an auditor asks of a day: rows where the vendor moved another amount than was reserved,
+    rows whose outcome is unknown, and (with a read-only key) the vendor's objects no row explains.
+    Exits 1 when there is anything to look at."""
+    import os
+
+    from tollgate.audit import reconcile as rec
+
+    try:
+        when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--day is YYYY-MM-DD: {exc}") from None
+    store = _store(db)
+    found = rec.findings(store, when)
+    if stripe_read_key_env:
+        key = os.environ.get(stripe_read_key_env, "")
+        if not key:
+            raise typer.BadParameter(f"environment variable {stripe_read_key_env} is empty or unset")
+        import httpx
+
+        try:
+            found += rec.unexplained(
+                store, rec.stripe_objects(stripe_api, key, when, by_created=not stripe_unfiltered), "stripe"
+            )
+        except httpx.HTTPError as exc:
+            typer.echo(f"error: listing Stripe's objects for {when}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    _print(*rec.as_rows(found), fmt)
+    if found:
+        raise typer.Exit(1)
+
+
 @app.command("sql")
 def run_sql(
     statement: Annotated[str, typer.Argument(help="A SELECT over tollgate_calls.")],

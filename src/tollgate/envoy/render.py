@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tollgate.envoy import capture
 from tollgate.envoy.params import EnvoyParams, LocalReply, VendorUpstream
 
 EXTAUTHZ_CLUSTER = "tollgate_extauthz"
@@ -30,6 +31,7 @@ _DOWNSTREAM_CONNECTIONS = (
 _HTTP_OPTIONS = _T + "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _CEL_FILTER = _T + "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
 _UPSTREAM_TLS = _T + "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_LUA = _T + "envoy.extensions.filters.http.lua.v3.Lua"
 
 Obj = dict[str, Any]
 
@@ -107,7 +109,12 @@ def hcm(params: EnvoyParams) -> Obj:
         "request_headers_timeout": "10s",
         "access_log": [access_log(params)],
         "route_config": route_config(params),
-        "http_filters": [original_path_filter(), extauthz_filter(params), router_filter()],
+        "http_filters": [
+            original_path_filter(),
+            extauthz_filter(params),
+            vendor_response_filter(),
+            router_filter(),
+        ],
         **({"local_reply_config": local_reply_config(params)} if params.local_replies else {}),
     }
 
@@ -221,6 +228,15 @@ def extauthz_filter(params: EnvoyParams) -> Obj:
     }
 
 
+def vendor_response_filter() -> Obj:
+    # After ext_authz, so only forwarded calls reach it: what the vendor did (object id, amount, status),
+    # from a bounded prefix of its JSON answer, into dynamic metadata for the access log (capture.lua).
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {"@type": _LUA, "default_source_code": {"inline_string": capture.source()}},
+    }
+
+
 def router_filter() -> Obj:
     # No x-envoy-* headers to vendors (they would reveal the gateway and its timings).
     return {
@@ -255,6 +271,8 @@ def vendor_route(vendor: VendorUpstream, params: EnvoyParams) -> Obj:
     return {
         "name": f"vendor_{vendor.name}",
         "match": {"prefix": vendor.prefix + "/"},
+        # Uncompressed answers, so Envoy can read what the vendor did from the body (capture.lua).
+        "request_headers_to_remove": ["accept-encoding"],
         "route": {
             "cluster": vendor_cluster_name(vendor),
             "prefix_rewrite": "/",
@@ -318,6 +336,8 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
     "request_id": "%REQ(X-REQUEST-ID)%",
     "agent_run_id": "%REQ(X-AGENT-RUN-ID)%",
     "authz": f"%DYNAMIC_METADATA({EXTAUTHZ_FILTER})%",
+    # A few scalars of the vendor's answer (capture.FIELDS), never a header: what the vendor did.
+    "vendor_response": f"%DYNAMIC_METADATA({capture.NAMESPACE})%",
 }
 
 

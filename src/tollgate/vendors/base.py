@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from tollgate.money import Money
 from tollgate.policy.extension import PolicyExtension
 from tollgate.policy.rules import ParamValue
+from tollgate.vendors.observed import Observed
 from tollgate.vendors.wire import Wire
 
 if TYPE_CHECKING:  # routes.py builds Endpoints, so it imports this module
@@ -126,6 +127,11 @@ class Vendor(ABC):
     name: str
     policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
     routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
+    redacted: frozenset[str] = frozenset()  # parameter names whose values never reach the audit
+
+    def observed(self, fields: Mapping[str, object]) -> Observed:
+        """What the vendor's answer says it did, from the few fields Envoy read out of it."""
+        return Observed()
 
     @abstractmethod
     def vault_token(self, headers: Mapping[str, str]) -> str | None:

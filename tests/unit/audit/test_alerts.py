@@ -84,3 +84,12 @@ def test_a_call_whose_outcome_is_unknown_alerts_once_naming_what_envoy_saw() -> 
     assert alert.kind == "settlement_unknown" and alert.dedup == "unknown:req-unknown"
     assert "downstream_remote_disconnect" in alert.text and "$15.00" in alert.text and "idem-1" in alert.text
     assert rules().evaluate([from_line(line(request_id="req-ok"), "f@1")]) == []  # a 2xx is no news
+
+
+def test_a_vendor_moving_more_than_was_reserved_alerts_once() -> None:
+    seen = {"id": "re_9", "object": "refund", "amount": "2000", "currency": "usd", "status": "succeeded"}
+    more = from_line(line(vendor_response=seen), "f@0")
+    [alert] = [a for a in rules().evaluate([more, more]) if a.kind == "vendor_moved_more"][:1]
+    assert "re_9" in alert.text and "$20.00" in alert.text and "$15.00" in alert.text
+    same = from_line(line(vendor_response={**seen, "amount": "1500"}), "f@0")
+    assert not [a for a in rules().evaluate([same]) if a.kind == "vendor_moved_more"]

@@ -64,3 +64,13 @@ def test_the_loop_breaker_gets_back_the_calls_still_in_its_window() -> None:
     ]
     copy = ledger_copy("k", rows, g, SINCE_MS)
     assert [m for m, _ in copy.calls] == ["in"] and copy.window_ms == 60_000
+
+
+def test_a_settled_call_counts_what_the_vendor_moved_and_an_unknown_one_its_reservation() -> None:
+    rows = [
+        entry(10, "settled", settled_micro_usd=6),  # the vendor refunded less than reserved
+        entry(20, "unknown", settled_micro_usd=20),
+        entry(30, "settled", idem="a", settled_micro_usd=35),  # more: counted too
+        entry(4, "settled"),  # written before schema 4: its reservation
+    ]
+    assert ledger_copy("k", rows, None, SINCE_MS).spend == {("stripe", "20261201"): 6 + 20 + 35 + 4}

@@ -102,3 +102,55 @@ def test_calls_envoy_answered_itself_are_denials_with_a_rule(details: str, rule:
 def test_an_unreadable_line_is_kept_not_dropped() -> None:
     row = from_line("{not json", "f@9")
     assert row.rule == UNPARSED and "not json" in (row.reason or "")
+
+
+REFUND_SEEN = {"id": "re_1", "object": "refund", "amount": "1500", "currency": "usd", "status": "succeeded"}
+
+
+def test_the_row_holds_the_parameters_and_what_the_vendor_did() -> None:
+    authz = {**ALLOWED["authz"], "params": '{"amount":"1500","charge":"ch_1"}'}  # type: ignore[dict-item]
+    row = from_line(line(authz=authz, vendor_response=REFUND_SEEN), "f@0")
+    assert json.loads(row.params or "") == {"amount": "1500", "charge": "ch_1"}
+    assert (row.vendor_object_id, row.vendor_object, row.vendor_amount_minor, row.vendor_currency) == (
+        "re_1",
+        "refund",
+        1500,
+        "usd",
+    )
+    assert (row.vendor_state, row.settled_micro_usd) == ("succeeded", 15_000_000)
+
+
+@pytest.mark.parametrize(
+    ("seen", "settled"),
+    [
+        ({**REFUND_SEEN, "amount": "900"}, 9_000_000),  # the vendor refunded less: settle to it
+        ({**REFUND_SEEN, "amount": "2000"}, 20_000_000),  # more: counted (and alerted)
+        ({**REFUND_SEEN, "currency": "eur"}, 15_000_000),  # another currency: the reservation stands
+        ({**REFUND_SEEN, "amount": "12.5"}, 15_000_000),  # not an integer: no amount
+        ({"id": "re_1", "object": "refund"}, 15_000_000),  # no amount reported
+        (None, 15_000_000),
+    ],
+)
+def test_a_settled_call_counts_the_vendors_amount_where_it_reported_one(
+    seen: dict[str, str] | None, settled: int
+) -> None:
+    assert from_line(line(vendor_response=seen), "f@0").settled_micro_usd == settled
+
+
+def test_a_charge_counts_what_was_captured_not_what_was_authorised() -> None:
+    seen = {"id": "ch_1", "object": "charge", "amount": "1500", "amount_captured": "1000", "currency": "usd"}
+    row = from_line(line(vendor_response=seen), "f@0")
+    assert (row.vendor_amount_minor, row.settled_micro_usd) == (1000, 10_000_000)
+
+
+def test_an_unknown_outcome_keeps_the_reservation_and_a_released_one_counts_nothing() -> None:
+    unknown = from_line(line(response_code=503, vendor_response={**REFUND_SEEN, "amount": "1"}), "f@0")
+    assert (unknown.settlement, unknown.settled_micro_usd) == ("unknown", 15_000_000)
+    released = from_line(line(response_code=402), "f@0")
+    assert (released.settlement, released.settled_micro_usd) == ("released", 0)
+
+
+def test_what_a_denied_call_never_reached_is_not_read_from_its_answer() -> None:
+    authz = {**ALLOWED["authz"], "decision": "deny", "rule": "tollgate_cap_exceeded"}  # type: ignore[dict-item]
+    row = from_line(line(authz=authz, vendor_response=REFUND_SEEN), "f@0")
+    assert row.vendor_object_id is None and row.settled_micro_usd is None

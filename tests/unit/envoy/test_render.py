@@ -108,6 +108,27 @@ def test_ext_authz_runs_before_the_router() -> None:
     assert names.index(EXTAUTHZ_FILTER) < names.index("envoy.filters.http.router") == len(names) - 1
 
 
+def test_the_vendor_answer_is_read_after_ext_authz_and_logged_under_its_own_field() -> None:
+    from tollgate.envoy import capture
+
+    config = render(params())
+    names = [f["name"] for f in hcm(config)["http_filters"]]
+    assert (
+        names.index(EXTAUTHZ_FILTER)
+        < names.index("envoy.filters.http.lua")
+        < names.index("envoy.filters.http.router")
+    )
+    lua = http_filter(config, "envoy.filters.http.lua")["default_source_code"]["inline_string"]
+    assert "__" not in lua.replace("__index", "")  # every placeholder filled in
+    assert f"local LIMIT = {capture.LIMIT_BYTES}" in lua
+    assert all(f"{f} = true" in lua for f in capture.FIELDS)
+    assert ACCESS_LOG_FORMAT["vendor_response"] == f"%DYNAMIC_METADATA({capture.NAMESPACE})%"
+    # uncompressed answers, asked for by the route: no Lua on the request path (see capture.lua)
+    assert "function envoy_on_request" not in lua
+    vendor_routes = [r for name, r in routes(config).items() if name != "not_found"]
+    assert vendor_routes and all(r["request_headers_to_remove"] == ["accept-encoding"] for r in vendor_routes)
+
+
 def test_paths_are_normalised_and_escaped_slashes_rejected() -> None:
     h = hcm(render(params()))
     assert h["normalize_path"] is True

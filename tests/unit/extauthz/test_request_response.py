@@ -17,6 +17,8 @@ from tollgate_extauthz.check import Decision
 from tollgate_extauthz.request import to_incoming
 from tollgate_extauthz.response import to_response
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+
 
 def check_request(
     path: str, body: bytes = b"", method: str = "POST", **headers: str
@@ -188,3 +190,34 @@ def test_the_audit_customer_column_names_customers_or_recipients(facts: Facts, c
     inc = to_incoming(check_request("/stripe/v1/refunds", authorization="Bearer tgk_x"))
     d = Decision("dec_3", Deny(Rule.RECIPIENT_OUT_OF_SCOPE, "no"), grant(), facts=facts)
     assert dict(to_response(d, inc.call, inc.vendor).dynamic_metadata)["customer"] == column
+
+
+def test_the_audit_gets_the_parameters_redacted_and_never_a_credential() -> None:
+    body = (
+        b"amount=500&currency=usd&card[number]=4242424242424242&card[cvc]=123"
+        b"&metadata[note]=tgk_x&metadata[mine]=" + VENDOR_KEY.encode() + b"&metadata[order]=7"
+    )
+    inc = to_incoming(
+        check_request("/stripe/v1/charges", body, authorization="Bearer tgk_x", content_type=FORM_TYPE)
+    )
+    d = Decision("dec_1", Allow(cost_micro_usd=5_000_000), grant(), vendor_key=VENDOR_KEY)
+    meta = dict(to_response(d, inc.call, inc.vendor, token=inc.token).dynamic_metadata)
+    assert json.loads(meta["params"]) == {
+        "amount": "500",
+        "currency": "usd",
+        "card[number]": "[redacted]",
+        "card[cvc]": "[redacted]",
+        "metadata[mine]": "[redacted]",
+        "metadata[note]": "[redacted]",
+        "metadata[order]": "7",
+    }
+    assert VENDOR_KEY not in str(meta) and "tgk_x" not in str(meta) and "4242" not in str(meta)
+
+
+def test_settings_add_names_to_the_vendors_redaction_list() -> None:
+    inc = to_incoming(
+        check_request("/stripe/v1/refunds", b"charge=ch_1&metadata[email]=a@b.c", content_type=FORM_TYPE)
+    )
+    d = Decision("dec_1", Allow(cost_micro_usd=0), grant(), vendor_key=VENDOR_KEY)
+    meta = dict(to_response(d, inc.call, inc.vendor, redact=frozenset({"email"})).dynamic_metadata)
+    assert json.loads(meta["params"]) == {"charge": "ch_1", "metadata[email]": "[redacted]"}

@@ -25,8 +25,10 @@ from tollgate.vendors.base import (
     Vendor,
     post_idempotency_key,
 )
-from tollgate.vendors.resend import endpoints, errors, outcome, params
+from tollgate.vendors.observed import Observed
+from tollgate.vendors.resend import endpoints, errors, outcome, params, redact
 from tollgate.vendors.resend import facts as _facts
+from tollgate.vendors.resend import observed as _observed
 from tollgate.vendors.resend.policy import POLICY
 
 
@@ -34,6 +36,10 @@ class ResendVendor(Vendor):
     name = "resend"
     policy = POLICY
     routes = endpoints.ROUTES
+    redacted = redact.REDACTED
+
+    def observed(self, fields: Mapping[str, object]) -> Observed:
+        return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")

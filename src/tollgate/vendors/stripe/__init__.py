@@ -25,8 +25,10 @@ from tollgate.vendors.base import (
     Vendor,
     post_idempotency_key,
 )
-from tollgate.vendors.stripe import endpoints, errors, outcome, uploads
+from tollgate.vendors.observed import Observed
+from tollgate.vendors.stripe import endpoints, errors, outcome, redact, uploads
 from tollgate.vendors.stripe import facts as _facts
+from tollgate.vendors.stripe import observed as _observed
 from tollgate.vendors.stripe.policy import POLICY
 
 _PARAM_ROOT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -62,6 +64,10 @@ class StripeVendor(Vendor):
     name = "stripe"
     policy = POLICY
     routes = endpoints.ROUTES
+    redacted = redact.REDACTED
+
+    def observed(self, fields: Mapping[str, object]) -> Observed:
+        return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         auth = headers.get("authorization", "")

@@ -38,8 +38,10 @@ from tollgate.vendors.base import (
     Unpriced,
     Vendor,
 )
-from tollgate.vendors.twilio import endpoints, errors, outcome
+from tollgate.vendors.observed import Observed
+from tollgate.vendors.twilio import endpoints, errors, outcome, redact
 from tollgate.vendors.twilio import facts as _facts
+from tollgate.vendors.twilio import observed as _observed
 from tollgate.vendors.twilio.policy import POLICY
 
 # Twilio's names are PascalCase; list filters end in '<' or '>' (DateSent>=…).
@@ -79,6 +81,10 @@ class TwilioVendor(Vendor):
     name = "twilio"
     policy = POLICY
     routes = endpoints.ROUTES
+    redacted = redact.REDACTED
+
+    def observed(self, fields: Mapping[str, object]) -> Observed:
+        return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
         scheme, _, value = headers.get("authorization", "").partition(" ")

@@ -1,0 +1,62 @@
+"""A call's parameters as the audit keeps them: redacted, then bounded. Pure.
+
+Each vendor package lists the parameter names whose values never reach the audit (card numbers, bank
+details, message bodies); settings may add more. A name matches a flat parameter by its root or by any
+bracketed segment (`card[number]`, `payment_method_data[card][cvc]`, `attachments[0][content]`), so a
+nested copy of a secret is caught wherever the vendor accepts it. Any value holding a credential the call
+carried is masked too, whatever its name."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+from tollgate.policy.rules import ParamValue
+
+MASK = "[redacted]"
+# One access-log line carries the parameters: keep it small. A call's own amount, currency and customer
+# are in their columns; past this the remaining names are counted, not shown.
+MAX_JSON_CHARS = 4_096
+MAX_VALUE_CHARS = 256
+_SEGMENT = re.compile(r"[^\[\]]+")
+
+
+def segments(name: str) -> set[str]:
+    return set(_SEGMENT.findall(name))
+
+
+def redact(
+    params: Mapping[str, ParamValue], names: Iterable[str], secrets: Iterable[str] = ()
+) -> dict[str, ParamValue]:
+    hidden = {n.lower() for n in names}
+    creds = [s for s in secrets if s]
+    out: dict[str, ParamValue] = {}
+    for key, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        if {s.lower() for s in segments(key)} & hidden or any(c in v for c in creds for v in values):
+            out[key] = MASK
+        else:
+            out[key] = value
+    return out
+
+
+def audit_json(params: Mapping[str, ParamValue], names: Iterable[str], secrets: Iterable[str] = ()) -> str:
+    """The redacted parameters as a JSON object of at most about MAX_JSON_CHARS characters: long values
+    are cut (marked '…'), and names that no longer fit are counted under `_more`."""
+    kept: dict[str, ParamValue | int] = {}
+    size = 2
+    items = sorted(redact(params, names, secrets).items())
+    for i, (key, value) in enumerate(items):
+        short = [_cut(v) for v in value] if isinstance(value, list) else _cut(value)
+        piece = len(json.dumps({key: short}))
+        if size + piece > MAX_JSON_CHARS:
+            kept["_more"] = len(items) - i
+            break
+        kept[key] = short
+        size += piece
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def _cut(v: str) -> str:
+    return v if len(v) <= MAX_VALUE_CHARS else v[: MAX_VALUE_CHARS - 1] + "…"

@@ -1,0 +1,3 @@
+"""Twilio parameters the audit never holds: what a message or call says (its body and inline TwiML)."""
+
+REDACTED = frozenset({"Body", "Twiml"})

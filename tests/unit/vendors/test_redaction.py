@@ -1,0 +1,46 @@
+"""The parameters the audit keeps: each vendor's redaction list, credentials masked, and a bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tollgate.policy.rules import ParamValue
+from tollgate.vendors import VENDORS
+from tollgate.vendors.redaction import MASK, MAX_JSON_CHARS, MAX_VALUE_CHARS, audit_json, redact
+
+
+@pytest.mark.parametrize(
+    ("vendor", "params", "hidden"),
+    [
+        ("stripe", {"card[number]": "4242", "card[cvc]": "1", "card[exp_year]": "30"}, {"card[number]", "card[cvc]"}),
+        ("stripe", {"bank_account[account_number]": "0001", "bank_account[routing_number]": "110"},
+         {"bank_account[account_number]", "bank_account[routing_number]"}),
+        ("stripe", {"payment_method_data[card][number]": "4242", "pii[id_number]": "1", "amount": "5"},
+         {"payment_method_data[card][number]", "pii[id_number]"}),
+        ("twilio", {"Body": "your code is 1234", "To": "+14155550100"}, {"Body"}),
+        ("resend", {"html": "<p>hi</p>", "text": "hi", "attachments[0][content]": "QUJD", "subject": "s"},
+         {"html", "text", "attachments[0][content]"}),
+    ],
+)  # fmt: skip
+def test_each_vendor_hides_its_secrets_and_keeps_the_rest(
+    vendor: str, params: dict[str, ParamValue], hidden: set[str]
+) -> None:
+    out = redact(params, VENDORS[vendor].redacted)
+    assert {k for k, v in out.items() if v == MASK} == hidden
+    assert all(out[k] == params[k] for k in params if k not in hidden)
+
+
+def test_a_list_holding_a_credential_is_masked_whole() -> None:
+    assert redact({"expand[]": ["charge", "sk_live_x"]}, (), secrets=("sk_live_x", "")) == {"expand[]": MASK}
+
+
+def test_the_json_is_bounded_and_says_how_much_was_left_out() -> None:
+    params: dict[str, ParamValue] = {f"metadata[k{i:03}]": "v" * 100 for i in range(200)}
+    params["description"] = "d" * 10_000
+    out = audit_json(params, ())
+    assert len(out) <= MAX_JSON_CHARS + 10
+    got = json.loads(out)
+    assert len(got["description"]) == MAX_VALUE_CHARS and got["description"].endswith("…")
+    assert got["_more"] == len(params) - (len(got) - 1)
