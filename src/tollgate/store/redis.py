@@ -14,6 +14,7 @@ from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
 from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, Limits
+from tollgate.store.connection import connect
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
@@ -36,14 +37,8 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            max_connections=max_connections,
-            decode_responses=True,
-        )
-        return cls(client)
+        """One Redis, a cluster or Sentinel, by the URL's scheme (store/connection.py)."""
+        return cls(connect(url, timeout_s=timeout_s, max_connections=max_connections))
 
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
