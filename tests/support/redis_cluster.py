@@ -68,8 +68,8 @@ class RedisCluster:
         out = self.redis_cli(port, "cluster", "info")
         return dict(line.split(":", 1) for line in out.split() if ":" in line)
 
-    def master_of_slot(self, slot: int) -> int:
-        """The port of the master serving `slot`, as a live node sees it."""
+    def master_of_slot(self, slot: int) -> int | None:
+        """The port of the master serving `slot`, as a live node sees it (None while none does)."""
         port = next(p for p in self.ports if p not in self.stopped)
         for line in self.redis_cli(port, "cluster", "nodes").splitlines():
             parts = line.split()
@@ -79,7 +79,7 @@ class RedisCluster:
                 lo, _, hi = rng.partition("-")
                 if lo.isdigit() and int(lo) <= slot <= int(hi or lo):
                     return int(parts[1].split(":")[1].split("@")[0])
-        raise LookupError(f"no master serves slot {slot}")
+        return None
 
     def kill(self, port: int) -> None:
         """SIGKILL one node: no goodbye, no last flush to its replica."""
@@ -87,6 +87,30 @@ class RedisCluster:
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         self.stopped.add(port)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again from its own nodes.conf: it rejoins, as a replica of whoever took over."""
+        old = next(p for p in self.nodes if p.port == port)
+        proc = ManagedProcess(old.name, old.argv, log_path=old.log_path, cwd=old.cwd, port=port)
+        self.nodes[self.nodes.index(old)] = proc.start()
+        proc.wait_tcp(port)
+        self.stopped.discard(port)
+
+    def replica_of(self, master_port: int) -> int:
+        lines = [ln.split() for ln in self.redis_cli(master_port, "cluster", "nodes").splitlines()]
+        master_id = next(p[0] for p in lines if p[1].split("@")[0].endswith(f":{master_port}"))
+        return next(int(p[1].split(":")[1].split("@")[0]) for p in lines if p[3] == master_id)
+
+    def freeze(self, port: int) -> None:
+        """SIGSTOP a node: it reads nothing more until thaw()."""
+        proc = next(p for p in self.nodes if p.port == port)
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    def thaw(self, port: int) -> None:
+        proc = next(p for p in self.nodes if p.port == port)
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGCONT)
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -123,6 +147,8 @@ def start_cluster(workdir: Path, *, masters: int = 3, replicas: int = 1) -> Redi
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(d / "nodes.conf"),
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                # A replica whose link was cut may still take over (the failover tests cut it on purpose).
+                "--cluster-replica-validity-factor", "0",
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(d),
