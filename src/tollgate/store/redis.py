@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
@@ -57,7 +57,8 @@ class RedisStore:
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
             return await op()
-        except (RedisError, OSError) as exc:
+        # RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError.
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
     # ---- data plane -------------------------------------------------------------------------------
