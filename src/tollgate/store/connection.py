@@ -16,7 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 
 from tollgate.errors import TollgateError
 
@@ -53,6 +55,9 @@ def connect(url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> A
         nodes, user, password = _hosts(parts.netloc, url)
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            # Deny fast while a slot has no master: redis-py's default (10 retries, backoff up to
+            # seconds) would hold each check far past Envoy's ext_authz timeout.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2),
             username=user,
             password=password,
             ssl=scheme.startswith("rediss"),

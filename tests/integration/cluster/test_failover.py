@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,11 +81,13 @@ class Load:
         return sum(1 for at, _ in self.acked if at > t)
 
 
-async def _until(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def _until(cond, timeout: float, what: str, load: Load | None = None) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} within {timeout}s")
+            raise AssertionError(
+                f"not {what} within {timeout}s" + (f" ({load.last_refusal})" if load else "")
+            )
         await asyncio.sleep(0.02)
 
 
@@ -111,7 +114,10 @@ async def _lost(url: str, rids: list[str]) -> int:
 async def test_a_killed_master_fails_calls_closed_until_its_replica_takes_over_and_wait_closes_the_overshoot(
     cluster: RedisCluster, replica_acks: int
 ) -> None:
-    store = RedisStore.from_url(cluster.url, timeout_s=0.3, replica_acks=replica_acks)
+    # A WAIT timeout this shared machine keeps under load: a healthy replica must always ack in time.
+    store = RedisStore.from_url(
+        cluster.url, timeout_s=2, replica_acks=replica_acks, replica_ack_timeout_ms=1000
+    )
     g = grant()
     await store.put_grant(g)
     slot = key_slot(keys.version(KEY).encode())
@@ -136,7 +142,7 @@ async def test_a_killed_master_fails_calls_closed_until_its_replica_takes_over_a
         cluster.thaw(replica)
 
         await _until(
-            lambda: load.refused and load.refused[-1] > killed, 5, "refusing calls once the master died"
+            lambda: load.refused and load.refused[-1] > killed, 15, "refusing calls once the master died"
         )
         if replica_acks:
             # The promoted replica has no replica of its own: WAIT 1 denies until the old master rejoins.
@@ -145,13 +151,19 @@ async def test_a_killed_master_fails_calls_closed_until_its_replica_takes_over_a
         await _until(
             lambda: load.passed_since(killed) >= 100,
             20,
-            f"passing again after the failover ({load.last_refusal})",
+            "passing again after the failover",
+            load,
         )
     finally:
         load.running = False
         await asyncio.gather(*tasks)
 
-    assert load.other == []  # every call either passed with a reservation or was refused: never a guess
+    # each call passed with a reservation or was refused: never a guess
+    assert load.other == [], "".join(
+        traceback.format_exception(load.other[0])
+        if isinstance(load.other[0], BaseException)
+        else [str(load.other)]
+    )
     assert cluster.master_of_slot(slot) not in (None, master)
     first_refusal = min(at for at in load.refused if at > killed)
     outage = min(at for at, _ in load.acked if at > first_refusal) - killed
@@ -166,5 +178,7 @@ async def test_a_killed_master_fails_calls_closed_until_its_replica_takes_over_a
         assert lost == 0
     else:
         assert acked_unreplicated > 0
-        assert lost >= acked_unreplicated  # every reservation the replica never got is gone: the overshoot
+        # Every reservation the replica never got is gone: the overshoot. (Up to one per caller, executed
+        # just before the cut, is read by the client after it.)
+        assert lost >= acked_unreplicated - CALLERS
     await store.close()
