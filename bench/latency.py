@@ -93,6 +93,7 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
     """Send `rate` requests per second on a fixed schedule (no coordinated omission); latencies in ms."""
     latencies: list[float] = []
     errors = 0
+    statuses: dict[int, int] = {}
     headers = {"authorization": f"Bearer {token}", "content-type": "application/x-www-form-urlencoded"}
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -103,6 +104,7 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
                 await r.read()
                 if r.status != 200:
                     errors += 1
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
             latencies.append((time.perf_counter() - scheduled) * 1000)
 
         # warm up connections and caches
@@ -117,7 +119,7 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
             tasks.append(asyncio.create_task(one(at)))
         await asyncio.gather(*tasks)
     if errors:
-        raise SystemExit(f"{errors} requests failed")
+        raise SystemExit(f"{errors} requests failed, by status: {statuses}")
     return latencies
 
 

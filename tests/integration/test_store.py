@@ -170,3 +170,18 @@ async def test_grants_survive_a_round_trip_through_json(store: RedisStore) -> No
     g = grant(spend_policy(params=[{"field": "amount", "op": "lte", "value": 5000}], customers=["cus_A"]))
     await store.put_grant(g)
     assert await store.grant(KEY) == g
+
+
+async def test_a_burst_past_the_connection_pool_waits_for_a_connection_instead_of_failing(
+    redis_server,
+) -> None:
+    store = RedisStore.from_url(redis_server.url, max_connections=2)
+    try:
+        g = grant()
+        await store.put_grant(g)
+        commits = await asyncio.gather(
+            *(store.commit(KEY, g.version, "stripe", "burst", 1, 10**9) for _ in range(100))
+        )
+        assert {c.status for c in commits} == {CommitStatus.COMMITTED}
+    finally:
+        await store.close()

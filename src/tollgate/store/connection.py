@@ -82,7 +82,12 @@ def connect(url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> A
             max_connections=max_connections,
         )
     try:
-        return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+        # A blocking pool: a burst past max_connections waits for a free connection (up to the command
+        # timeout) instead of failing at once with MaxConnectionsError, which would deny the burst.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=timeout_s, **common
+        )
+        return aioredis.Redis(connection_pool=pool)
     except ValueError as e:
         raise RedisUrlError(
             f"{url!r}: {e}; use redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"
