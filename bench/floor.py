@@ -20,7 +20,9 @@ from google.rpc import code_pb2, status_pb2
 
 from tollgate.store.connection import connect
 
-OK = external_auth_pb2.CheckResponse(status=status_pb2.Status(code=code_pb2.OK))
+OK = external_auth_pb2.CheckResponse(
+    status=status_pb2.Status(code=code_pb2.OK), ok_response=external_auth_pb2.OkHttpResponse()
+)
 TRIVIAL = "return 1"
 
 

@@ -119,7 +119,8 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
             tasks.append(asyncio.create_task(one(at)))
         await asyncio.gather(*tasks)
     if errors:
-        raise SystemExit(f"{errors} requests failed, by status: {statuses}")
+        # Printed, not fatal: on a shared machine a stall can push checks past Envoy's ext_authz timeout.
+        print(f"{url}: {errors} of {len(latencies)} requests failed, by status: {statuses}", file=sys.stderr)
     return latencies
 
 
