@@ -87,7 +87,7 @@ def connect(url: str, *, timeout_s: float = 0.5, max_connections: int = 64) -> A
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=timeout_s, **common
         )
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
     except ValueError as e:
         raise RedisUrlError(
             f"{url!r}: {e}; use redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"

@@ -51,3 +51,9 @@ def test_a_sentinel_url_names_the_master_and_db() -> None:
 def test_a_url_tollgate_cannot_use_is_refused_naming_the_forms(url: str) -> None:
     with pytest.raises(RedisUrlError):
         connect(url)
+
+
+async def test_closing_a_plain_client_closes_its_pool() -> None:
+    client = connect("redis://127.0.0.1:6390/0")
+    assert client.auto_close_connection_pool is True
+    await client.aclose()
