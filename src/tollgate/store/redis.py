@@ -141,8 +141,10 @@ class RedisStore:
                 await r.script_load(self._commit.script)  # every master of a cluster
                 continue
             for reply in (result, acked):
+                # Whatever the driver recorded as a reply's failure is the store's failure (redis-py's
+                # cluster pipeline can record an AttributeError from a connection closed mid-failover).
                 if isinstance(reply, Exception):
-                    raise reply
+                    raise StoreUnavailable(f"redis: {type(reply).__name__}: {reply}") from reply
             break
         moved = (
             node is not None and r.get_node_from_key(ks[0]).name != node.name
