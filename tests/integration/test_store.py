@@ -182,3 +182,34 @@ async def test_grants_survive_a_round_trip_through_json(store: RedisStore) -> No
     g = grant(spend_policy(params=[{"field": "amount", "op": "lte", "value": 5000}], customers=["cus_A"]))
     await store.put_grant(g)
     assert await store.grant(KEY) == g
+
+
+async def test_a_burst_past_the_connection_pool_waits_for_a_connection_instead_of_failing(
+    redis_server,
+) -> None:
+    store = RedisStore.from_url(redis_server.url, max_connections=2)
+    try:
+        g = grant()
+        await store.put_grant(g)
+        commits = await asyncio.gather(
+            *(store.commit(KEY, g.version, "stripe", "burst", 1, 10**9) for _ in range(100))
+        )
+        assert {c.status for c in commits} == {CommitStatus.COMMITTED}
+    finally:
+        await store.close()
+
+
+async def test_with_replica_acks_a_reservation_no_replica_holds_is_refused_and_a_free_call_is_not(
+    redis_server,
+) -> None:
+    # This redis-server has no replica: WAIT 1 answers 0, so a paid call must not pass.
+    store = RedisStore.from_url(redis_server.url, replica_acks=1, replica_ack_timeout_ms=5)
+    try:
+        g = grant()
+        await store.put_grant(g)
+        with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+            await store.commit(KEY, g.version, "stripe", "acks", 1, 10**9)
+        free = await store.commit(KEY, g.version, "stripe", "acks", 0, 10**9)
+        assert free.status is CommitStatus.COMMITTED
+    finally:
+        await store.close()

@@ -140,6 +140,10 @@ vendor keys. Both come from Secrets, never from plain values.
     secretKeyRef:
       name: {{ include "tollgate.redis.secretName" . }}
       key: {{ include "tollgate.redis.secretKey" . }}
+- name: TOLLGATE_REDIS__REPLICA_ACKS
+  value: {{ .Values.redis.replicaAcks | quote }}
+- name: TOLLGATE_REDIS__REPLICA_ACK_TIMEOUT_MS
+  value: {{ .Values.redis.replicaAckTimeoutMs | quote }}
 - name: TOLLGATE_CREDENTIALS__KEYS
   valueFrom:
     secretKeyRef:
@@ -365,6 +369,10 @@ reservations) but not the credential keys: it never opens a vendor key.
   ports:
     - protocol: TCP
       port: {{ .Values.networkPolicy.externalRedis.port }}
+    {{- range .Values.networkPolicy.externalRedis.extraPorts }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 

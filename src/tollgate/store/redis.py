@@ -9,12 +9,14 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
 from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
+from tollgate.store.connection import connect
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
@@ -31,11 +33,21 @@ def _script(name: str) -> str:
 class RedisStore:
     """`audited`: the audit ingester keeps the ledger and marks each key once Redis holds its spend from
     it (money calls wait for the mark). Without an audit, Redis is the only copy of spend: grants are
-    marked as they are written, and spend is lost with Redis's data."""
+    marked as they are written, and spend is lost with Redis's data. `replica_acks` > 0: a reservation
+    passes only once that many replicas hold it (WAIT), so a failover cannot undo it."""
 
-    def __init__(self, client: aioredis.Redis, *, audited: bool = True) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        audited: bool = True,
+        replica_acks: int = 0,
+        replica_ack_timeout_ms: int = 50,
+    ) -> None:
         self._r = client
         self.audited = audited
+        self._acks = replica_acks
+        self._ack_timeout_ms = replica_ack_timeout_ms
         self._commit = client.register_script(_script("commit.lua"))
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
@@ -43,21 +55,26 @@ class RedisStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout_s: float = 0.5, max_connections: int = 64, audited: bool = True
+        cls,
+        url: str,
+        *,
+        timeout_s: float = 0.5,
+        max_connections: int = 64,
+        audited: bool = True,
+        replica_acks: int = 0,
+        replica_ack_timeout_ms: int = 50,
     ) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            max_connections=max_connections,
-            decode_responses=True,
+        """One Redis, a cluster or Sentinel, by the URL's scheme (store/connection.py)."""
+        client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
+        return cls(
+            client, audited=audited, replica_acks=replica_acks, replica_ack_timeout_ms=replica_ack_timeout_ms
         )
-        return cls(client, audited=audited)
 
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
             return await op()
-        except (RedisError, OSError) as exc:
+        # RedisClusterException (e.g. SlotNotCoveredError mid-failover) is not a RedisError.
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
     # ---- data plane -------------------------------------------------------------------------------
@@ -88,36 +105,73 @@ class RedisStore:
         the amount, atomically (commit.lua); also records the decision as the key's last one."""
         rid = secrets.token_hex(8)
         idem = limits.idempotency_key
-        status, spent, retry_after_ms = await self._do(
-            lambda: self._commit(
-                keys=[
-                    keys.version(key_id),
-                    keys.spend(key_id, vendor, day),
-                    keys.reservation(key_id, rid),
-                    keys.last_decision(key_id),
-                    keys.idempotency(key_id, idem or ""),
-                    keys.calls(key_id),
-                    keys.ledger(key_id),
-                ],
-                args=[
-                    version,
-                    amount_micro_usd,
-                    cap_micro_usd,
-                    DAY_TTL_S,
-                    rule,
-                    decision_id,
-                    at_ms,
-                    limits.fingerprint if idem else "",
-                    IDEMPOTENCY_TTL_S,
-                    limits.breaker_calls,
-                    limits.breaker_window_ms,
-                    rid,
-                ],
-            )
-        )
+        ks = [
+            keys.version(key_id),
+            keys.spend(key_id, vendor, day),
+            keys.reservation(key_id, rid),
+            keys.last_decision(key_id),
+            keys.idempotency(key_id, idem or ""),
+            keys.calls(key_id),
+            keys.ledger(key_id),
+        ]
+        args: list[Any] = [
+            version,
+            amount_micro_usd,
+            cap_micro_usd,
+            DAY_TTL_S,
+            rule,
+            decision_id,
+            at_ms,
+            limits.fingerprint if idem else "",
+            IDEMPOTENCY_TTL_S,
+            limits.breaker_calls,
+            limits.breaker_window_ms,
+            rid,
+        ]
+        if self._acks:
+            status, spent, retry_after_ms = await self._do(lambda: self._commit_replicated(ks, args))
+        else:
+            status, spent, retry_after_ms = await self._do(lambda: self._commit(keys=ks, args=args))
         st = CommitStatus(int(status))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
         return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms))
+
+    async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
+        """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
+        only the master holds is lost if it fails over, and the cap can then be passed by that much.
+        Fewer replicas than asked for, in time, raise StoreUnavailable: the call is denied, and its
+        reservation stays counted on the master (never released on a guess)."""
+        r: Any = self._r
+        node: Any = None
+        target: dict[str, Any] = {}
+        if isinstance(r, RedisCluster):
+            # WAIT names no key: it must go to the slot's master, in the same pipeline as the script.
+            await r.initialize()
+            target["target_nodes"] = node = r.get_node_from_key(ks[0])
+        for attempt in (1, 2):
+            pipe = r.pipeline(transaction=False)
+            # execute_command: a cluster pipeline refuses .evalsha(), not the command itself
+            pipe.execute_command("EVALSHA", self._commit.sha, len(ks), *ks, *args)
+            pipe.execute_command("WAIT", self._acks, self._ack_timeout_ms, **target)
+            result, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(result, NoScriptError) and attempt == 1:
+                await r.script_load(self._commit.script)  # every master of a cluster
+                continue
+            for reply in (result, acked):
+                # Whatever the driver recorded as a reply's failure is the store's failure (redis-py's
+                # cluster pipeline can record an AttributeError from a connection closed mid-failover).
+                if isinstance(reply, Exception):
+                    raise StoreUnavailable(f"redis: {type(reply).__name__}: {reply}") from reply
+            break
+        moved = (
+            node is not None and r.get_node_from_key(ks[0]).name != node.name
+        )  # redirected: WAIT missed it
+        reserved = CommitStatus(int(result[0])) is CommitStatus.COMMITTED and int(args[1]) > 0
+        if reserved and (moved or int(acked) < self._acks):
+            raise StoreUnavailable(
+                f"redis: reservation held by {int(acked)} of {self._acks} replicas in time"
+            )
+        return list(result)
 
     async def release(
         self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
