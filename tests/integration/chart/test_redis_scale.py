@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from tests.integration.test_chart import Chart, env_of, name, pod_spec
-from tests.integration.test_chart import chart as chart  # the session fixture
+from tests.integration.chart.render import Chart, env_of, name, pod_spec
 
 CLUSTER = "rediss+cluster://:hunter2@node-a:6379,node-b:6380"
 SENTINEL = "redis+sentinel://sentinel-a:26379,sentinel-b:26379/mymaster/0"
