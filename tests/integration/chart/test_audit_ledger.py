@@ -3,22 +3,7 @@ calls of a key wait until the audit has given Redis its spend; without it, the o
 
 from __future__ import annotations
 
-import os
-
-import pytest
 from tests.integration.chart.render import Chart, name, pod_spec
-from tests.support.kubetools import ToolUnavailable, helm_binary
-
-
-@pytest.fixture(scope="module")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> Chart:
-    try:
-        helm = helm_binary()
-    except ToolUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(f"no helm: {exc}")
-    return Chart(helm, tmp_path_factory.mktemp("helm-ledger"))
 
 
 def operator_env(chart: Chart, values: dict[str, object]) -> dict[str, object]:
