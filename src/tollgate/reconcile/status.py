@@ -14,7 +14,7 @@ from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.policies import InvalidPolicy
 from tollgate.reconcile.vault_keys import Outcome
-from tollgate.store.base import LastDecision, Store
+from tollgate.store.base import LastDecision, StatusStore
 
 KEY_CONDITIONS = ("Ready", "Expired", "Revoked", "Suspended")
 POLICY_CONDITIONS = ("Ready", "Expired")
@@ -70,7 +70,7 @@ def key_report(
     )
 
 
-async def read_key_report(store: Store, key_id: str, outcome: Outcome, now: datetime) -> KeyReport:
+async def read_key_report(store: StatusStore, key_id: str, outcome: Outcome, now: datetime) -> KeyReport:
     """key_report() over what Redis holds for `key_id` now (up to three reads)."""
     if not outcome.ready:
         return key_report(outcome, None, 0, None, now)
