@@ -1,4 +1,5 @@
-"""Store: the narrow, async interface over Redis. Each method is one round trip or one Lua script."""
+"""The store's interfaces over Redis, one per user (Check, settlement, reconcile, status, …), each method one
+round trip or one Lua script."""
 
 from __future__ import annotations
 
