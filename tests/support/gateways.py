@@ -1,8 +1,8 @@
 """The one way a test tier starts a gateway (redis-server, ext_authz, Envoy and the audit, as local mode runs
 them): GatewayOptions fields (upstreams, manifests, localstripe, audit, persistence, …) plus `env`, the
 variables set while it runs, as a person exports them before `tollgate local`. The e2e tier's `gateway`
-fixture (tests/e2e/conftest.py, options from each module's `gateway_options`) and the operator tier's
-gateways are this, with their own options, so a gateway's setup is written once."""
+fixture (tests/e2e/conftest.py, options from each module's `gateway_options`), the operator tier's
+gateways and the security tier's are this with their own options, so a gateway's setup is written once."""
 
 from __future__ import annotations
 
