@@ -299,8 +299,21 @@ class RedisStore:
         await self._do(lambda: self._r.set(keys.ledger_hint(), server_id))
 
     async def server_id(self) -> str:
+        """The run id of the server holding the data; on a cluster, of every master (by address), since the ledger hint lives on one master while a failover or restart of any other
+        master loses that master's data."""
+        if isinstance(self._r, RedisCluster):
+            return await self._do(self._masters_id)
         info: Any = await self._do(lambda: self._r.info("server"))
         return str(info.get("run_id", ""))
+
+    async def _masters_id(self) -> str:
+        cluster: Any = self._r
+        await cluster.initialize()  # the masters are known only once the client has asked (no-op after)
+        ids = []
+        for node in cluster.get_primaries():
+            info = await cluster.info("server", target_nodes=node)
+            ids.append(f"{node.name}={info.get('run_id', '')}")
+        return ",".join(sorted(ids))
 
     async def forget_marks(self, key_ids: set[str]) -> None:
         async def drop() -> None:
