@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -139,8 +140,9 @@ class RedisStore:
     async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
         """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
         only the master holds is lost if it fails over, and the cap can then be passed by that much.
-        Fewer replicas than asked for, in time, raise StoreUnavailable: the call is denied, and its
-        reservation stays counted on the master (never released on a guess)."""
+        Fewer replicas than asked for, in time, raise StoreUnavailable: the call is denied, so it never
+        reaches the vendor, and its reservation is given back (release.lua; should that fail too, it
+        stays counted: a cap can only be left unused, never passed)."""
         r: Any = self._r
         node: Any = None
         target: dict[str, Any] = {}
@@ -168,6 +170,10 @@ class RedisStore:
         )  # redirected: WAIT missed it
         reserved = CommitStatus(int(result[0])) is CommitStatus.COMMITTED and int(args[1]) > 0
         if reserved and (moved or int(acked) < self._acks):
+            # ks: spend, reservation, …, idempotency record (ks[4], only when the call has a key: args[7])
+            held = [ks[1], ks[2], *([ks[4]] if args[7] else [])]
+            with contextlib.suppress(RedisError, RedisClusterException, OSError):
+                await self._release(keys=held, args=[args[11], DAY_TTL_S])
             raise StoreUnavailable(
                 f"redis: reservation held by {int(acked)} of {self._acks} replicas in time"
             )
