@@ -93,7 +93,7 @@ def test_two_envoy_pods_with_their_own_ingesters_settle_each_reservation_once_an
     name = f"pods-{uuid.uuid4().hex[:6]}"
     key_id = f"agents/{name}"
     token = gateways[0].apply(manifests(name, CAP_USD))[key_id]
-    gateways[1].wait_ledger([key_id])  # the other pod's ingester sees the same key
+    gateways[1].wait_ledger([key_id])  # one Redis: the key is marked for both pods
 
     def payout(i: int) -> int:
         idem = f"{REFUSE if i % 4 == 0 else 'ok-'}{i}-{uuid.uuid4().hex[:8]}"
