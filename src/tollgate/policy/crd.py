@@ -177,6 +177,17 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
         ]
     },
     "loopBreaker.endpoints[]": {"pattern": ENDPOINT_PATTERN},
+    "approval.aboveUsd": USD,
+    "approval": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "!has(self.ttl) || duration(self.ttl) <= duration('24h')",
+                "ttl is longer than 24h, how long the vendor keeps an Idempotency-Key",
+                "ttl",
+            )
+        ]
+    },
+    "approval.endpoints[]": {"pattern": ENDPOINT_PATTERN},
 }
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
+from enum import Enum, StrEnum
+from typing import Any, Protocol
 
 from tollgate.policy.grant import Grant
 
@@ -17,6 +17,10 @@ class CommitStatus(Enum):
     LOOP_BREAKER = 3  # the key made its most counted calls in the window: retry_after_ms says when
     KEY_REUSED = 4  # the idempotency key was first used with other parameters
     UNLEDGERED = 5  # the key's spend is not (yet) rebuilt from the audit ledger in this Redis: no money call
+    APPROVAL_PENDING = 6  # the call needs an approval no person has given yet (created now, or earlier)
+    APPROVAL_REJECTED = 7  # a person rejected the approval this call needs
+    APPROVAL_EXPIRED = 8  # the approval expired before it was given, or before the approved call came
+    APPROVAL_USED = 9  # the approval already let its one call through
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class Commit:
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
     reservation_id: str | None
     retry_after_ms: int = 0
+    # With Limits.approval_id: whether this commit created the pending approval, when the approval
+    # expires, and who decided it (for the rejection's message).
+    approval_created: bool = False
+    approval_expires_ms: int = 0
+    approval_decided_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,17 @@ class Limits:
 
     `fingerprint` (with `idempotency_key`) identifies the request behind an idempotency key, so a retry
     is recognised and a reuse with other parameters refused; `breaker_calls` > 0 applies the loop
-    breaker over `breaker_window_ms`."""
+    breaker over `breaker_window_ms`. `approval_id` (with the idempotency key) makes the call wait for a
+    person's approval (rule 7b): created pending with `approval_details` (JSON, for the person deciding),
+    alive `approval_ttl_ms`, and consumed in the same step that reserves."""
 
     idempotency_key: str | None = None
     fingerprint: str = ""
     breaker_calls: int = 0
     breaker_window_ms: int = 0
+    approval_id: str = ""
+    approval_ttl_ms: int = 0
+    approval_details: str = ""
 
 
 NO_LIMITS = Limits()
@@ -94,6 +108,56 @@ class Store(Protocol):
     async def grant_ids(self) -> set[str]: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"  # waiting for a person
+    APPROVED = "approved"  # the agent's retry with the same Idempotency-Key and parameters will pass, once
+    REJECTED = "rejected"
+    USED = "used"  # the approved call was committed (reserved and forwarded)
+    EXPIRED = "expired"  # pending or approved past its expiry
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One approval as Redis holds it (store/keys.py: approval). `details` describes the call for the person
+    deciding: policy_id, vendor, method, path, endpoint, idempotency_key, accounts, params (redacted)."""
+
+    id: str
+    key_id: str
+    stored_state: ApprovalState
+    cost_micro_usd: int
+    created_ms: int
+    expires_ms: int
+    details: dict[str, Any]
+    decided_by: str = ""
+    decided_ms: int = 0
+    used_ms: int = 0
+
+    def state(self, now_ms: int) -> ApprovalState:
+        """What the data plane would answer now: pending or approved past the expiry is expired."""
+        live = self.stored_state in (ApprovalState.PENDING, ApprovalState.APPROVED)
+        return ApprovalState.EXPIRED if live and now_ms >= self.expires_ms else self.stored_state
+
+
+class Approvals(Protocol):
+    """What the operator and `tollgate approve|reject` need: read approvals, and decide one atomically."""
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None: ...
+    async def approvals(self) -> list[ApprovalRecord]:
+        """Every approval in the index; an entry whose record has aged out is dropped from it."""
+        ...
+
+    async def decide_approval(
+        self, approval_id: str, state: ApprovalState, by: str, at_ms: int
+    ) -> tuple[bool, ApprovalRecord | None]:
+        """Move a pending approval to approved or rejected (or a live one past its expiry to expired),
+        atomically; (False, the record as it stands) when it is not in a state that allows it."""
+        ...
+
+    async def forget_approval(self, approval_id: str) -> None:
+        """Drop it from the index (its record ages out by its own TTL)."""
+        ...
 
 
 @dataclass(frozen=True)

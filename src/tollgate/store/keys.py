@@ -13,9 +13,14 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
                                                                                 TTL: 24 h, the vendor's window
   tg:{vk:<key_id>}:calls                 → sorted set: one member per counted call, score = ms
                                            (the loop breaker's rolling window)  TTL: the window
+  tg:{vk:<key_id>}:approval:<id>         → hash: state, fp, cost, created_ms, expires_ms, ttl_ms, details,
+                                           decided_by, decided_ms, used_ms (a call waiting for a person)
+                                                                                TTL: its ttl + 24 h
   tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
                                            (no money call passes without it)    no TTL
   tg:grants                              → set of key ids with a grant          for resync / listing
+  tg:approvals                           → hash: approval id → key id (what the operator mirrors and
+                                           `tollgate approve` finds; entries go once their record has)
   tg:ledger                              → run id of the Redis server the audit last checked the marks
                                            on: gone after a FLUSHALL, another one after a restart or a
                                            failover to a replica (which may be behind)
@@ -69,6 +74,14 @@ def idempotency(key_id: str, idempotency_key: str) -> str:
 
 def calls(key_id: str) -> str:
     return f"{_tag(key_id)}:calls"
+
+
+def approval(key_id: str, approval_id: str) -> str:
+    return f"{_tag(key_id)}:approval:{approval_id}"
+
+
+def approvals_index() -> str:
+    return f"{PREFIX}approvals"
 
 
 def ledger(key_id: str) -> str:

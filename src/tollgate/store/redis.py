@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,16 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
+from tollgate.store.base import (
+    NO_LIMITS,
+    ApprovalRecord,
+    ApprovalState,
+    Commit,
+    CommitStatus,
+    LastDecision,
+    LedgerCopy,
+    Limits,
+)
 from tollgate.store.connection import connect
 
 T = TypeVar("T")
@@ -24,6 +34,9 @@ DAY_TTL_S = 2 * 24 * 3600
 RETIRED_TOKEN_TTL_S = 7 * 24 * 3600
 # Stripe prunes idempotency keys after at least 24 h; a retry later than that is a new call there too.
 IDEMPOTENCY_TTL_S = 24 * 3600
+# An approval record outlives its expiry by a day, so a late retry is told "expired" or "used" (not asked
+# to wait for a new approval) and the operator can mirror the final state.
+APPROVAL_KEPT_S = 24 * 3600
 
 
 def _script(name: str) -> str:
@@ -52,6 +65,7 @@ class RedisStore:
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
+        self._approval = client.register_script(_script("approval.lua"))
 
     @classmethod
     def from_url(
@@ -113,6 +127,7 @@ class RedisStore:
             keys.idempotency(key_id, idem or ""),
             keys.calls(key_id),
             keys.ledger(key_id),
+            keys.approval(key_id, limits.approval_id),
         ]
         args: list[Any] = [
             version,
@@ -127,14 +142,32 @@ class RedisStore:
             limits.breaker_calls,
             limits.breaker_window_ms,
             rid,
+            limits.approval_id if idem else "",
+            limits.approval_ttl_ms,
+            -(-limits.approval_ttl_ms // 1000) + APPROVAL_KEPT_S,
+            limits.approval_details,
         ]
         if self._acks:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit_replicated(ks, args))
+            reply = await self._do(lambda: self._commit_replicated(ks, args))
         else:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit(keys=ks, args=args))
+            reply = await self._do(lambda: self._commit(keys=ks, args=args))
+        status, spent, retry_after_ms, created, expires_ms, decided_by = [*reply, 0, 0, ""][:6]
         st = CommitStatus(int(status))
+        if st is CommitStatus.APPROVAL_PENDING:
+            # Indexed on every pending answer (idempotent), so a write lost with a failed call is made
+            # again by the agent's next retry; the record itself sits in the key's slot, the index cannot.
+            aid = limits.approval_id
+            await self._do(lambda: self._r.hset(keys.approvals_index(), aid, key_id))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
-        return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms))
+        return Commit(
+            st,
+            int(spent),
+            rid if reserved else None,
+            int(retry_after_ms),
+            approval_created=bool(int(created)),
+            approval_expires_ms=int(expires_ms),
+            approval_decided_by=_text(decided_by),
+        )
 
     async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
         """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
@@ -266,6 +299,62 @@ class RedisStore:
         ids: Any = await self._do(lambda: self._r.smembers(keys.grants_index()))
         return set(ids)
 
+    # ---- approvals (the operator, `tollgate approve|reject`) ------------------------------------------
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if key_id is None:
+            return None
+        return await self._approval_record(_text(key_id), approval_id)
+
+    async def _approval_record(self, key_id: str, approval_id: str) -> ApprovalRecord | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.approval(key_id, approval_id)))
+        if not h:
+            return None
+        h = {_text(k): _text(v) for k, v in h.items()}
+        return ApprovalRecord(
+            id=approval_id,
+            key_id=key_id,
+            stored_state=ApprovalState(h["state"]),
+            cost_micro_usd=int(h.get("cost", 0)),
+            created_ms=int(h.get("created_ms", 0)),
+            expires_ms=int(h.get("expires_ms", 0)),
+            details=json.loads(h.get("details") or "{}"),
+            decided_by=h.get("decided_by", ""),
+            decided_ms=int(h.get("decided_ms", 0)),
+            used_ms=int(h.get("used_ms", 0)),
+        )
+
+    async def approvals(self) -> list[ApprovalRecord]:
+        index: Any = await self._do(lambda: self._r.hgetall(keys.approvals_index()))
+        out, gone = [], []
+        for aid, key_id in sorted((_text(a), _text(k)) for a, k in index.items()):
+            record = await self._approval_record(key_id, aid)
+            if record is None:
+                gone.append(aid)
+            else:
+                out.append(record)
+        if gone:
+            await self._do(lambda: self._r.hdel(keys.approvals_index(), *gone))
+        return out
+
+    async def decide_approval(
+        self, approval_id: str, state: ApprovalState, by: str, at_ms: int
+    ) -> tuple[bool, ApprovalRecord | None]:
+        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if key_id is None:
+            return False, None
+        key_id = _text(key_id)
+        done, _ = await self._do(
+            lambda: self._approval(
+                keys=[keys.approval(key_id, approval_id)], args=[state.value, by, at_ms, APPROVAL_KEPT_S]
+            )
+        )
+        return bool(int(done)), await self._approval_record(key_id, approval_id)
+
+    async def forget_approval(self, approval_id: str) -> None:
+        await self._do(lambda: self._r.hdel(keys.approvals_index(), approval_id))
+
     # ---- ledger (the audit ingester) ---------------------------------------------------------------
 
     async def unmarked(self, key_ids: set[str]) -> set[str]:
@@ -324,3 +413,8 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+def _text(v: Any) -> str:
+    """A reply as text, whether the client decodes responses or not."""
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -1,0 +1,192 @@
+"""Human approval above a threshold (spec.approval) through the real gateway, with the official stripe SDK:
+a refund above it is refused with tollgate_approval_required and an approval id; once a person approves
+(`tollgate approve`), the agent's retry with the same Idempotency-Key passes exactly once and is reserved
+against the cap; other parameters, a rejection, an expiry and Redis being down all keep it from passing.
+
+localstripe does not implement idempotency (it runs a replayed request again), so replays are asserted
+from what Tollgate counts and records."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+from click.testing import Result
+from tests.e2e.conftest import Deploy
+from tests.e2e.test_audit_trail import eventually, rows
+from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
+from typer.testing import CliRunner
+
+from tollgate.cli.main import app
+from tollgate.local.gateway import LocalGateway
+from tollgate.local.processes import start_redis
+
+APPROVAL = {"aboveUsd": "100", "ttl": "30m"}
+
+
+def cli(gateway: LocalGateway, *args: str) -> Result:
+    return CliRunner().invoke(app, [*args, "--workdir", str(gateway.workdir)])
+
+
+def opts(ik: str, run: str) -> Any:
+    return {"idempotency_key": ik, "headers": {"X-Agent-Run-Id": run}}
+
+
+def pending_id(agent: stripe.StripeClient, params: Any, options: Any) -> str:
+    with pytest.raises(stripe.PermissionError) as exc:
+        agent.v1.refunds.create(params=params, options=options)
+    err = exc.value
+    assert err.http_status == 403 and err.error.code == "tollgate_approval_required"
+    assert err.headers["stripe-should-retry"] == "false"
+    assert "retry with the same Idempotency-Key once approved" in (err.user_message or "")
+    found = re.search(r"apr-[0-9a-f]{20}", err.user_message or "")
+    assert found, err.user_message
+    return found[0]
+
+
+def test_a_refund_above_the_threshold_waits_for_approval_then_passes_exactly_once_and_is_reserved(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    run = "run-approval"
+    # An SDK configured to retry must still send the refused call once (Stripe-Should-Retry: false).
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL}, max_network_retries=2)
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending_id(agent, big, opts("ik-apr-1", run))
+    agent.v1.refunds.create(params={"charge": ch.id, "amount": 5_000}, options=opts("ik-small", run))
+    assert pending_id(agent, big, opts("ik-apr-1", run)) == aid  # a retry before the decision: same approval
+    assert refunded(direct, ch.id) == 5_000
+
+    listed = cli(gateway, "approvals")
+    assert listed.exit_code == 0 and aid in listed.output and "pending" in listed.output
+    assert "$250.00" in listed.output and "POST /v1/refunds" in listed.output
+    approved = cli(gateway, "approve", aid, "--by", "alice")
+    assert approved.exit_code == 0, approved.output
+    assert f"{aid}  approved" in approved.output
+
+    agent.v1.refunds.create(params=big, options=opts("ik-apr-1", run))  # passes
+    assert refunded(direct, ch.id) == 30_000
+    agent.v1.refunds.create(params=big, options=opts("ik-apr-1", run))  # the SDK's retry: a replay
+    with pytest.raises(stripe.IdempotencyError):  # other parameters under the key: a new request
+        agent.v1.refunds.create(params={"charge": ch.id, "amount": 24_000}, options=opts("ik-apr-1", run))
+    with pytest.raises(stripe.PermissionError) as exc:  # and with a new key, one that needs its own approval
+        agent.v1.refunds.create(params={"charge": ch.id, "amount": 24_000}, options=opts("ik-apr-2", run))
+    assert exc.value.error.code == "tollgate_approval_required" and aid not in (exc.value.user_message or "")
+
+    got = eventually(lambda: len(r := rows(gateway, "agent_run_id = :run", {"run": run})) == 7 and r)
+    mine = [
+        (r["decision"], r["rule"], r["cost_micro_usd"], r["replay"])
+        for r in got
+        if r["idempotency_key"] == "ik-apr-1"
+    ]
+    assert mine == [
+        ("deny", "tollgate_approval_required", 0, None),
+        ("deny", "tollgate_approval_required", 0, None),
+        ("allow", "tollgate_allowed", 250_000_000, None),
+        ("allow", "tollgate_allowed", 0, True),
+        ("deny", "tollgate_idempotency_key_reused", 0, None),
+    ]
+    settled = [r["cost_micro_usd"] for r in got if r["settlement"] == "settled"]
+    assert sorted(settled) == [50_000_000, 250_000_000], got
+
+
+def test_an_approved_call_is_still_held_to_the_daily_cap(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "200", "allow": REFUNDS, "approval": APPROVAL}, max_network_retries=0)
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending_id(agent, big, opts("ik-cap", "run-cap"))
+    assert cli(gateway, "approve", aid).exit_code == 0
+    with pytest.raises(stripe.CardError) as exc:
+        agent.v1.refunds.create(params=big, options=opts("ik-cap", "run-cap"))
+    assert exc.value.error.code == "tollgate_cap_exceeded"
+    assert refunded(direct, ch.id) == 0
+
+
+def test_a_rejected_approval_refuses_the_call_and_names_who_rejected_it(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending_id(agent, big, opts("ik-rej", "run-rej"))
+    assert cli(gateway, "reject", aid, "--by", "bob").exit_code == 0
+    with pytest.raises(stripe.PermissionError) as exc:
+        agent.v1.refunds.create(params=big, options=opts("ik-rej", "run-rej"))
+    assert exc.value.error.code == "tollgate_approval_rejected" and "rejected by bob" in (
+        exc.value.user_message or ""
+    )
+    late = cli(gateway, "approve", aid)
+    assert late.exit_code == 1 and "is rejected by bob" in late.output
+    assert refunded(direct, ch.id) == 0
+
+
+def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": {"aboveUsd": "100", "ttl": "1s"}})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending_id(agent, big, opts("ik-exp", "run-exp"))
+    time.sleep(1.2)
+    late = cli(gateway, "approve", aid)
+    assert late.exit_code == 1 and "is expired" in late.output
+    with pytest.raises(stripe.PermissionError) as exc:
+        agent.v1.refunds.create(params=big, options=opts("ik-exp", "run-exp"))
+    assert exc.value.error.code == "tollgate_approval_expired"
+    assert refunded(direct, ch.id) == 0
+
+
+def test_a_call_without_an_idempotency_key_is_told_to_send_one(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
+    ch = charge(direct, 100_000)
+    token = agent._requestor.api_key  # type: ignore[attr-defined]
+    r = httpx.post(
+        f"{gateway.base_url('stripe')}/v1/refunds",
+        data={"charge": ch.id, "amount": "25000"},
+        auth=(str(token), ""),
+    )
+    assert r.status_code == 403
+    err = r.json()["error"]
+    assert err["code"] == "tollgate_approval_required" and "Idempotency-Key header" in err["message"]
+    assert refunded(direct, ch.id) == 0
+
+
+def test_a_shadow_policy_lets_the_call_through_and_audits_that_it_would_have_waited(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"mode": "shadow", "dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
+    ch = charge(direct, 100_000)
+    agent.v1.refunds.create(params={"charge": ch.id, "amount": 25_000}, options=opts("ik-sh", "run-shadow"))
+    assert refunded(direct, ch.id) == 25_000
+    row = eventually(lambda: rows(gateway, "agent_run_id = 'run-shadow'"))[0]
+    assert (row["decision"], row["shadow_rule"]) == ("allow", "tollgate_approval_required")
+    assert cli(gateway, "approvals").output.strip() == "no approvals"
+
+
+def test_with_redis_down_no_approval_is_given_and_the_call_does_not_pass(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL}, max_network_retries=0)
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending_id(agent, big, opts("ik-down", "run-down"))
+    assert gateway.redis is not None
+    port, workdir = gateway.redis.port, gateway.workdir
+    gateway.redis.stop()
+    try:
+        refused = cli(gateway, "approve", aid)
+        assert refused.exit_code == 1 and "nothing was decided" in refused.output
+        with pytest.raises(stripe.APIError) as exc:
+            agent.v1.refunds.create(params=big, options=opts("ik-down", "run-down"))
+        assert exc.value.http_status == 503
+    finally:
+        gateway.redis = start_redis(port=port, workdir=workdir)
+    assert refunded(direct, ch.id) == 0
