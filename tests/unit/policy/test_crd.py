@@ -220,10 +220,10 @@ def test_gen_crds_writes_and_then_checks_clean(tmp_path: Path) -> None:
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path), "--check"]).exit_code == 0
     docs = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("*.yaml"))]
-    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["sp"], ["vk"]]
+    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["spa"], ["sp"], ["vk"]]
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
 def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people_want(build: Any) -> None:
     doc = build()
     version = doc["spec"]["versions"][0]
@@ -234,19 +234,11 @@ def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people
     )
     assert version["subresources"] == {"status": {}}
     columns = {c["name"] for c in version["additionalPrinterColumns"]}
-    wanted = (
-        {"Vendor", "Cap", "State", "Expires", "Age"}
-        if doc["spec"]["names"]["kind"] == "SpendPolicy"
-        else {
-            "Policy",
-            "Cap",
-            "Spent",
-            "Remaining",
-            "Expires",
-            "State",
-            "Age",
-        }
-    )
+    wanted = {
+        "SpendPolicy": {"Vendor", "Cap", "State", "Expires", "Age"},
+        "VaultKey": {"Policy", "Cap", "Spent", "Remaining", "Expires", "State", "Age"},
+        "SpendApproval": {"Key", "Policy", "Endpoint", "Amount", "State", "Age"},
+    }[doc["spec"]["names"]["kind"]]
     assert wanted <= columns
 
 
@@ -261,7 +253,7 @@ def _nodes(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
 def test_the_schema_is_structural(build: Any) -> None:
     # Every node has a type unless it says it holds int-or-string or unknown fields; no $ref, no anyOf types.
     root = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
