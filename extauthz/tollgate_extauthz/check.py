@@ -48,6 +48,7 @@ class Decision:
     vendor_key: str | None = None  # the real key, only on Allow; never logged
     key_id: str | None = None  # known from the token even when the grant is gone (revoked)
     approval_id: str | None = None  # the approval this call waited for (pending) or used (rule 7b)
+    approval_created: bool = False  # this call created that approval (pending)
 
     @property
     def allowed(self) -> bool:
@@ -163,7 +164,7 @@ class Checker:
             done = self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
-            return replace(done, approval_id=aid)
+            return replace(done, approval_id=aid, approval_created=c.approval_created)
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
     async def _key_id(self, digest: str | None) -> str | None:

@@ -18,7 +18,9 @@ import stripe
 from click.testing import Result
 from tests.e2e.conftest import Deploy
 from tests.e2e.test_audit_trail import eventually, rows
+from tests.e2e.test_metrics import scrape
 from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
+from tests.support.recorder import RecordingUpstream
 from typer.testing import CliRunner
 
 from tollgate.cli.main import app
@@ -48,10 +50,16 @@ def pending_id(agent: stripe.StripeClient, params: Any, options: Any) -> str:
     return found[0]
 
 
+def approvals_metric(gateway: LocalGateway, state: str) -> float:
+    return scrape(gateway).get(("tollgate_approvals_total", (("state", state), ("vendor", "stripe"))), 0.0)
+
+
 def test_a_refund_above_the_threshold_waits_for_approval_then_passes_exactly_once_and_is_reserved(
-    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway, alert_sink: RecordingUpstream
 ) -> None:
     run = "run-approval"
+    alert_sink.clear()
+    before = {s: approvals_metric(gateway, s) for s in ("pending", "used")}
     # An SDK configured to retry must still send the refused call once (Stripe-Should-Retry: false).
     agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL}, max_network_retries=2)
     ch = charge(direct, 100_000)
@@ -90,8 +98,15 @@ def test_a_refund_above_the_threshold_waits_for_approval_then_passes_exactly_onc
         ("allow", "tollgate_allowed", 0, True),
         ("deny", "tollgate_idempotency_key_reused", 0, None),
     ]
+    assert [r["approval_id"] for r in got if r["idempotency_key"] == "ik-apr-1"][:3] == [aid] * 3
     settled = [r["cost_micro_usd"] for r in got if r["settlement"] == "settled"]
     assert sorted(settled) == [50_000_000, 250_000_000], got
+    # two approvals created (ik-apr-1, whose retry before the decision found it, and ik-apr-2), one used
+    after = {state: approvals_metric(gateway, state) - before[state] for state in before}
+    assert after == {"pending": 2, "used": 1}
+    # and one Slack alert naming it (the audit saw two denials for it)
+    named = eventually(lambda: [t for r in alert_sink.requests if aid in (t := r.json()["text"])])
+    assert len(named) == 1 and "tollgate.dev/decision=approve" in named[0]
 
 
 def test_an_approved_call_is_still_held_to_the_daily_cap(

@@ -104,6 +104,7 @@ calls = Table(
     Column("response_code_details", Text),  # added in schema 3: Envoy's word on who answered (via_upstream)
     # Added in schema 4: what was asked (redacted parameters, JSON) and what the vendor says it did.
     *(Column(name, kind) for name, kind in _V4_COLUMNS),
+    Column("approval_id", Text),  # added in schema 5: the approval the call waited for or used
     Index("ix_tollgate_calls_at", "at"),
     Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
     Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
@@ -160,8 +161,14 @@ def _v4(conn: Connection) -> None:
     )
 
 
+def _v5(conn: Connection) -> None:
+    # Human approval (spec.approval): which approval a call waited for, or used.
+    if "approval_id" not in {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}:
+        conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN approval_id TEXT"))
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
