@@ -23,6 +23,7 @@ from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
 from tests.support.recorder import RecordingUpstream
 from typer.testing import CliRunner
 
+from tollgate.audit.sql import AuditStore
 from tollgate.cli.main import app
 from tollgate.local.gateway import LocalGateway
 from tollgate.local.processes import start_redis
@@ -139,6 +140,13 @@ def test_a_rejected_approval_refuses_the_call_and_names_who_rejected_it(
     late = cli(gateway, "approve", aid)
     assert late.exit_code == 1 and "is rejected by bob" in late.output
     assert refunded(direct, ch.id) == 0
+    # the decision is in the audit store, beside the calls
+    audit = AuditStore.from_url(gateway.audit_url)
+    try:
+        query = "SELECT state, decided_by, vault_key_id FROM tollgate_approval_events WHERE approval_id = :a"
+        assert eventually(lambda: audit.query(query, {"a": aid})[1]) == [("rejected", "bob", "agents/bot")]
+    finally:
+        audit.dispose()
 
 
 def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 from tests.builders import grant, spend_policy
 
+from tollgate.audit.ingest import AuditPipeline
+from tollgate.audit.sql import AuditStore
 from tollgate.store import keys
 from tollgate.store.base import ApprovalState, Commit, CommitStatus, Limits
 from tollgate.store.redis import APPROVAL_KEPT_S, RedisStore
@@ -181,3 +184,35 @@ async def test_a_call_without_an_approval_id_is_untouched_by_the_approval_block(
     plain = await commit(store, 250_000_000, Limits(idempotency_key="ik_9", fingerprint="fp"))
     assert plain.status is CommitStatus.COMMITTED
     assert await store._r.hlen(keys.approvals_index()) == 0
+
+
+async def test_every_decision_is_logged_for_the_audit_and_copied_into_sql_once(
+    store: RedisStore, tmp_path: Path
+) -> None:
+    await setup(store)
+    await commit(store, 250_000_000, approval())
+    await commit(store, 250_000_000, approval(aid="apr-ffffffffffffffffffff", ik="ik_2"))
+    await store.decide_approval(AID, ApprovalState.APPROVED, "alice", T0 + 1)
+    await store.decide_approval(AID, ApprovalState.REJECTED, "bob", T0 + 2)  # too late: not logged
+    await store.decide_approval("apr-ffffffffffffffffffff", ApprovalState.EXPIRED, "", T0 + TTL_MS)
+    events = await store.approval_events("0")
+    assert [(e.approval_id, e.state, e.by, e.at_ms) for e in events] == [
+        (AID, "approved", "alice", T0 + 1),
+        ("apr-ffffffffffffffffffff", "expired", "", T0 + TTL_MS),
+    ]
+    assert await store.approval_events(events[0].event_id) == events[1:]
+
+    log = tmp_path / "access.log"
+    log.write_text("")
+    audit = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    await AuditPipeline(log, audit, None, approvals=store).run_once()
+    await AuditPipeline(log, audit, None, approvals=store).run_once()  # restarted: from its checkpoint
+    _, rows = audit.query(
+        "SELECT approval_id, vault_key_id, state, decided_by, cost_micro_usd FROM tollgate_approval_events "
+        "ORDER BY event_id"
+    )
+    assert rows == [
+        (AID, KEY, "approved", "alice", 250_000_000),
+        ("apr-ffffffffffffffffffff", KEY, "expired", None, 250_000_000),
+    ]
+    audit.dispose()

@@ -152,11 +152,34 @@ class Approvals(Protocol):
         self, approval_id: str, state: ApprovalState, by: str, at_ms: int
     ) -> tuple[bool, ApprovalRecord | None]:
         """Move a pending approval to approved or rejected (or a live one past its expiry to expired),
-        atomically; (False, the record as it stands) when it is not in a state that allows it."""
+        atomically, and log the decision for the audit (ApprovalLog); (False, the record as it stands)
+        when it is not in a state that allows it."""
         ...
 
     async def forget_approval(self, approval_id: str) -> None:
         """Drop it from the index (its record ages out by its own TTL)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    """One decision on an approval, as the audit keeps it (tollgate_approval_events)."""
+
+    event_id: str  # its position in the log, increasing
+    approval_id: str
+    key_id: str
+    policy_id: str
+    state: str  # approved | rejected | expired
+    by: str
+    at_ms: int
+    cost_micro_usd: int
+
+
+class ApprovalLog(Protocol):
+    """What the audit ingester reads to keep every approval decision in the SQL store."""
+
+    async def approval_events(self, after: str, count: int = 500) -> list[ApprovalEvent]:
+        """Decisions logged after position `after` ('0' for the start), oldest first."""
         ...
 
 

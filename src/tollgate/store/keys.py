@@ -21,6 +21,8 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:grants                              → set of key ids with a grant          for resync / listing
   tg:approvals                           → hash: approval id → key id (what the operator mirrors and
                                            `tollgate approve` finds; entries go once their record has)
+  tg:approvals:log                       → stream: each approval decided (approved, rejected, expired),
+                                           by whom; the audit copies it to SQL   capped length
   tg:ledger                              → run id of the Redis server the audit last checked the marks
                                            on: gone after a FLUSHALL, another one after a restart or a
                                            failover to a replica (which may be behind)
@@ -82,6 +84,10 @@ def approval(key_id: str, approval_id: str) -> str:
 
 def approvals_index() -> str:
     return f"{PREFIX}approvals"
+
+
+def approvals_log() -> str:
+    return f"{PREFIX}approvals:log"
 
 
 def ledger(key_id: str) -> str:

@@ -18,6 +18,7 @@ from tollgate.policy.grant import Grant
 from tollgate.store import keys
 from tollgate.store.base import (
     NO_LIMITS,
+    ApprovalEvent,
     ApprovalRecord,
     ApprovalState,
     Commit,
@@ -37,6 +38,8 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 # An approval record outlives its expiry by a day, so a late retry is told "expired" or "used" (not asked
 # to wait for a new approval) and the operator can mirror the final state.
 APPROVAL_KEPT_S = 24 * 3600
+# The decisions log is read by the audit within seconds; the cap only bounds it while the audit is away.
+APPROVALS_LOG_MAX = 100_000
 
 
 def _script(name: str) -> str:
@@ -350,7 +353,42 @@ class RedisStore:
                 keys=[keys.approval(key_id, approval_id)], args=[state.value, by, at_ms, APPROVAL_KEPT_S]
             )
         )
-        return bool(int(done)), await self._approval_record(key_id, approval_id)
+        record = await self._approval_record(key_id, approval_id)
+        if int(done) and record is not None:
+            # After the decision, not in its script (another slot): a decision made while this write fails
+            # stands, and is still in the record (decided_by, decided_ms) and in the SpendApproval's status.
+            event = {
+                "approval_id": approval_id,
+                "key_id": key_id,
+                "policy_id": str(record.details.get("policy_id", "")),
+                "state": state.value,
+                "by": by,
+                "at_ms": at_ms,
+                "cost": record.cost_micro_usd,
+            }
+            log = keys.approvals_log()
+            await self._do(lambda: self._r.xadd(log, event, maxlen=APPROVALS_LOG_MAX, approximate=True))  # type: ignore[arg-type]
+        return bool(int(done)), record
+
+    async def approval_events(self, after: str, count: int = 500) -> list[ApprovalEvent]:
+        found: Any = await self._do(
+            lambda: self._r.xrange(
+                keys.approvals_log(), f"({after}" if after != "0" else "-", "+", count=count
+            )
+        )
+        return [
+            ApprovalEvent(
+                event_id=_text(eid),
+                approval_id=_text(f.get("approval_id", "")),
+                key_id=_text(f.get("key_id", "")),
+                policy_id=_text(f.get("policy_id", "")),
+                state=_text(f.get("state", "")),
+                by=_text(f.get("by", "")),
+                at_ms=int(f.get("at_ms", 0)),
+                cost_micro_usd=int(f.get("cost", 0)),
+            )
+            for eid, f in found
+        ]
 
     async def forget_approval(self, approval_id: str) -> None:
         await self._do(lambda: self._r.hdel(keys.approvals_index(), approval_id))
