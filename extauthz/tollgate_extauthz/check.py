@@ -140,7 +140,11 @@ class Checker:
                 assert grant.approval is not None and limits.idempotency_key is not None
                 details = self._details(grant, incoming, vendor, endpoint, accounts, facts, did)
                 limits = replace(
-                    limits, approval_id=aid, approval_ttl_ms=grant.approval.ttl_ms, approval_details=details
+                    limits,
+                    approval_id=aid,
+                    approval_ttl_ms=grant.approval.ttl_ms,
+                    approval_details=details,
+                    approval_max_waiting=engine.MAX_WAITING_APPROVALS,
                 )
             c = await self._store.commit(
                 grant.key_id,
@@ -164,6 +168,8 @@ class Checker:
             done = self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
+            if c.status is CommitStatus.APPROVALS_WAITING:
+                aid = None  # none was created: the audit row and the alerts must not name one
             return replace(done, approval_id=aid, approval_created=c.approval_created)
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
@@ -313,6 +319,8 @@ def _answer(
             return engine.approval_expired(grant, aid)
         if c.status is CommitStatus.APPROVAL_USED:
             return engine.approval_used(grant, aid)
+        if c.status is CommitStatus.APPROVALS_WAITING:
+            return engine.approvals_waiting(grant, allow, engine.MAX_WAITING_APPROVALS)
     if c.status is CommitStatus.REPLAY:
         return engine.replayed(allow)
     if c.status is CommitStatus.KEY_REUSED:

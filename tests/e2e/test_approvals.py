@@ -213,3 +213,24 @@ def test_with_redis_down_no_approval_is_given_and_the_call_does_not_pass(
     finally:
         gateway.redis = start_redis(port=port, workdir=workdir)
     assert refunded(direct, ch.id) == 0
+
+
+def test_an_agent_asking_again_with_new_keys_gets_no_more_than_ten_approvals_waiting(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    ids = {pending_id(agent, big, opts(f"ik-flood-{i}", "run-flood")) for i in range(10)}
+    assert len(ids) == 10
+    with pytest.raises(stripe.PermissionError) as exc:
+        agent.v1.refunds.create(params=big, options=opts("ik-flood-10", "run-flood"))
+    message = exc.value.user_message or ""
+    assert (
+        exc.value.error.code == "tollgate_approval_required" and "already has 10 approvals waiting" in message
+    )
+    assert "apr-" not in message
+    listed = cli(gateway, "approvals").output
+    assert sum(aid in listed for aid in ids) == 10 and listed.count("apr-") == 10
+    row = eventually(lambda: rows(gateway, "idempotency_key = 'ik-flood-10'"))[0]
+    assert (row["rule"], row["approval_id"]) == ("tollgate_approval_required", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tests.builders import grant, spend_policy
@@ -227,3 +228,24 @@ async def test_every_decision_is_logged_for_the_audit_and_copied_into_sql_once(
         ("apr-ffffffffffffffffffff", KEY, "expired", None, 250_000_000),
     ]
     audit.dispose()
+
+
+async def test_a_key_has_at_most_so_many_approvals_waiting_and_a_decided_or_expired_one_frees_a_place(
+    store: RedisStore,
+) -> None:
+    await setup(store)
+
+    def nth(i: int) -> Limits:
+        return replace(approval(aid=f"apr-{i:020d}", ik=f"ik_{i}"), approval_max_waiting=3)
+
+    got = [(await commit(store, 250_000_000, nth(i))).status for i in range(4)]
+    assert got == [CommitStatus.APPROVAL_PENDING] * 3 + [CommitStatus.APPROVALS_WAITING]
+    assert await store.approval(f"apr-{3:020d}") is None  # nothing created, nothing indexed
+    # a retry of a waiting one still finds it
+    assert (await commit(store, 250_000_000, nth(0))).status is CommitStatus.APPROVAL_PENDING
+    await store.decide_approval(f"apr-{0:020d}", ApprovalState.REJECTED, "bob", T0 + 1)
+    assert (await commit(store, 250_000_000, nth(3), at_ms=T0 + 2)).status is CommitStatus.APPROVAL_PENDING
+    assert (await commit(store, 250_000_000, nth(4), at_ms=T0 + 3)).status is CommitStatus.APPROVALS_WAITING
+    # once they expire, new ones can be asked for
+    later = T0 + TTL_MS + 3
+    assert (await commit(store, 250_000_000, nth(4), at_ms=later)).status is CommitStatus.APPROVAL_PENDING

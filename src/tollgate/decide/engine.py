@@ -123,6 +123,10 @@ def key_reused(grant: Grant, idempotency_key: str) -> Allow | Deny:
 
 # ---- rule 7b: a person approves calls above spec.approval.aboveUsd ----------------------------------
 
+# A key's approvals waiting for a person at once: an agent that calls again with a new Idempotency-Key
+# each time is told to wait, instead of flooding the people deciding, the alerts and the cluster.
+MAX_WAITING_APPROVALS = 10
+
 
 def needs_approval(grant: Grant, call: Call, allow: Allow) -> bool:
     """The call passed rules 1–7 and costs more than the policy lets pass without a person."""
@@ -164,6 +168,17 @@ def approval_required(
         f"{_above(grant, allow)} Approval {approval_id} is pending{waits}: retry with the same "
         "Idempotency-Key once approved; do not retry before, and do not change the parameters (that is "
         "a new request, needing a new approval).",
+    )
+    return _shadow(grant, deny)
+
+
+def approvals_waiting(grant: Grant, allow: Allow, waiting: int) -> Allow | Deny:
+    """No new approval: the key has the most already waiting (an agent asking again with new keys)."""
+    deny = Deny(
+        Rule.APPROVAL_REQUIRED,
+        f"{_above(grant, allow)} Vault key {grant.key_id} already has {waiting} approvals waiting for a "
+        "person, so no new one was asked for. Retry one of those calls with its own Idempotency-Key once it "
+        "is approved, or try again after they expire; do not send this call again with a new key.",
     )
     return _shadow(grant, deny)
 

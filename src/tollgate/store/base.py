@@ -21,6 +21,7 @@ class CommitStatus(Enum):
     APPROVAL_REJECTED = 7  # a person rejected the approval this call needs
     APPROVAL_EXPIRED = 8  # the approval expired before it was given, or before the approved call came
     APPROVAL_USED = 9  # the approval already let its one call through
+    APPROVALS_WAITING = 10  # no approval created: the key has the most waiting already
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Limits:
     approval_id: str = ""
     approval_ttl_ms: int = 0
     approval_details: str = ""
+    approval_max_waiting: int = 10  # the key's approvals waiting at once; no new one past it
 
 
 NO_LIMITS = Limits()

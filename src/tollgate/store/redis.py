@@ -131,6 +131,7 @@ class RedisStore:
             keys.calls(key_id),
             keys.ledger(key_id),
             keys.approval(key_id, limits.approval_id),
+            keys.pending_approvals(key_id),
         ]
         args: list[Any] = [
             version,
@@ -149,6 +150,7 @@ class RedisStore:
             limits.approval_ttl_ms,
             -(-limits.approval_ttl_ms // 1000) + APPROVAL_KEPT_S,
             limits.approval_details,
+            limits.approval_max_waiting,
         ]
         if self._acks:
             reply = await self._do(lambda: self._commit_replicated(ks, args))
@@ -350,7 +352,8 @@ class RedisStore:
         key_id = _text(key_id)
         done, _ = await self._do(
             lambda: self._approval(
-                keys=[keys.approval(key_id, approval_id)], args=[state.value, by, at_ms, APPROVAL_KEPT_S]
+                keys=[keys.approval(key_id, approval_id), keys.pending_approvals(key_id)],
+                args=[state.value, by, at_ms, APPROVAL_KEPT_S, approval_id],
             )
         )
         record = await self._approval_record(key_id, approval_id)

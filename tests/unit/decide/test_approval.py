@@ -19,6 +19,7 @@ from tollgate.decide.engine import (
     approval_rejected,
     approval_required,
     approval_used,
+    approvals_waiting,
     needs_approval,
 )
 from tollgate.decide.idempotency import approval_id
@@ -138,3 +139,12 @@ def test_resend_gets_its_own_403_shape() -> None:
     status, headers, body = rendered("resend", deny)
     assert (status, body["name"]) == (403, "validation_error") and AID in body["message"]
     assert headers["x-tollgate-rule"] == "tollgate_approval_required"
+
+
+def test_a_key_with_too_many_approvals_waiting_is_told_to_retry_those_not_to_ask_again() -> None:
+    v = approvals_waiting(G, BIG, 10)
+    assert isinstance(v, Deny) and v.rule is Rule.APPROVAL_REQUIRED and "apr-" not in v.message
+    assert (
+        "already has 10 approvals waiting" in v.message
+        and "do not send this call again with a new key" in v.message
+    )

@@ -2,8 +2,10 @@
 -- pending one, or a sweep marks a live one past its expiry as expired. Atomic, so a decision can never
 -- land on an approval the data plane has just used or that has expired.
 -- KEYS[1] approval record  tg:{vk:<id>}:approval:<approval id>
+-- KEYS[2] the key's pending approvals  tg:{vk:<id>}:approvals:pending  (a decided one leaves it)
 -- ARGV[1] new state: approved | rejected | expired, ARGV[2] by whom, ARGV[3] now, ms,
--- ARGV[4] how long a record is kept past its expiry, s (an approved one lives its ttl again, from now)
+-- ARGV[4] how long a record is kept past its expiry, s (an approved one lives its ttl again, from now),
+-- ARGV[5] the approval id
 -- Returns {1, state} when decided, {0, state} when the record is in a state that does not allow it
 -- ('' when there is no record).
 local a = redis.call('HMGET', KEYS[1], 'state', 'expires_ms', 'ttl_ms')
@@ -27,6 +29,7 @@ if state ~= 'pending' then
   return {0, state}
 end
 redis.call('HSET', KEYS[1], 'state', to, 'decided_by', ARGV[2], 'decided_ms', now)
+redis.call('ZREM', KEYS[2], ARGV[5])
 if to == 'approved' then
   -- The agent gets the whole ttl to retry, counted from the approval.
   redis.call('HSET', KEYS[1], 'expires_ms', now + tonumber(a[3]))

@@ -23,7 +23,10 @@
 -- KEYS[8] approval record  tg:{vk:<id>}:approval:<approval id>  (hash: state, fp, cost, created_ms,
 --   expires_ms, ttl_ms, details, decided_by, decided_ms, used_ms)
 -- ARGV[13] approval id ('' when the call needs none; set only with a fingerprint), ARGV[14] its ttl, ms,
--- ARGV[15] TTL of the record, s, ARGV[16] details (JSON: what the person deciding is shown)
+-- KEYS[9] pending approvals  tg:{vk:<id>}:approvals:pending  (sorted set: approval id, score = expiry ms)
+-- ARGV[15] TTL of the record, s, ARGV[16] details (JSON: what the person deciding is shown),
+-- ARGV[17] most approvals of the key waiting at once (an agent calling again with a new key each time
+--   would otherwise flood the people deciding, the alerts and the cluster with requests)
 -- Returns {status, spent, retry_after_ms[, created, expires_ms, decided_by]}: 1 committed, 0 over the
 -- cap, -1 the grant changed or is gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker
 -- (retry_after_ms set), 4 idempotency key reused with other parameters (or, for an approval, another
@@ -72,10 +75,17 @@ if approving then
   local want = fp .. ':' .. ARGV[2]  -- the request and its cost: an implied amount that grew is a new request
   local a = redis.call('HMGET', KEYS[8], 'state', 'fp', 'expires_ms', 'decided_by')
   if not a[1] then
+    redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now)
+    if redis.call('ZCARD', KEYS[9]) >= tonumber(ARGV[17]) then
+      last('tollgate_approval_required')
+      return {10, spent, 0}
+    end
     local expires = now + tonumber(ARGV[14])
     redis.call('HSET', KEYS[8], 'state', 'pending', 'fp', want, 'cost', ARGV[2], 'created_ms', now,
       'expires_ms', expires, 'ttl_ms', ARGV[14], 'details', ARGV[16])
     redis.call('EXPIRE', KEYS[8], ARGV[15])
+    redis.call('ZADD', KEYS[9], expires, ARGV[13])
+    redis.call('PEXPIRE', KEYS[9], ARGV[14])
     last('tollgate_approval_required')
     return {6, spent, 0, 1, expires, ''}
   end
