@@ -24,7 +24,7 @@ from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import Mode
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, Limits, Store
+from tollgate.store.base import NO_LIMITS, ApprovalState, Commit, CommitStatus, Limits, Store
 from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
 from tollgate.vendors.redaction import audit_json
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
@@ -132,7 +132,7 @@ class Checker:
             assert grant is not None
             aid = None
             if isinstance(verdict, Allow) and engine.needs_approval(grant, call, verdict):
-                verdict, aid = _approval(grant, call, vendor, verdict)
+                verdict, aid = await self._approval(grant, call, vendor, verdict, accounts, now)
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
             day = grant.day_key(now)
             limits = _limits(grant, call, vendor, accounts, cost) if _limited(verdict) else NO_LIMITS
@@ -223,6 +223,26 @@ class Checker:
         assert not isinstance(final, Pending)
         return final, facts if isinstance(facts, Facts) else None
 
+    async def _approval(
+        self, grant: Grant, call: Call, vendor: Vendor, allow: Allow, accounts: frozenset[str], now: datetime
+    ) -> tuple[Allow | Deny, str | None]:
+        """Rule 7b from the request: the approval the call must have (its id, for the commit to read,
+        create or consume), or the verdict when there can be none (no idempotency key; a shadow policy
+        asks nobody)."""
+        idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
+        if idem is None:
+            return engine.approval_needs_key(grant, allow), None
+        if grant.mode is Mode.SHADOW:
+            return engine.approval_required(grant, allow), None
+        # The same request under another idempotency key (an SDK or an agent's tool makes a new one per
+        # call) is the same request: it waits for, is refused by, or uses the approval already asked
+        # for. Once that one is used or expired, the request is asked for anew under this key.
+        request = f"{fingerprint(call, accounts)}:{allow.cost_micro_usd}"
+        linked = await self._store.approval_of_request(grant.key_id, request)
+        if linked is not None and linked.state(int(now.timestamp() * 1000)) in _LINKED:
+            return allow, linked.id
+        return allow, approval_id(grant.key_id, idem)
+
     def _details(
         self,
         grant: Grant,
@@ -294,15 +314,7 @@ def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str], 
     )
 
 
-def _approval(grant: Grant, call: Call, vendor: Vendor, allow: Allow) -> tuple[Allow | Deny, str | None]:
-    """Rule 7b from the request: the approval the call must have (its id, for the commit to read, create or
-    consume), or the verdict when there can be none (no idempotency key; a shadow policy asks nobody)."""
-    idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
-    if idem is None:
-        return engine.approval_needs_key(grant, allow), None
-    if grant.mode is Mode.SHADOW:
-        return engine.approval_required(grant, allow), None
-    return allow, approval_id(grant.key_id, idem)
+_LINKED = frozenset({ApprovalState.PENDING, ApprovalState.APPROVED, ApprovalState.REJECTED})
 
 
 def _answer(

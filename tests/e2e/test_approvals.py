@@ -215,16 +215,21 @@ def test_with_redis_down_no_approval_is_given_and_the_call_does_not_pass(
     assert refunded(direct, ch.id) == 0
 
 
-def test_an_agent_asking_again_with_new_keys_gets_no_more_than_ten_approvals_waiting(
+def test_an_agent_asking_for_ever_new_calls_gets_no_more_than_ten_approvals_waiting(
     direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
 ) -> None:
     agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
     ch = charge(direct, 100_000)
-    big: Any = {"charge": ch.id, "amount": 25_000}
-    ids = {pending_id(agent, big, opts(f"ik-flood-{i}", "run-flood")) for i in range(10)}
+    # a new amount each time: another request (the same one again would wait for the same approval)
+    ids = {
+        pending_id(agent, {"charge": ch.id, "amount": 25_000 + i}, opts(f"ik-flood-{i}", "run-flood"))
+        for i in range(10)
+    }
     assert len(ids) == 10
     with pytest.raises(stripe.PermissionError) as exc:
-        agent.v1.refunds.create(params=big, options=opts("ik-flood-10", "run-flood"))
+        agent.v1.refunds.create(
+            params={"charge": ch.id, "amount": 25_010}, options=opts("ik-flood-10", "run-flood")
+        )
     message = exc.value.user_message or ""
     assert (
         exc.value.error.code == "tollgate_approval_required" and "already has 10 approvals waiting" in message
@@ -234,3 +239,27 @@ def test_an_agent_asking_again_with_new_keys_gets_no_more_than_ten_approvals_wai
     assert sum(aid in listed for aid in ids) == 10 and listed.count("apr-") == 10
     row = eventually(lambda: rows(gateway, "idempotency_key = 'ik-flood-10'"))[0]
     assert (row["rule"], row["approval_id"]) == ("tollgate_approval_required", None)
+
+
+def test_the_same_call_sent_again_under_a_new_key_waits_for_and_uses_the_same_approval_once(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    # stripe-python makes a new Idempotency-Key for every call it is not given one for, as an agent's tool
+    # calling create() again does: the request is the same, so is its approval.
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    run: Any = {"headers": {"X-Agent-Run-Id": "run-newkeys"}}
+    aid = pending_id(agent, big, run)
+    assert pending_id(agent, big, run) == aid
+    assert cli(gateway, "approve", aid).exit_code == 0
+    agent.v1.refunds.create(params=big, options=run)  # passes, under a third key
+    assert refunded(direct, ch.id) == 25_000
+    # the approval is used: the same call again is a new request, asking for a new approval
+    again = pending_id(agent, big, run)
+    assert again != aid
+    assert cli(gateway, "reject", again).exit_code == 0
+    with pytest.raises(stripe.PermissionError) as exc:  # and a rejected request stays rejected
+        agent.v1.refunds.create(params=big, options=run)
+    assert exc.value.error.code == "tollgate_approval_rejected"
+    assert refunded(direct, ch.id) == 25_000

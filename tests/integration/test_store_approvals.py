@@ -249,3 +249,22 @@ async def test_a_key_has_at_most_so_many_approvals_waiting_and_a_decided_or_expi
     # once they expire, new ones can be asked for
     later = T0 + TTL_MS + 3
     assert (await commit(store, 250_000_000, nth(4), at_ms=later)).status is CommitStatus.APPROVAL_PENDING
+
+
+async def test_the_request_finds_its_approval_whatever_the_idempotency_key_it_comes_under(
+    store: RedisStore,
+) -> None:
+    await setup(store)
+    await commit(store, 250_000_000, approval())  # under ik_1
+    found = await store.approval_of_request(KEY, "fp_a:250000000")
+    assert found is not None and found.id == AID
+    assert await store.approval_of_request(KEY, "fp_a:260000000") is None  # another cost: another request
+    await store.decide_approval(AID, ApprovalState.APPROVED, "alice", T0 + 1)
+    # ext_authz sends the approval it found with the call's own key: it passes once under that key
+    under_new_key = approval(ik="ik_2")
+    assert (await commit(store, 250_000_000, under_new_key, at_ms=T0 + 2)).status is CommitStatus.COMMITTED
+    assert (await commit(store, 250_000_000, under_new_key, at_ms=T0 + 3)).status is CommitStatus.REPLAY
+    assert (
+        await commit(store, 250_000_000, approval(ik="ik_3"), at_ms=T0 + 4)
+    ).status is CommitStatus.APPROVAL_USED
+    assert await store.spent(KEY, "stripe", DAY) == 250_000_000

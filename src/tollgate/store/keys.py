@@ -16,6 +16,8 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:approval:<id>         → hash: state, fp, cost, created_ms, expires_ms, ttl_ms, details,
                                            decided_by, decided_ms, used_ms (a call waiting for a person)
                                                                                 TTL: its ttl + 24 h
+  tg:{vk:<key_id>}:approvalfp:<request>  → the approval id of a request (fingerprint and cost), so the same
+                                           call under a new Idempotency-Key finds it  TTL: the record's
   tg:{vk:<key_id>}:approvals:pending     → sorted set: the key's approvals waiting for a person, score =
                                            expiry ms (Limits.approval_max_waiting)  TTL: the ttl
   tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
@@ -82,6 +84,11 @@ def calls(key_id: str) -> str:
 
 def approval(key_id: str, approval_id: str) -> str:
     return f"{_tag(key_id)}:approval:{approval_id}"
+
+
+def approval_of_request(key_id: str, request: str) -> str:
+    # Hashed: the request is a fingerprint and a cost, already hex and digits, but of no fixed length.
+    return f"{_tag(key_id)}:approvalfp:{hashlib.sha256(request.encode()).hexdigest()[:32]}"
 
 
 def pending_approvals(key_id: str) -> str:

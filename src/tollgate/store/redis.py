@@ -130,9 +130,16 @@ class RedisStore:
             keys.idempotency(key_id, idem or ""),
             keys.calls(key_id),
             keys.ledger(key_id),
-            keys.approval(key_id, limits.approval_id),
-            keys.pending_approvals(key_id),
         ]
+        aid = limits.approval_id if idem else ""
+        if aid:
+            ks += [
+                keys.approval(key_id, aid),
+                keys.pending_approvals(key_id),
+                keys.approval_of_request(key_id, f"{limits.fingerprint}:{amount_micro_usd}"),
+            ]
+        else:  # untouched without an approval: the version key stands in (same slot), no names to build
+            ks += [ks[0]] * 3
         args: list[Any] = [
             version,
             amount_micro_usd,
@@ -146,7 +153,7 @@ class RedisStore:
             limits.breaker_calls,
             limits.breaker_window_ms,
             rid,
-            limits.approval_id if idem else "",
+            aid,
             limits.approval_ttl_ms,
             -(-limits.approval_ttl_ms // 1000) + APPROVAL_KEPT_S,
             limits.approval_details,
@@ -305,6 +312,10 @@ class RedisStore:
         return set(ids)
 
     # ---- approvals (the operator, `tollgate approve|reject`) ------------------------------------------
+
+    async def approval_of_request(self, key_id: str, request: str) -> ApprovalRecord | None:
+        aid: Any = await self._do(lambda: self._r.get(keys.approval_of_request(key_id, request)))
+        return await self._approval_record(key_id, _text(aid)) if aid else None
 
     async def approval(self, approval_id: str) -> ApprovalRecord | None:
         key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))

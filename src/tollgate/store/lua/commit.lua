@@ -25,6 +25,8 @@
 -- ARGV[13] approval id ('' when the call needs none; set only with a fingerprint), ARGV[14] its ttl, ms,
 -- KEYS[9] pending approvals  tg:{vk:<id>}:approvals:pending  (sorted set: approval id, score = expiry ms)
 -- ARGV[15] TTL of the record, s, ARGV[16] details (JSON: what the person deciding is shown),
+-- KEYS[10] the request's approval  tg:{vk:<id>}:approvalfp:<fingerprint>  (→ approval id: a call of the
+--   same request under another Idempotency-Key finds it, see check.py)
 -- ARGV[17] most approvals of the key waiting at once (an agent calling again with a new key each time
 --   would otherwise flood the people deciding, the alerts and the cluster with requests)
 -- Returns {status, spent, retry_after_ms[, created, expires_ms, decided_by]}: 1 committed, 0 over the
@@ -86,6 +88,7 @@ if approving then
     redis.call('EXPIRE', KEYS[8], ARGV[15])
     redis.call('ZADD', KEYS[9], expires, ARGV[13])
     redis.call('PEXPIRE', KEYS[9], ARGV[14])
+    redis.call('SET', KEYS[10], ARGV[13], 'EX', ARGV[15])
     last('tollgate_approval_required')
     return {6, spent, 0, 1, expires, ''}
   end
