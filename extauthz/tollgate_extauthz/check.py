@@ -1,12 +1,13 @@
 """The phase sequence, and the only place where I/O and the decision meet:
 
 identify (cache, else store) → decide rules 1–5 (pure) → facts (vendor, reading objects when it must)
-→ decide rules 6–7 (pure) → commit (store, atomic: grant still current, idempotent retry, loop breaker,
-reserve) → the commit's answer as a verdict (pure).
+→ decide rules 6–7 (pure) → does it need a person's approval (7b, pure) → commit (store, atomic: grant
+still current, idempotent retry, approval, loop breaker, reserve) → the commit's answer as a verdict (pure).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,12 +19,14 @@ from tollgate.credentials import CredentialBox, token_digest
 from tollgate.decide import engine
 from tollgate.decide.call import Call
 from tollgate.decide.engine import Subject
-from tollgate.decide.idempotency import fingerprint
+from tollgate.decide.idempotency import approval_id, fingerprint
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
-from tollgate.store.base import NO_LIMITS, CheckStore, Commit, CommitStatus, Limits
+from tollgate.policy.spend_policy import Mode
+from tollgate.store.base import NO_LIMITS, ApprovalState, CheckStore, Commit, CommitStatus, Limits
 from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
+from tollgate.vendors.redaction import audit_json
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
 from tollgate_extauthz.request import Incoming
 
@@ -44,6 +47,8 @@ class Decision:
     spent_micro_usd: int | None = None
     vendor_key: str | None = None  # the real key, only on Allow; never logged
     key_id: str | None = None  # known from the token even when the grant is gone (revoked)
+    approval_id: str | None = None  # the approval this call waited for (pending) or used (rule 7b)
+    approval_created: bool = False  # this call created that approval (pending)
 
     @property
     def allowed(self) -> bool:
@@ -100,9 +105,11 @@ class Checker:
         lookup: Lookup,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache: GrantCache | None = None,
+        redact: frozenset[str] = frozenset(),
     ) -> None:
         self._store, self._box, self._lookup, self._clock = store, box, lookup, clock
         self._cache = cache if cache is not None else GrantCache()
+        self._redact = redact  # parameter names an approval's record never holds, beyond the vendor's own
 
     async def check(self, incoming: Incoming) -> Decision:
         did = "dec_" + secrets.token_hex(8)
@@ -123,8 +130,22 @@ class Checker:
                 return replace(decided, key_id=key_id)
             verdict, facts = decided
             assert grant is not None
+            aid = None
+            if isinstance(verdict, Allow) and engine.needs_approval(grant, call, verdict):
+                verdict, aid = await self._approval(grant, call, vendor, verdict, accounts, now)
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
             day = grant.day_key(now)
+            limits = _limits(grant, call, vendor, accounts, cost) if _limited(verdict) else NO_LIMITS
+            if aid is not None:
+                assert grant.approval is not None and limits.idempotency_key is not None
+                details = self._details(grant, incoming, vendor, endpoint, accounts, facts, did)
+                limits = replace(
+                    limits,
+                    approval_id=aid,
+                    approval_ttl_ms=grant.approval.ttl_ms,
+                    approval_details=details,
+                    approval_max_waiting=engine.MAX_WAITING_APPROVALS,
+                )
             c = await self._store.commit(
                 grant.key_id,
                 grant.version,
@@ -135,7 +156,7 @@ class Checker:
                 rule=verdict.rule.value if isinstance(verdict, Deny) else Rule.ALLOWED.value,
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
-                limits=_limits(grant, call, vendor, accounts, cost) if _limited(verdict) else NO_LIMITS,
+                limits=limits,
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
@@ -143,10 +164,13 @@ class Checker:
             if c.status is CommitStatus.UNLEDGERED:  # Redis lost data: spend is being rebuilt from the audit
                 return self._finish(did, engine.unavailable(UNLEDGERED), grant, endpoint)
             if isinstance(verdict, Allow):
-                verdict = _answer(grant, verdict, c, call, now)
-            return self._finish(
+                verdict = _answer(grant, verdict, c, call, now, aid)
+            done = self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
+            if c.status is CommitStatus.APPROVALS_WAITING:
+                aid = None  # none was created: the audit row and the alerts must not name one
+            return replace(done, approval_id=aid, approval_created=c.approval_created)
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
     async def _key_id(self, digest: str | None) -> str | None:
@@ -199,6 +223,58 @@ class Checker:
         assert not isinstance(final, Pending)
         return final, facts if isinstance(facts, Facts) else None
 
+    async def _approval(
+        self, grant: Grant, call: Call, vendor: Vendor, allow: Allow, accounts: frozenset[str], now: datetime
+    ) -> tuple[Allow | Deny, str | None]:
+        """Rule 7b from the request: the approval the call must have (its id, for the commit to read,
+        create or consume), or the verdict when there can be none (no idempotency key; a shadow policy
+        asks nobody)."""
+        idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
+        if idem is None:
+            return engine.approval_needs_key(grant, allow), None
+        if grant.mode is Mode.SHADOW:
+            return engine.approval_required(grant, allow), None
+        # The same request under another idempotency key (an SDK or an agent's tool makes a new one per
+        # call) is the same request: it waits for, is refused by, or uses the approval already asked
+        # for. Once that one is used or expired, the request is asked for anew under this key.
+        request = f"{fingerprint(call, accounts)}:{allow.cost_micro_usd}"
+        linked = await self._store.approval_of_request(grant.key_id, request)
+        if linked is not None and linked.state(int(now.timestamp() * 1000)) in _LINKED:
+            return allow, linked.id
+        return allow, approval_id(grant.key_id, idem)
+
+    def _details(
+        self,
+        grant: Grant,
+        incoming: Incoming,
+        vendor: Vendor,
+        endpoint: Endpoint,
+        accounts: frozenset[str],
+        facts: Facts | None,
+        decision_id: str,
+    ) -> str:
+        """What the person deciding an approval is shown of the call: redacted as the audit row is."""
+        call = incoming.call
+        secrets_ = (incoming.token or "", self._cache.vendor_key(grant, self._box))
+        return json.dumps(
+            {
+                "policy_id": grant.policy_id,
+                "vendor": call.vendor,
+                "method": call.method,
+                "path": call.path,
+                "endpoint": endpoint.name,
+                "idempotency_key": call.idempotency_key,
+                "accounts": sorted(accounts),
+                "customers": sorted(facts.customers | facts.recipients) if facts else [],
+                "amount_minor": facts.cost.amount if facts and facts.cost else None,
+                "currency": facts.cost.currency if facts and facts.cost else None,
+                "params": json.loads(audit_json(call.params, vendor.redacted | self._redact, secrets_)),
+                "decision_id": decision_id,
+                "agent_run_id": call.agent_run_id,
+            },
+            separators=(",", ":"),
+        )
+
     def _finish(
         self,
         did: str,
@@ -238,8 +314,25 @@ def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str], 
     )
 
 
-def _answer(grant: Grant, allow: Allow, c: Commit, call: Call, now: datetime) -> Allow | Deny:
-    """The commit's answer as the verdict: rules 8 and 9, and retries under an idempotency key."""
+_LINKED = frozenset({ApprovalState.PENDING, ApprovalState.APPROVED, ApprovalState.REJECTED})
+
+
+def _answer(
+    grant: Grant, allow: Allow, c: Commit, call: Call, now: datetime, aid: str | None = None
+) -> Allow | Deny:
+    """The commit's answer as the verdict: rules 7b, 8 and 9, and retries under an idempotency key."""
+    if aid is not None:
+        expires = datetime.fromtimestamp(c.approval_expires_ms / 1000, UTC) if c.approval_expires_ms else None
+        if c.status is CommitStatus.APPROVAL_PENDING:
+            return engine.approval_required(grant, allow, aid, expires)
+        if c.status is CommitStatus.APPROVAL_REJECTED:
+            return engine.approval_rejected(grant, aid, c.approval_decided_by)
+        if c.status is CommitStatus.APPROVAL_EXPIRED:
+            return engine.approval_expired(grant, aid)
+        if c.status is CommitStatus.APPROVAL_USED:
+            return engine.approval_used(grant, aid)
+        if c.status is CommitStatus.APPROVALS_WAITING:
+            return engine.approvals_waiting(grant, allow, engine.MAX_WAITING_APPROVALS)
     if c.status is CommitStatus.REPLAY:
         return engine.replayed(allow)
     if c.status is CommitStatus.KEY_REUSED:

@@ -39,6 +39,12 @@ class Metrics:
             "tollgate_replays", "Retries under an idempotency key already counted: allowed, nothing reserved.",
             ["vendor"], registry=self.registry,
         )  # fmt: skip
+        self.approvals = Counter(
+            "tollgate_approvals",
+            "Approvals (spec.approval) as calls met them, by vendor and state: pending (created), used (its "
+            "call passed), and refusals: rejected, expired, already_used.",
+            ["vendor", "state"], registry=self.registry,
+        )  # fmt: skip
         self.check_seconds = Histogram(
             "tollgate_check_duration_seconds", "Time to answer one Check, by vendor.", ["vendor"],
             buckets=(0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),

@@ -132,6 +132,8 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
         fields.update(reservation_id=d.reservation_id, day=d.day)
     if d.spent_micro_usd is not None:
         fields["spent_micro_usd"] = d.spent_micro_usd
+    if d.approval_id is not None:  # pending on a denial row, used on an allowed one (rule 7b)
+        fields["approval_id"] = d.approval_id
     return _struct(fields)
 
 

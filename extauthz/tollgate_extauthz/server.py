@@ -53,7 +53,11 @@ async def serve(
     if settings.extauthz.metrics_port:
         metrics.serve(settings.extauthz.metrics_port, settings.extauthz.host)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationServicer(Checker(store, box, lookup), metrics, frozenset(settings.audit.redact_params)),
+        AuthorizationServicer(
+            Checker(store, box, lookup, redact=frozenset(settings.audit.redact_params)),
+            metrics,
+            frozenset(settings.audit.redact_params),
+        ),
         server,
     )
     health_servicer = health.aio.HealthServicer()

@@ -59,6 +59,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
                 self._metrics.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
             if v.replay:
                 self._metrics.replays.labels(vendor).inc()
+        if (state := _approval_state(decision)) is not None:
+            self._metrics.approvals.labels(vendor, state).inc()
         # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
         log.log(
             logging.DEBUG if decision.allowed else logging.INFO,
@@ -106,6 +108,25 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
             incoming.vendor if incoming else None,
             metadata_for_failure(did, call, Rule.UNAVAILABLE),
         )
+
+
+_APPROVAL_REFUSALS = {
+    Rule.APPROVAL_REJECTED: "rejected",
+    Rule.APPROVAL_EXPIRED: "expired",
+    Rule.APPROVAL_USED: "already_used",
+}
+
+
+def _approval_state(decision: Decision) -> str | None:
+    """What this call did to, or met of, its approval; None when it had none or only waited again."""
+    v = decision.verdict
+    if decision.approval_id is None:
+        return None
+    if isinstance(v, Allow):
+        return "used" if decision.reservation_id else None
+    if v.rule is Rule.APPROVAL_REQUIRED:
+        return "pending" if decision.approval_created else None
+    return _APPROVAL_REFUSALS.get(v.rule)
 
 
 def _policy(decision: Decision) -> str:

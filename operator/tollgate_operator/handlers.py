@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import kopf
 from pydantic import ValidationError
 
+import tollgate_operator.approvals  # registers the SpendApproval watch
 import tollgate_operator.startup  # noqa: F401  (registers the startup and cleanup handlers)
 from tollgate.reconcile.policies import (
     InvalidPolicy,

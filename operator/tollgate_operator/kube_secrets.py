@@ -27,6 +27,7 @@ GROUP, VERSION = GROUP_VERSION.split("/")
 # kopf resource selectors
 VAULT_KEYS = (GROUP, VERSION, "vaultkeys")
 SPEND_POLICIES = (GROUP, VERSION, "spendpolicies")
+SPEND_APPROVALS = (GROUP, VERSION, "spendapprovals")
 TOKEN_KEY = "token"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
 _MERGE_PATCH = "application/merge-patch+json"
@@ -152,6 +153,48 @@ class KubeApi:
                 raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc.status}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc}") from exc
+
+    # ---- SpendApprovals (approvals.py mirrors Redis's approvals as them) ----------------------------
+
+    async def list_spend_approvals(self) -> list[dict[str, Any]]:
+        return await self._list("spendapprovals")
+
+    async def create_spend_approval(self, body: dict[str, Any]) -> None:
+        """Create it; one already there (a mirror round that raced the last) is left as it is."""
+        namespace = body["metadata"]["namespace"]
+        try:
+            await self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "spendapprovals", body
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise KubeUnavailable(f"creating SpendApproval: {exc.status} {exc.reason}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"creating SpendApproval: {exc}") from exc
+
+    async def patch_spend_approval_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await self._call(
+            self._custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                GROUP,
+                VERSION,
+                namespace,
+                "spendapprovals",
+                name,
+                {"status": status},
+                _content_type=_MERGE_PATCH,
+            )
+        )
+
+    async def delete_spend_approval(self, namespace: str, name: str) -> None:
+        try:
+            await self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "spendapprovals", name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise KubeUnavailable(f"deleting SpendApproval {namespace}/{name}: {exc.status}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise KubeUnavailable(f"deleting SpendApproval {namespace}/{name}: {exc}") from exc
 
     # ---- resync -------------------------------------------------------------------------------------
 

@@ -89,15 +89,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)
     memo.confine_retry = set()  # namespaces whose egress policy could not be reconciled
     memo.resync_task = asyncio.create_task(_resync_forever(memo, logger), name="tollgate resync")
+    from tollgate_operator.approvals import mirror_forever  # approvals imports kube_secrets, as this does
+
+    memo.approvals_task = asyncio.create_task(mirror_forever(memo, logger), name="tollgate approvals")
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("resync_task")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("resync_task", "approvals_task"):
+        task: asyncio.Task[None] | None = memo.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if (store := memo.get("store")) is not None:
         await store.close()
     if (secrets := memo.get("secrets")) is not None:

@@ -9,15 +9,19 @@ import base64
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import redis
 import yaml
 from tests.operator.cluster import REPO, TEST_CLIENT, Cluster, eventually, wait_for_state, wait_for_token
 from tests.operator.conftest import CONFINEMENT
 from tests.support.kubetools import ToolUnavailable, helm_binary
+
+from tollgate.store import keys
 
 # Granted although no request of the operator's shows it:
 JUSTIFIED = {
@@ -37,6 +41,8 @@ EXERCISED = {
     ("", "secrets", "patch"),
     ("", "events", "create"),
     ("", "namespaces", "watch"),
+    *(("tollgate.dev", "spendapprovals", v) for v in ("list", "watch", "create", "delete")),
+    ("tollgate.dev", "spendapprovals/status", "patch"),
     *(("networking.k8s.io", "networkpolicies", v) for v in ("watch", "get", "create", "patch", "delete")),
 }
 
@@ -112,9 +118,10 @@ def chart_grants(tmp_path_factory: pytest.TempPathFactory) -> set[Access]:
 
 
 @pytest.fixture
-def round_of_changes(cluster: Cluster, namespace: str) -> Iterator[None]:
-    """Create, rotate, change the vendor key of, and delete one VaultKey: every kind of write the
-    operator makes."""
+def round_of_changes(cluster: Cluster, namespace: str, redis_client: redis.Redis) -> Iterator[None]:
+    """Create, rotate, change the vendor key of, and delete one VaultKey, and see one approval through
+    its SpendApproval's life: every kind of write the operator makes."""
+    approval_round(cluster, namespace, redis_client)
     cluster.create("Secret", namespace, "stripe-key", type="Opaque", data={"api-key": b64("sk_test_one")})
     cluster.create(
         "SpendPolicy",
@@ -137,6 +144,22 @@ def round_of_changes(cluster: Cluster, namespace: str) -> Iterator[None]:
     eventually(lambda: cluster.get("VaultKey", namespace, "bot") is None, what="the VaultKey gone")
     confine_and_release(cluster, namespace)
     yield
+
+
+def approval_round(cluster: Cluster, namespace: str, redis_client: redis.Redis) -> None:
+    """An approval already past its expiry, as ext_authz's commit.lua writes one: mirrored (created, its
+    status patched Expired), then forgotten by Redis, and its object deleted."""
+    aid, key_id, now_ms = "apr-" + "0" * 20, f"{namespace}/bot", int(time.time() * 1000)
+    record = keys.approval(key_id, aid)
+    fields = {"state": "pending", "fp": "fp:1", "cost": 1, "created_ms": now_ms - 2, "expires_ms": now_ms - 1}
+    redis_client.hset(record, mapping={**fields, "ttl_ms": 1, "details": "{}"})
+    redis_client.hset(keys.approvals_index(), aid, key_id)
+    eventually(
+        lambda: cluster.status("SpendApproval", namespace, aid).get("state") == "Expired",
+        what="the SpendApproval mirrored, expired",
+    )
+    redis_client.delete(record)
+    eventually(lambda: cluster.get("SpendApproval", namespace, aid) is None, what="the SpendApproval gone")
 
 
 def confine_and_release(cluster: Cluster, namespace: str) -> None:

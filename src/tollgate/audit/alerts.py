@@ -2,8 +2,8 @@
 
 What is worth waking someone for: a key near or at its daily cap, a burst of denials from one key
 (an agent stuck in a loop), a revoked, expired or suspended key still calling, and a call whose
-outcome is unknown (money may have moved: its cost stays counted, and a human should check), and a
-vendor reporting it moved more than was reserved. Each alert is
+outcome is unknown (money may have moved: its cost stays counted, and a human should check), a
+vendor reporting it moved more than was reserved, and a call waiting for a person's approval. Each alert is
 sent once per window across every replica (a Redis claim), delivered with retries from a
 background task, and never blocks ingestion: when the queue is full the oldest alert is dropped
 and counted.
@@ -36,7 +36,7 @@ DAY_S = 24 * 3600
 @dataclass(frozen=True)
 class Alert:
     kind: str  # cap_warning | cap_reached | denial_burst | dead_key_calling | settlement_unknown
-    # | vendor_moved_more
+    # | vendor_moved_more | approval_pending
     key_id: str
     dedup: str  # one alert per dedup name per ttl_s
     ttl_s: int
@@ -74,6 +74,17 @@ class AlertRules:
                 alerts.append(
                     Alert("vendor_moved_more", key, f"more:{row.row_id}", DAY_S, self._more_text(row))
                 )
+            if row.rule == Rule.APPROVAL_REQUIRED.value and row.approval_id:
+                # Once per approval, however often the agent retries before someone decides.
+                alerts.append(
+                    Alert(
+                        "approval_pending",
+                        key,
+                        f"approval:{row.approval_id}",
+                        DAY_S,
+                        self._approval_text(row),
+                    )
+                )
             if row.rule in DEAD_KEY_RULES:
                 hour = row.at.strftime("%Y%m%dT%H")
                 text = f":no_entry: Vault key {key} is still calling after it was {row.rule.removeprefix('tollgate_key_')} ({row.method} {row.path})."
@@ -90,6 +101,17 @@ class AlertRules:
             f"{format_usd(row.settled_micro_usd or 0)}, more than the {format_usd(row.cost_micro_usd)} "
             f"Tollgate reserved (vault key {row.vault_key_id}, {row.method} {row.path}); the larger amount "
             "is counted and may exceed the daily cap."
+        )
+
+    @staticmethod
+    def _approval_text(row: AuditRow) -> str:
+        aid = row.approval_id
+        run = f", run {row.agent_run_id}" if row.agent_run_id else ""
+        return (
+            f":raised_hand: Approval {aid} is waiting: vault key {row.vault_key_id} asks for {row.method} "
+            f"{row.path} ({row.endpoint or '-'}) costing more than policy {row.policy_id} lets pass "
+            f"unapproved{run}. Approve with `kubectl annotate spendapproval {aid} tollgate.dev/decision=approve` "
+            f"(or `tollgate approve {aid}` in local mode), or reject with decision=reject."
         )
 
     def _over_warn(self, row: AuditRow) -> bool:

@@ -24,9 +24,9 @@ from pathlib import Path
 from tollgate.audit.ledger import ledger_copy, lookback
 from tollgate.audit.record import AuditRow, from_line
 from tollgate.audit.settle import apply_settlements
-from tollgate.audit.sql import AuditStore, AuditStoreUnavailable, Checkpoint
+from tollgate.audit.sql import APPROVALS_SOURCE, AuditStore, AuditStoreUnavailable, Checkpoint
 from tollgate.errors import StoreUnavailable, TollgateError
-from tollgate.store.base import IngestStore, Ledger
+from tollgate.store.base import ApprovalEvent, ApprovalLog, IngestStore, Ledger
 
 log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
@@ -121,11 +121,17 @@ class AuditPipeline:
         inflight: Callable[[], Awaitable[int]] | None = None,
         inflight_grace_s: float = INFLIGHT_GRACE_S,
         flush_s: float = 1.0,
+        approvals: ApprovalLog | None = None,
+        approval_observers: Sequence[Callable[[list[ApprovalEvent]], None]] = (),
     ) -> None:
         """`rotate_bytes` > 0 with `reopen` (which makes the writer reopen the log, e.g. Envoy's admin
         POST /reopen_logs) keeps the log under about that size: once every line is committed.
         `ledger` (the Redis store, usually `store` itself) turns on the ledger sweep; `inflight` counts the
-        requests Envoy has in flight (its admin stats), `flush_s` is how long Envoy may hold a log line."""
+        requests Envoy has in flight (its admin stats), `flush_s` is how long Envoy may hold a log line;
+        `approvals` (the Redis store too) is copied into tollgate_approval_events: who decided what."""
+        self.approvals = approvals
+        self.approval_observers = approval_observers
+        self._approvals_after: str | None = None
         self.inflight = inflight
         self.inflight_grace_s = inflight_grace_s
         self.flush_s = flush_s
@@ -159,6 +165,10 @@ class AuditPipeline:
         try:
             written = await self._write_rows()
         except AuditStoreUnavailable as exc:
+            failures.append(exc)
+        try:
+            await self._copy_approval_events()
+        except (AuditStoreUnavailable, StoreUnavailable) as exc:
             failures.append(exc)
         if self.ledger is not None and time.monotonic() >= self._next_sweep and not failures:
             self._next_sweep = time.monotonic() + SWEEP_S
@@ -231,6 +241,22 @@ class AuditPipeline:
         for observe in self.observers:
             observe(rows)
         return len(rows)
+
+    async def _copy_approval_events(self) -> int:
+        """Decisions on approvals, from Redis's log into SQL (events and checkpoint in one transaction)."""
+        if self.approvals is None:
+            return 0
+        await self._migrate()
+        if self._approvals_after is None:
+            cp = await asyncio.to_thread(self.audit.checkpoint, APPROVALS_SOURCE)
+            self._approvals_after = cp.identity if cp else "0"
+        events = await self.approvals.approval_events(self._approvals_after)
+        if events:
+            await asyncio.to_thread(self.audit.append_approval_events, events)
+            self._approvals_after = events[-1].event_id
+            for observe in self.approval_observers:
+                observe(events)
+        return len(events)
 
     async def drain(self) -> None:
         """Settle and write every line there is now, so the SQL store holds every call Envoy logged."""

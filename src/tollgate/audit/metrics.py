@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from tollgate.audit.record import AuditRow
 from tollgate.audit.settle import RELEASED, SETTLED, UNKNOWN, settlement_for
+from tollgate.store.base import ApprovalEvent
 
 
 class AuditMetrics:
@@ -33,6 +34,10 @@ class AuditMetrics:
             "tollgate_unknown_micro_usd", "Reserved spend kept because the outcome is unknown (no proof either way).",
             ["vendor"], registry=self.registry,
         )  # fmt: skip
+        self.approval_decisions = Counter(
+            "tollgate_approval_decisions", "Approvals decided (approved, rejected) or expired, as the audit copied them.",
+            ["state"], registry=self.registry,
+        )  # fmt: skip
         self.last_row_time = Gauge(
             "tollgate_audit_last_row_timestamp_seconds", "Time of the newest call written; lag = now - this.",
             registry=self.registry,
@@ -51,6 +56,10 @@ class AuditMetrics:
                 self.unknown.labels(vendor).inc(row.cost_micro_usd)
         if rows:
             self.last_row_time.set(max(r.at for r in rows).timestamp())
+
+    def observe_approvals(self, events: Sequence[ApprovalEvent]) -> None:
+        for e in events:
+            self.approval_decisions.labels(e.state).inc()
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -85,6 +85,9 @@ class AuditRow(BaseModel):
     vendor_state: str | None = None
     # What the reservation settled to: the vendor's amount where it reported one (tollgate.audit.settle).
     settled_micro_usd: int | None = None
+    # Added in schema 5. The approval (spec.approval) this call waited for (a denial while pending,
+    # rejected or expired) or used (the allowed call).
+    approval_id: str | None = None
 
     @property
     def vendor_succeeded(self) -> bool:
@@ -214,6 +217,7 @@ def _from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         response_code_details=_str(entry.get("response_code_details")),
         settlement=_settlement(decision, _str(authz.get("vendor")), cost, reservation_id, entry),
         params=_str(authz.get("params")),
+        approval_id=_str(authz.get("approval_id")),
     )
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tollgate.audit.record import AuditRow
 from tollgate.errors import TollgateError
+from tollgate.store.base import ApprovalEvent
 
 
 class AuditStoreUnavailable(TollgateError):
@@ -104,6 +105,7 @@ calls = Table(
     Column("response_code_details", Text),  # added in schema 3: Envoy's word on who answered (via_upstream)
     # Added in schema 4: what was asked (redacted parameters, JSON) and what the vendor says it did.
     *(Column(name, kind) for name, kind in _V4_COLUMNS),
+    Column("approval_id", Text),  # added in schema 5: the approval the call waited for or used
     Index("ix_tollgate_calls_at", "at"),
     Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
     Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
@@ -121,6 +123,23 @@ checkpoints = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Added in schema 5: every decision on an approval (spec.approval), copied from Redis's log of them. The
+# calls themselves (waiting: a denial; passing: an allowed call) are rows of tollgate_calls with approval_id.
+approval_events = Table(
+    "tollgate_approval_events",
+    metadata,
+    Column("event_id", Text, primary_key=True),  # its position in Redis's log
+    Column("approval_id", Text, nullable=False),
+    Column("vault_key_id", Text, nullable=False),
+    Column("policy_id", Text),
+    Column("state", Text, nullable=False),  # approved | rejected | expired
+    Column("decided_by", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("cost_micro_usd", BigInteger),
+    Index("ix_tollgate_approval_events_approval", "approval_id"),
+)
+APPROVALS_SOURCE = "redis:approvals"  # its checkpoint's name: identity holds the last position copied
+
 schema_versions = Table(
     "tollgate_schema_versions",
     metadata,
@@ -131,7 +150,7 @@ schema_versions = Table(
 
 def _v1(conn: Connection) -> None:
     calls.create(conn)
-    checkpoints.create(conn)
+    checkpoints.create(conn)  # later tables are created by the migration that adds them
 
 
 def _v2(conn: Connection) -> None:
@@ -160,8 +179,15 @@ def _v4(conn: Connection) -> None:
     )
 
 
+def _v5(conn: Connection) -> None:
+    # Human approval (spec.approval): which approval a call waited for, or used; and every decision.
+    if "approval_id" not in {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}:
+        conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN approval_id TEXT"))
+    approval_events.create(conn, checkfirst=True)
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -216,8 +242,30 @@ class AuditStore:
         values = [r.model_dump() for r in rows]
         with self._begin() as conn:
             if values:
-                conn.execute(self._insert_ignoring_duplicates(), values)
+                conn.execute(self._insert_ignoring_duplicates(calls, "row_id"), values)
             self._save_checkpoint(conn, source, checkpoint)
+        return len(values)
+
+    def append_approval_events(self, events: Sequence[ApprovalEvent]) -> int:
+        """Insert decisions (ignoring any already present) and move their checkpoint, atomically."""
+        if not events:
+            return 0
+        values = [
+            {
+                "event_id": e.event_id,
+                "approval_id": e.approval_id,
+                "vault_key_id": e.key_id,
+                "policy_id": e.policy_id or None,
+                "state": e.state,
+                "decided_by": e.by or None,
+                "at": datetime.fromtimestamp(e.at_ms / 1000, UTC),
+                "cost_micro_usd": e.cost_micro_usd,
+            }
+            for e in events
+        ]
+        with self._begin() as conn:
+            conn.execute(self._insert_ignoring_duplicates(approval_events, "event_id"), values)
+            self._save_checkpoint(conn, APPROVALS_SOURCE, Checkpoint(events[-1].event_id, 0))
         return len(values)
 
     def checkpoint(self, source: str) -> Checkpoint | None:
@@ -253,11 +301,11 @@ class AuditStore:
         with self._connect() as conn:
             return int(conn.execute(select(func.count()).select_from(calls)).scalar() or 0)
 
-    def _insert_ignoring_duplicates(self) -> Any:
+    def _insert_ignoring_duplicates(self, table: Table, key: str) -> Any:
         if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(calls).on_conflict_do_nothing(index_elements=["row_id"])
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
         if self.engine.dialect.name == "sqlite":
-            return sqlite.insert(calls).on_conflict_do_nothing(index_elements=["row_id"])
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
         raise AuditStoreUnavailable(f"unsupported database {self.engine.dialect.name}")
 
     def _save_checkpoint(self, conn: Connection, source: str, cp: Checkpoint) -> None:

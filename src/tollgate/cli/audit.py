@@ -181,6 +181,8 @@ def ingest(
             ledger=redis,
             inflight=_envoy_inflight(envoy_admin) if envoy_admin else None,
             flush_s=flush_ms / 1000,
+            approvals=redis,
+            approval_observers=[metrics.observe_approvals],
         )
         try:
             if once:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from tollgate import __version__
+from tollgate.cli import approvals as approvals_cli
 from tollgate.cli import audit as audit_cli
 from tollgate.cli import dev as dev_cli
 from tollgate.cli import picker as picker_cli
@@ -131,6 +132,9 @@ def local(
         gateway.stop()
 
 
+app.command()(approvals_cli.approve)
+app.command()(approvals_cli.reject)
+app.command()(approvals_cli.approvals)
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(dev_cli.app, name="dev")
 app.add_typer(picker_cli.app, name="picker")

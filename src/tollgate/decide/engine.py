@@ -4,14 +4,16 @@
   3 request unreadable → 400; endpoint not allowed (or unpriceable) → 403
   4 connected account not allowed → 403       5 parameter rule broken → 403
   6 customer / recipient out of scope → 403   6b usage the policy does not price → 403
-  7 currency not allowed → 403
+  7 currency not allowed → 403               7b approval above spec.approval.aboveUsd → 403
   8 loop breaker → 429 (loop_broken)          9 daily cap would be exceeded → 402 (after_reserve)
   10 allow: reserve the cost, swap the key.
 
 `decide` runs rules 1–5 from the request alone and returns Pending when it needs facts (which may
-mean reading objects from the vendor); called again with facts it finishes 6–7. Rules 8 and 9 count
-what other calls did, so they run atomically in Redis (store/lua/commit.lua) in the same step that
-reserves; `loop_broken` and `after_reserve` turn its answer into the verdict. Before either, a retry
+mean reading objects from the vendor); called again with facts it finishes 6–7. Rule 7b asks whether
+the priced call needs a person's approval (`needs_approval`); the approval's state lives in Redis and is
+read, created or consumed by the commit (the approval functions below turn its answer into a verdict).
+Rules 8 and 9 count what other calls did, so they run atomically in Redis (store/lua/commit.lua) in the
+same step that reserves; `loop_broken` and `after_reserve` turn its answer into the verdict. Before either, a retry
 under an idempotency key already counted passes as a replay that reserves nothing (`replayed`), and a
 reused key with other parameters is refused as the vendor would refuse it (`key_reused`, 400).
 Shadow policies turn every denial but those about the key itself into an Allow that carries the
@@ -115,6 +117,97 @@ def key_reused(grant: Grant, idempotency_key: str) -> Allow | Deny:
         f"Idempotency key {idempotency_key[:64]!r} was first used with other parameters; the vendor "
         "would refuse this request too. Send a new idempotency key for a new request.",
         "idempotency_key",
+    )
+    return _shadow(grant, deny)
+
+
+# ---- rule 7b: a person approves calls above spec.approval.aboveUsd ----------------------------------
+
+# A key's approvals waiting for a person at once: an agent that calls again with a new Idempotency-Key
+# each time is told to wait, instead of flooding the people deciding, the alerts and the cluster.
+MAX_WAITING_APPROVALS = 10
+
+
+def needs_approval(grant: Grant, call: Call, allow: Allow) -> bool:
+    """The call passed rules 1–7 and costs more than the policy lets pass without a person."""
+    a = grant.approval
+    return (
+        a is not None
+        and allow.shadow_denial is None
+        and a.required(call.method, call.path, allow.cost_micro_usd)
+    )
+
+
+def _above(grant: Grant, allow: Allow) -> str:
+    assert grant.approval is not None
+    return (
+        f"This call costs {format_usd(allow.cost_micro_usd)}, more than the "
+        f"{format_usd(grant.approval.above_micro_usd)} SpendPolicy {grant.policy_id} lets pass without a "
+        "person's approval (spec.approval), so it was not sent."
+    )
+
+
+def approval_needs_key(grant: Grant, allow: Allow) -> Allow | Deny:
+    """An approval is for one request, named by its idempotency key: a call without one cannot get one."""
+    deny = Deny(
+        Rule.APPROVAL_REQUIRED,
+        f"{_above(grant, allow)} An approval is tied to the call's Idempotency-Key and this call has none: "
+        "send it with an Idempotency-Key header, then retry with the same key once approved.",
+        "idempotency_key",
+    )
+    return _shadow(grant, deny)
+
+
+def approval_required(
+    grant: Grant, allow: Allow, approval_id: str | None = None, expires_at: datetime | None = None
+) -> Allow | Deny:
+    """Pending: the person has not decided yet (a shadow policy records that it would have waited)."""
+    waits = f" until {expires_at.replace(microsecond=0).isoformat()}" if expires_at else ""
+    deny = Deny(
+        Rule.APPROVAL_REQUIRED,
+        f"{_above(grant, allow)} Approval {approval_id} is pending{waits}: retry with the same "
+        "Idempotency-Key once approved; do not retry before, and do not change the parameters (that is "
+        "a new request, needing a new approval).",
+    )
+    return _shadow(grant, deny)
+
+
+def approvals_waiting(grant: Grant, allow: Allow, waiting: int) -> Allow | Deny:
+    """No new approval: the key has the most already waiting (an agent asking again with new keys)."""
+    deny = Deny(
+        Rule.APPROVAL_REQUIRED,
+        f"{_above(grant, allow)} Vault key {grant.key_id} already has {waiting} approvals waiting for a "
+        "person, so no new one was asked for. Retry one of those calls with its own Idempotency-Key once it "
+        "is approved, or try again after they expire; do not send this call again with a new key.",
+    )
+    return _shadow(grant, deny)
+
+
+def approval_rejected(grant: Grant, approval_id: str, by: str) -> Allow | Deny:
+    deny = Deny(
+        Rule.APPROVAL_REJECTED,
+        f"Approval {approval_id} for this call was rejected{f' by {by}' if by else ''}; it will not be sent. "
+        "Do not retry it.",
+    )
+    return _shadow(grant, deny)
+
+
+def approval_expired(grant: Grant, approval_id: str) -> Allow | Deny:
+    assert grant.approval is not None
+    deny = Deny(
+        Rule.APPROVAL_EXPIRED,
+        f"Approval {approval_id} expired before this call was approved and sent (SpendPolicy "
+        f"{grant.policy_id} spec.approval.ttl: {_window(grant.approval.ttl_ms)}). To ask again, send the "
+        "call with a new Idempotency-Key.",
+    )
+    return _shadow(grant, deny)
+
+
+def approval_used(grant: Grant, approval_id: str) -> Allow | Deny:
+    deny = Deny(
+        Rule.APPROVAL_USED,
+        f"Approval {approval_id} was already used: one approval lets one call through. To ask again, send "
+        "the call with a new Idempotency-Key.",
     )
     return _shadow(grant, deny)
 

@@ -24,6 +24,10 @@ class Rule(StrEnum):
     CUSTOMER_OUT_OF_SCOPE = "tollgate_customer_out_of_scope"
     RECIPIENT_OUT_OF_SCOPE = "tollgate_recipient_out_of_scope"
     CURRENCY_NOT_ALLOWED = "tollgate_currency_not_allowed"
+    APPROVAL_REQUIRED = "tollgate_approval_required"
+    APPROVAL_REJECTED = "tollgate_approval_rejected"
+    APPROVAL_EXPIRED = "tollgate_approval_expired"
+    APPROVAL_USED = "tollgate_approval_used"
     LOOP_BREAKER = "tollgate_loop_breaker"
     IDEMPOTENCY_KEY_REUSED = "tollgate_idempotency_key_reused"
     CAP_EXCEEDED = "tollgate_cap_exceeded"
@@ -68,6 +72,11 @@ STATUS: dict[Rule, int] = {
     Rule.CUSTOMER_OUT_OF_SCOPE: 403,
     Rule.RECIPIENT_OUT_OF_SCOPE: 403,
     Rule.CURRENCY_NOT_ALLOWED: 403,
+    # 403: stripe-python's PermissionError, Twilio's 20403, Resend's validation_error; never retried by an SDK.
+    Rule.APPROVAL_REQUIRED: 403,
+    Rule.APPROVAL_REJECTED: 403,
+    Rule.APPROVAL_EXPIRED: 403,
+    Rule.APPROVAL_USED: 403,
     Rule.LOOP_BREAKER: 429,
     Rule.IDEMPOTENCY_KEY_REUSED: 400,
     Rule.CAP_EXCEEDED: 402,

@@ -149,6 +149,8 @@ class LocalGateway:
                 self.redis = start_redis(workdir=self.workdir, persist=self.options.persist)
                 assert self.redis.url is not None
                 self.redis_url = self.redis.url
+            # `tollgate approve|reject|approvals` find the gateway's Redis here (a loopback URL, no secret).
+            _write_private(self.workdir / "redis.url", self.redis_url + "\n")
             if self.options.localstripe:
                 self._step("starting localstripe (the offline Stripe)")
                 self.localstripe = start_localstripe(log_dir=self.workdir)

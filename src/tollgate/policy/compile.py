@@ -9,7 +9,7 @@ from datetime import datetime
 from pydantic_core import to_jsonable_python
 
 from tollgate.policy.extension import PriceTable, extension
-from tollgate.policy.grant import Grant, LoopBreaker
+from tollgate.policy.grant import Approval, Grant, LoopBreaker
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -48,6 +48,8 @@ def compile_grant(
     }
     if policy.loop_breaker is not None:  # only when set, so grants without one keep their version
         body["loop_breaker"] = _loop_breaker(policy)
+    if (a := policy.approval) is not None:  # likewise
+        body["approval"] = Approval(above_micro_usd=a.above_micro_usd, ttl_ms=a.ttl_ms, endpoints=a.endpoints)
     # The version names what the key may do, not the ciphertext (which changes on every seal).
     versioned = {k: v for k, v in body.items() if k != "credential"}
     digest = hashlib.sha256(json.dumps(to_jsonable_python(versioned), sort_keys=True).encode()).hexdigest()[

@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 
 from tollgate.money import MAX_MICRO_USD, MICRO_PER_USD
 from tollgate.policy import rules, vault_key
+from tollgate.policy.approval import DECIDED_BY_ANNOTATION, DECISION_ANNOTATION, SpendApprovalSpec
 from tollgate.policy.extension import extensions, vendors_of
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -177,6 +178,17 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
         ]
     },
     "loopBreaker.endpoints[]": {"pattern": ENDPOINT_PATTERN},
+    "approval.aboveUsd": USD,
+    "approval": {
+        "x-kubernetes-validations": [
+            cel_rule(
+                "!has(self.ttl) || duration(self.ttl) <= duration('24h')",
+                "ttl is longer than 24h, how long the vendor keeps an Idempotency-Key",
+                "ttl",
+            )
+        ]
+    },
+    "approval.endpoints[]": {"pattern": ENDPOINT_PATTERN},
 }
 
 
@@ -396,6 +408,26 @@ def spend_policy_status() -> Schema:
     }
 
 
+def spend_approval_status() -> Schema:
+    return {
+        "type": "object",
+        "description": "Where the approval stands, as ext_authz will treat the agent's retry.",
+        "properties": {
+            "state": _str(
+                "Pending, Approved (the retry passes once), Rejected, Used (its call passed) or Expired.",
+                enum=["Pending", "Approved", "Rejected", "Used", "Expired"],
+            ),
+            "message": _str("What happens next, in words."),
+            "decidedBy": _str(
+                f"Who approved or rejected it ({DECIDED_BY_ANNOTATION}, else the field manager)."
+            ),
+            "decidedAt": _time("When it was approved or rejected."),
+            "expiresAt": _time("When a pending approval, or an approved one not yet used, expires."),
+            "usedAt": _time("When the approved call passed."),
+        },
+    }
+
+
 # --- the CRD documents ---------------------------------------------------------------------------------------
 
 
@@ -511,7 +543,33 @@ def vault_key_crd() -> Schema:
     )
 
 
+def spend_approval_crd() -> Schema:
+    return _crd(
+        "SpendApproval",
+        "spendapprovals",
+        "spa",  # "sa" is the ServiceAccount's
+        "A call above a SpendPolicy's spec.approval.aboveUsd, waiting for a person; written by the operator. "
+        f"Decide with `kubectl annotate spendapproval <name> {DECISION_ANNOTATION}=approve` (or =reject), "
+        f"optionally with {DECIDED_BY_ANNOTATION}=<who>; then the agent's retry with the same "
+        "Idempotency-Key and parameters passes once.",
+        SpendApprovalSpec,
+        {},
+        spend_approval_status(),
+        [
+            _column("Key", ".spec.vaultKey", "string", "The VaultKey the call was made with."),
+            _column("Policy", ".spec.policy", "string", "The SpendPolicy asking for approval."),
+            _column("Endpoint", ".spec.endpoint", "string", "The vendor operation."),
+            _column("Amount", ".spec.amountUsd", "string", "What the call costs, USD."),
+            _column("State", ".status.state", "string", "Pending, Approved, Rejected, Used or Expired."),
+            _AGE,
+            _column("By", ".status.decidedBy", "string", "Who decided.", priority=1),
+            _column("Message", ".status.message", "string", "What happens next.", priority=1),
+        ],
+    )
+
+
 BUILDERS: dict[str, Callable[[], Schema]] = {
+    f"{GROUP}_spendapprovals.yaml": spend_approval_crd,
     f"{GROUP}_spendpolicies.yaml": spend_policy_crd,
     f"{GROUP}_vaultkeys.yaml": vault_key_crd,
 }

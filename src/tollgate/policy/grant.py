@@ -33,6 +33,21 @@ class LoopBreaker(BaseModel):
         return any(p.matches(method, path) for p in self.endpoints)
 
 
+class Approval(BaseModel):
+    """spec.approval, compiled: which calls wait for a person (rule 7b), and how long an approval lives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    above_micro_usd: int
+    ttl_ms: int
+    endpoints: list[EndpointPattern] | None = None  # None: every call above the threshold
+
+    def required(self, method: str, path: str, cost_micro_usd: int) -> bool:
+        if cost_micro_usd <= self.above_micro_usd:
+            return False
+        return self.endpoints is None or any(p.matches(method, path) for p in self.endpoints)
+
+
 class Grant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +73,7 @@ class Grant(BaseModel):
     # None marks a prefix deliberately left unpriced (a call there is refused, not priced by a shorter prefix).
     prices: dict[str, dict[str, int | None]] = {}
     loop_breaker: LoopBreaker | None = None  # defaulted so grants stored before it existed still load
+    approval: Approval | None = None  # likewise
     time_zone: str
     expires_at: datetime | None  # the earlier of the key's and the policy's
     expired_by: str | None  # "VaultKey" or "SpendPolicy": whose expiry applies

@@ -162,6 +162,53 @@ class LoopBreakerSpec(Spec):
         return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] * 1000
 
 
+def _duration_s(v: str) -> int:
+    m = _DURATION.match(v)
+    if not m:
+        raise ValueError(f"{v!r} is not a duration like '60s', '30m' or '1h'")
+    return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+class ApprovalSpec(Spec):
+    """A person approves each call above `aboveUsd` before it is forwarded (rule 7b). The call is refused
+    with tollgate_approval_required and an approval id; once approved, the agent's retry with the same
+    Idempotency-Key and the same parameters passes once, reserved against the cap like any call."""
+
+    above_usd: UsdAmount = Field(description="Calls costing more than this, in USD, need an approval.")
+    ttl: str = Field(
+        default="30m",
+        pattern=r"^[1-9][0-9]*(s|m|h)$",
+        description="How long a pending approval waits for a decision, and an approved one for the agent's "
+        "retry (counted again from the approval): '30m' when omitted, at most 24h (the vendor keeps an "
+        "Idempotency-Key that long).",
+    )
+    endpoints: list[EndpointPattern] | None = Field(
+        default=None,
+        description="Only calls to these endpoints need an approval (e.g. ['POST /v1/refunds']); every "
+        "call above the threshold when omitted.",
+    )
+
+    @field_validator("above_usd", mode="before")
+    @classmethod
+    def _above(cls, v: object) -> object:
+        return _usd(v)
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: str) -> str:
+        if _duration_s(v) > 24 * 3600:
+            raise ValueError(f"{v!r} is longer than 24h, how long the vendor keeps an Idempotency-Key")
+        return v
+
+    @property
+    def above_micro_usd(self) -> int:
+        return parse_usd(self.above_usd)
+
+    @property
+    def ttl_ms(self) -> int:
+        return _duration_s(self.ttl) * 1000
+
+
 class SpendPolicySpec(Spec):
     """What an agent bound to this policy may do with one vendor, and how much it may spend per day."""
 
@@ -213,6 +260,11 @@ class SpendPolicySpec(Spec):
         default=None,
         description="Most money-moving calls per rolling window (e.g. {calls: 20, per: 1m}), apart from the "
         "dollar cap; none when omitted.",
+    )
+    approval: ApprovalSpec | None = Field(
+        default=None,
+        description="Stripe and Resend (whose APIs deduplicate by Idempotency-Key). A person approves each "
+        "call above approval.aboveUsd before it is sent (e.g. {aboveUsd: '100', ttl: 30m}); none when omitted.",
     )
     currencies: list[CurrencySpec] = Field(
         default_factory=_default_currencies,

@@ -4,8 +4,8 @@ round trip or one Lua script."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
+from enum import Enum, StrEnum
+from typing import Any, Protocol
 
 from tollgate.policy.grant import Grant
 
@@ -18,6 +18,11 @@ class CommitStatus(Enum):
     LOOP_BREAKER = 3  # the key made its most counted calls in the window: retry_after_ms says when
     KEY_REUSED = 4  # the idempotency key was first used with other parameters
     UNLEDGERED = 5  # the key's spend is not (yet) rebuilt from the audit ledger in this Redis: no money call
+    APPROVAL_PENDING = 6  # the call needs an approval no person has given yet (created now, or earlier)
+    APPROVAL_REJECTED = 7  # a person rejected the approval this call needs
+    APPROVAL_EXPIRED = 8  # the approval expired before it was given, or before the approved call came
+    APPROVAL_USED = 9  # the approval already let its one call through
+    APPROVALS_WAITING = 10  # no approval created: the key has the most waiting already
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class Commit:
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
     reservation_id: str | None
     retry_after_ms: int = 0
+    # With Limits.approval_id: whether this commit created the pending approval, when the approval
+    # expires, and who decided it (for the rejection's message).
+    approval_created: bool = False
+    approval_expires_ms: int = 0
+    approval_decided_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,12 +44,18 @@ class Limits:
 
     `fingerprint` (with `idempotency_key`) identifies the request behind an idempotency key, so a retry
     is recognised and a reuse with other parameters refused; `breaker_calls` > 0 applies the loop
-    breaker over `breaker_window_ms`."""
+    breaker over `breaker_window_ms`. `approval_id` (with the idempotency key) makes the call wait for a
+    person's approval (rule 7b): created pending with `approval_details` (JSON, for the person deciding),
+    alive `approval_ttl_ms`, and consumed in the same step that reserves."""
 
     idempotency_key: str | None = None
     fingerprint: str = ""
     breaker_calls: int = 0
     breaker_window_ms: int = 0
+    approval_id: str = ""
+    approval_ttl_ms: int = 0
+    approval_details: str = ""
+    approval_max_waiting: int = 10  # the key's approvals waiting at once; no new one past it
 
 
 NO_LIMITS = Limits()
@@ -75,6 +91,9 @@ class CheckStore(Protocol):
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
     ) -> Commit: ...
+    async def approval_of_request(self, key_id: str, request: str) -> ApprovalRecord | None:
+        """The approval made for `request` (fingerprint:cost) by this key, under whatever idempotency key."""
+        ...
 
 
 class SettleStore(Protocol):
@@ -136,7 +155,82 @@ class Lifecycle(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(CheckStore, SettleStore, ClaimStore, GrantStore, StatusStore, Lifecycle, Protocol):
+class ApprovalState(StrEnum):
+    PENDING = "pending"  # waiting for a person
+    APPROVED = "approved"  # the agent's retry with the same Idempotency-Key and parameters will pass, once
+    REJECTED = "rejected"
+    USED = "used"  # the approved call was committed (reserved and forwarded)
+    EXPIRED = "expired"  # pending or approved past its expiry
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One approval as Redis holds it (store/keys.py: approval). `details` describes the call for the person
+    deciding: policy_id, vendor, method, path, endpoint, idempotency_key, accounts, params (redacted)."""
+
+    id: str
+    key_id: str
+    stored_state: ApprovalState
+    cost_micro_usd: int
+    created_ms: int
+    expires_ms: int
+    details: dict[str, Any]
+    decided_by: str = ""
+    decided_ms: int = 0
+    used_ms: int = 0
+
+    def state(self, now_ms: int) -> ApprovalState:
+        """What the data plane would answer now: pending or approved past the expiry is expired."""
+        live = self.stored_state in (ApprovalState.PENDING, ApprovalState.APPROVED)
+        return ApprovalState.EXPIRED if live and now_ms >= self.expires_ms else self.stored_state
+
+
+class Approvals(Protocol):
+    """What the operator and `tollgate approve|reject` need: read approvals, and decide one atomically."""
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None: ...
+    async def approvals(self) -> list[ApprovalRecord]:
+        """Every approval in the index; an entry whose record has aged out is dropped from it."""
+        ...
+
+    async def decide_approval(
+        self, approval_id: str, state: ApprovalState, by: str, at_ms: int
+    ) -> tuple[bool, ApprovalRecord | None]:
+        """Move a pending approval to approved or rejected (or a live one past its expiry to expired),
+        atomically, and log the decision for the audit (ApprovalLog); (False, the record as it stands)
+        when it is not in a state that allows it."""
+        ...
+
+    async def forget_approval(self, approval_id: str) -> None:
+        """Drop it from the index (its record ages out by its own TTL)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    """One decision on an approval, as the audit keeps it (tollgate_approval_events)."""
+
+    event_id: str  # its position in the log, increasing
+    approval_id: str
+    key_id: str
+    policy_id: str
+    state: str  # approved | rejected | expired
+    by: str
+    at_ms: int
+    cost_micro_usd: int
+
+
+class ApprovalLog(Protocol):
+    """What the audit ingester reads to keep every approval decision in the SQL store."""
+
+    async def approval_events(self, after: str, count: int = 500) -> list[ApprovalEvent]:
+        """Decisions logged after position `after` ('0' for the start), oldest first."""
+        ...
+
+
+class Store(
+    CheckStore, SettleStore, ClaimStore, GrantStore, StatusStore, Lifecycle, Approvals, ApprovalLog, Protocol
+):
     """Every part at once: what RedisStore implements and a process that builds one holds."""
 
 

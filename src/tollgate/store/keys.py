@@ -13,9 +13,20 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
                                                                                 TTL: 24 h, the vendor's window
   tg:{vk:<key_id>}:calls                 → sorted set: one member per counted call, score = ms
                                            (the loop breaker's rolling window)  TTL: the window
+  tg:{vk:<key_id>}:approval:<id>         → hash: state, fp, cost, created_ms, expires_ms, ttl_ms, details,
+                                           decided_by, decided_ms, used_ms (a call waiting for a person)
+                                                                                TTL: its ttl + 24 h
+  tg:{vk:<key_id>}:approvalfp:<request>  → the approval id of a request (fingerprint and cost), so the same
+                                           call under a new Idempotency-Key finds it  TTL: the record's
+  tg:{vk:<key_id>}:approvals:pending     → sorted set: the key's approvals waiting for a person, score =
+                                           expiry ms (Limits.approval_max_waiting)  TTL: the ttl
   tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
                                            (no money call passes without it)    no TTL
   tg:grants                              → set of key ids with a grant          for resync / listing
+  tg:approvals                           → hash: approval id → key id (what the operator mirrors and
+                                           `tollgate approve` finds; entries go once their record has)
+  tg:approvals:log                       → stream: each approval decided (approved, rejected, expired),
+                                           by whom; the audit copies it to SQL   capped length
   tg:ledger                              → run id of the Redis server the audit last checked the marks
                                            on: gone after a FLUSHALL, another one after a restart or a
                                            failover to a replica (which may be behind)
@@ -69,6 +80,27 @@ def idempotency(key_id: str, idempotency_key: str) -> str:
 
 def calls(key_id: str) -> str:
     return f"{_tag(key_id)}:calls"
+
+
+def approval(key_id: str, approval_id: str) -> str:
+    return f"{_tag(key_id)}:approval:{approval_id}"
+
+
+def approval_of_request(key_id: str, request: str) -> str:
+    # Hashed: the request is a fingerprint and a cost, already hex and digits, but of no fixed length.
+    return f"{_tag(key_id)}:approvalfp:{hashlib.sha256(request.encode()).hexdigest()[:32]}"
+
+
+def pending_approvals(key_id: str) -> str:
+    return f"{_tag(key_id)}:approvals:pending"
+
+
+def approvals_index() -> str:
+    return f"{PREFIX}approvals"
+
+
+def approvals_log() -> str:
+    return f"{PREFIX}approvals:log"
 
 
 def ledger(key_id: str) -> str:

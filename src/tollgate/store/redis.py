@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,17 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
+from tollgate.store.base import (
+    NO_LIMITS,
+    ApprovalEvent,
+    ApprovalRecord,
+    ApprovalState,
+    Commit,
+    CommitStatus,
+    LastDecision,
+    LedgerCopy,
+    Limits,
+)
 from tollgate.store.connection import connect
 
 T = TypeVar("T")
@@ -25,6 +36,11 @@ DAY_TTL_S = 2 * 24 * 3600
 RETIRED_TOKEN_TTL_S = 7 * 24 * 3600
 # Stripe prunes idempotency keys after at least 24 h; a retry later than that is a new call there too.
 IDEMPOTENCY_TTL_S = 24 * 3600
+# An approval record outlives its expiry by a day, so a late retry is told "expired" or "used" (not asked
+# to wait for a new approval) and the operator can mirror the final state.
+APPROVAL_KEPT_S = 24 * 3600
+# The decisions log is read by the audit within seconds; the cap only bounds it while the audit is away.
+APPROVALS_LOG_MAX = 100_000
 
 
 def _script(name: str) -> str:
@@ -53,6 +69,7 @@ class RedisStore:
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
+        self._approval = client.register_script(_script("approval.lua"))
 
     @classmethod
     def from_url(
@@ -115,6 +132,15 @@ class RedisStore:
             keys.calls(key_id),
             keys.ledger(key_id),
         ]
+        aid = limits.approval_id if idem else ""
+        if aid:
+            ks += [
+                keys.approval(key_id, aid),
+                keys.pending_approvals(key_id),
+                keys.approval_of_request(key_id, f"{limits.fingerprint}:{amount_micro_usd}"),
+            ]
+        else:  # untouched without an approval: the version key stands in (same slot), no names to build
+            ks += [ks[0]] * 3
         args: list[Any] = [
             version,
             amount_micro_usd,
@@ -128,14 +154,33 @@ class RedisStore:
             limits.breaker_calls,
             limits.breaker_window_ms,
             rid,
+            aid,
+            limits.approval_ttl_ms,
+            -(-limits.approval_ttl_ms // 1000) + APPROVAL_KEPT_S,
+            limits.approval_details,
+            limits.approval_max_waiting,
         ]
         if self._acks:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit_replicated(ks, args))
+            reply = await self._do(lambda: self._commit_replicated(ks, args))
         else:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit(keys=ks, args=args))
+            reply = await self._do(lambda: self._commit(keys=ks, args=args))
+        status, spent, retry_after_ms, created, expires_ms, decided_by = [*reply, 0, 0, ""][:6]
         st = CommitStatus(int(status))
+        if st is CommitStatus.APPROVAL_PENDING:
+            # Indexed on every pending answer (idempotent), so a write lost with a failed call is made
+            # again by the agent's next retry; the record itself sits in the key's slot, the index cannot.
+            aid = limits.approval_id
+            await self._do(lambda: self._r.hset(keys.approvals_index(), aid, key_id))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
-        return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms))
+        return Commit(
+            st,
+            int(spent),
+            rid if reserved else None,
+            int(retry_after_ms),
+            approval_created=bool(int(created)),
+            approval_expires_ms=int(expires_ms),
+            approval_decided_by=_text(decided_by),
+        )
 
     async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
         """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
@@ -272,6 +317,102 @@ class RedisStore:
         ids: Any = await self._do(lambda: self._r.smembers(keys.grants_index()))
         return set(ids)
 
+    # ---- approvals (the operator, `tollgate approve|reject`) ------------------------------------------
+
+    async def approval_of_request(self, key_id: str, request: str) -> ApprovalRecord | None:
+        aid: Any = await self._do(lambda: self._r.get(keys.approval_of_request(key_id, request)))
+        return await self._approval_record(key_id, _text(aid)) if aid else None
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if key_id is None:
+            return None
+        return await self._approval_record(_text(key_id), approval_id)
+
+    async def _approval_record(self, key_id: str, approval_id: str) -> ApprovalRecord | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.approval(key_id, approval_id)))
+        if not h:
+            return None
+        h = {_text(k): _text(v) for k, v in h.items()}
+        return ApprovalRecord(
+            id=approval_id,
+            key_id=key_id,
+            stored_state=ApprovalState(h["state"]),
+            cost_micro_usd=int(h.get("cost", 0)),
+            created_ms=int(h.get("created_ms", 0)),
+            expires_ms=int(h.get("expires_ms", 0)),
+            details=json.loads(h.get("details") or "{}"),
+            decided_by=h.get("decided_by", ""),
+            decided_ms=int(h.get("decided_ms", 0)),
+            used_ms=int(h.get("used_ms", 0)),
+        )
+
+    async def approvals(self) -> list[ApprovalRecord]:
+        index: Any = await self._do(lambda: self._r.hgetall(keys.approvals_index()))
+        out, gone = [], []
+        for aid, key_id in sorted((_text(a), _text(k)) for a, k in index.items()):
+            record = await self._approval_record(key_id, aid)
+            if record is None:
+                gone.append(aid)
+            else:
+                out.append(record)
+        if gone:
+            await self._do(lambda: self._r.hdel(keys.approvals_index(), *gone))
+        return out
+
+    async def decide_approval(
+        self, approval_id: str, state: ApprovalState, by: str, at_ms: int
+    ) -> tuple[bool, ApprovalRecord | None]:
+        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if key_id is None:
+            return False, None
+        key_id = _text(key_id)
+        done, _ = await self._do(
+            lambda: self._approval(
+                keys=[keys.approval(key_id, approval_id), keys.pending_approvals(key_id)],
+                args=[state.value, by, at_ms, APPROVAL_KEPT_S, approval_id],
+            )
+        )
+        record = await self._approval_record(key_id, approval_id)
+        if int(done) and record is not None:
+            # After the decision, not in its script (another slot): a decision made while this write fails
+            # stands, and is still in the record (decided_by, decided_ms) and in the SpendApproval's status.
+            event = {
+                "approval_id": approval_id,
+                "key_id": key_id,
+                "policy_id": str(record.details.get("policy_id", "")),
+                "state": state.value,
+                "by": by,
+                "at_ms": at_ms,
+                "cost": record.cost_micro_usd,
+            }
+            log = keys.approvals_log()
+            await self._do(lambda: self._r.xadd(log, event, maxlen=APPROVALS_LOG_MAX, approximate=True))  # type: ignore[arg-type]
+        return bool(int(done)), record
+
+    async def approval_events(self, after: str, count: int = 500) -> list[ApprovalEvent]:
+        found: Any = await self._do(
+            lambda: self._r.xrange(
+                keys.approvals_log(), f"({after}" if after != "0" else "-", "+", count=count
+            )
+        )
+        return [
+            ApprovalEvent(
+                event_id=_text(eid),
+                approval_id=_text(f.get("approval_id", "")),
+                key_id=_text(f.get("key_id", "")),
+                policy_id=_text(f.get("policy_id", "")),
+                state=_text(f.get("state", "")),
+                by=_text(f.get("by", "")),
+                at_ms=int(f.get("at_ms", 0)),
+                cost_micro_usd=int(f.get("cost", 0)),
+            )
+            for eid, f in found
+        ]
+
+    async def forget_approval(self, approval_id: str) -> None:
+        await self._do(lambda: self._r.hdel(keys.approvals_index(), approval_id))
+
     # ---- ledger (the audit ingester) ---------------------------------------------------------------
 
     async def unmarked(self, key_ids: set[str]) -> set[str]:
@@ -343,3 +484,8 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+def _text(v: Any) -> str:
+    """A reply as text, whether the client decodes responses or not."""
+    return v.decode() if isinstance(v, bytes) else str(v)

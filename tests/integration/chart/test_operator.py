@@ -87,6 +87,8 @@ class TestOperatorRbac:
             ),
             *(("tollgate.dev", f"{r}/status", "patch") for r in ("spendpolicies", "vaultkeys")),
             ("tollgate.dev", "vaultkeys/finalizers", "update"),
+            *(("tollgate.dev", "spendapprovals", v) for v in ("list", "watch", "create", "delete")),
+            ("tollgate.dev", "spendapprovals/status", "patch"),
             *(("", "secrets", v) for v in ("get", "list", "watch", "create", "patch")),
             ("", "events", "create"),
             *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")),

@@ -1,13 +1,13 @@
 """The store's tests for one Redis, run unchanged against a real Redis Cluster (the `store` fixture of
 this folder): every Lua script (commit, settle, release), the 200-way cap race, idempotent replays, the
-loop breaker, revoke on the next call and resync. A script whose keys sit in two slots fails here with
+loop breaker, approvals (created, decided and consumed), revoke on the next call and resync. A script whose keys sit in two slots fails here with
 CROSSSLOT. Tests that open their own single-node client (they take `redis_server`) stay single-node."""
 
 from __future__ import annotations
 
 import inspect
 
-from tests.integration import test_reconcile_resync, test_store, test_store_limits
+from tests.integration import test_reconcile_resync, test_store, test_store_approvals, test_store_limits
 
 
 def _portable(module: object) -> dict[str, object]:
@@ -18,5 +18,5 @@ def _portable(module: object) -> dict[str, object]:
     }
 
 
-for _module in (test_store, test_store_limits, test_reconcile_resync):
+for _module in (test_store, test_store_limits, test_store_approvals, test_reconcile_resync):
     globals().update(_portable(_module))

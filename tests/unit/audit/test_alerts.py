@@ -93,3 +93,20 @@ def test_a_vendor_moving_more_than_was_reserved_alerts_once() -> None:
     assert "re_9" in alert.text and "$20.00" in alert.text and "$15.00" in alert.text
     same = from_line(line(vendor_response={**seen, "amount": "1500"}), "f@0")
     assert not [a for a in rules().evaluate([same]) if a.kind == "vendor_moved_more"]
+
+
+def test_a_call_waiting_for_approval_alerts_once_naming_the_approval_and_how_to_decide() -> None:
+    pending = row(
+        decision="deny", rule="tollgate_approval_required", approval_id="apr-0123", reservation_id=None
+    )
+    alerts = rules().evaluate([pending, pending])  # the agent retried before anyone decided
+    approvals = [a for a in alerts if a.kind == "approval_pending"]
+    assert {a.dedup for a in approvals} == {"approval:apr-0123"}  # one claim: the sender sends it once
+    text = approvals[0].text
+    assert "Approval apr-0123 is waiting" in text and "agents/bot" in text and "agents/p" in text
+    assert "kubectl annotate spendapproval apr-0123 tollgate.dev/decision=approve" in text
+    assert "tollgate approve apr-0123" in text
+    # the call that used it, and a refusal without an id, raise nothing of the kind
+    used = row(approval_id="apr-0123")
+    no_key = row(decision="deny", rule="tollgate_approval_required", reservation_id=None)
+    assert [a for a in rules().evaluate([used, no_key]) if a.kind == "approval_pending"] == []

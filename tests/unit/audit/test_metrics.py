@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.unit.audit.test_record import line
 
 from tollgate.audit.metrics import AuditMetrics
 from tollgate.audit.record import from_line
+from tollgate.store.base import ApprovalEvent
 
 
 def test_reserved_spend_is_counted_as_settled_released_or_unknown() -> None:
@@ -24,3 +27,16 @@ def test_reserved_spend_is_counted_as_settled_released_or_unknown() -> None:
     assert value("tollgate_settled_micro_usd") == 15_000_000
     assert value("tollgate_released_micro_usd") == 15_000_000
     assert value("tollgate_unknown_micro_usd") == 15_000_000
+
+
+def test_approval_decisions_are_counted_by_state() -> None:
+    m = AuditMetrics()
+    event = ApprovalEvent("1-0", "apr-1", "agents/bot", "agents/p", "approved", "alice", 0, 1)
+    m.observe_approvals(
+        [event, replace(event, event_id="2-0", state="rejected"), replace(event, event_id="3-0")]
+    )
+    counted = {
+        s: m.registry.get_sample_value("tollgate_approval_decisions_total", {"state": s})
+        for s in ("approved", "rejected")
+    }
+    assert counted == {"approved": 2, "rejected": 1}

@@ -154,3 +154,19 @@ def test_what_a_denied_call_never_reached_is_not_read_from_its_answer() -> None:
     authz = {**ALLOWED["authz"], "decision": "deny", "rule": "tollgate_cap_exceeded"}  # type: ignore[dict-item]
     row = from_line(line(authz=authz, vendor_response=REFUND_SEEN), "f@0")
     assert row.vendor_object_id is None and row.settled_micro_usd is None
+
+
+def test_the_approval_a_call_waited_for_or_used_is_kept() -> None:
+    pending = from_line(
+        line(
+            authz={
+                **ALLOWED["authz"],
+                "decision": "deny",
+                "rule": "tollgate_approval_required",
+                "approval_id": "apr-1",
+            }
+        ),  # type: ignore[dict-item]
+        "f@0",
+    )
+    assert (pending.rule, pending.approval_id) == ("tollgate_approval_required", "apr-1")
+    assert from_line(line(), "f@0").approval_id is None

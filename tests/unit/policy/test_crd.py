@@ -80,6 +80,9 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("SpendPolicy", policy(loopBreaker={"calls": 20, "per": "1m"})),
     ("SpendPolicy", policy(loopBreaker={"calls": 1, "per": "86400s", "endpoints": ["POST /v1/refunds"]})),
     ("SpendPolicy", policy(RESEND, loopBreaker={"calls": 100, "per": "24h"})),
+    ("SpendPolicy", policy(approval={"aboveUsd": "100"})),
+    ("SpendPolicy", policy(approval={"aboveUsd": 0, "ttl": "24h", "endpoints": ["POST /v1/refunds"]})),
+    ("SpendPolicy", policy(RESEND, approval={"aboveUsd": "0.5", "ttl": "90s"})),
     ("VaultKey", key()),
     ("VaultKey", key(expiresAt="2027-01-01T08:00:00+01:00", suspended=True)),
     ("VaultKey", key(tokenSecretName="bot-token", tokenRotation="2026-11-25")),
@@ -144,6 +147,17 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         policy(loopBreaker={"calls": 20, "per": "1m", "endpoints": ["POST v1/refunds"]}),
         "spec.loopBreaker.endpoints[0]",
     ),
+    ("SpendPolicy", policy(approval={"ttl": "30m"}), "spec.approval.aboveUsd"),
+    ("SpendPolicy", policy(approval={"aboveUsd": "-1"}), "spec.approval.aboveUsd"),
+    ("SpendPolicy", policy(approval={"aboveUsd": "1.0000001"}), "spec.approval.aboveUsd"),
+    ("SpendPolicy", policy(approval={"aboveUsd": "100", "ttl": "25h"}), "spec.approval.ttl"),
+    ("SpendPolicy", policy(approval={"aboveUsd": "100", "ttl": "30 min"}), "spec.approval.ttl"),
+    (
+        "SpendPolicy",
+        policy(approval={"aboveUsd": "100", "endpoints": ["POST v1/refunds"]}),
+        "spec.approval.endpoints[0]",
+    ),
+    ("SpendPolicy", policy(TWILIO, approval={"aboveUsd": "100"}), "spec.approval"),
     ("VaultKey", {"vendorKeySecretRef": KEY["vendorKeySecretRef"]}, "spec.policyRef"),
     ("VaultKey", key(policyRef={"name": "Not_A_Name"}), "spec.policyRef.name"),
     (
@@ -206,10 +220,10 @@ def test_gen_crds_writes_and_then_checks_clean(tmp_path: Path) -> None:
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path), "--check"]).exit_code == 0
     docs = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("*.yaml"))]
-    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["sp"], ["vk"]]
+    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["spa"], ["sp"], ["vk"]]
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
 def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people_want(build: Any) -> None:
     doc = build()
     version = doc["spec"]["versions"][0]
@@ -220,19 +234,11 @@ def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people
     )
     assert version["subresources"] == {"status": {}}
     columns = {c["name"] for c in version["additionalPrinterColumns"]}
-    wanted = (
-        {"Vendor", "Cap", "State", "Expires", "Age"}
-        if doc["spec"]["names"]["kind"] == "SpendPolicy"
-        else {
-            "Policy",
-            "Cap",
-            "Spent",
-            "Remaining",
-            "Expires",
-            "State",
-            "Age",
-        }
-    )
+    wanted = {
+        "SpendPolicy": {"Vendor", "Cap", "State", "Expires", "Age"},
+        "VaultKey": {"Policy", "Cap", "Spent", "Remaining", "Expires", "State", "Age"},
+        "SpendApproval": {"Key", "Policy", "Endpoint", "Amount", "State", "Age"},
+    }[doc["spec"]["names"]["kind"]]
     assert wanted <= columns
 
 
@@ -247,7 +253,7 @@ def _nodes(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
 def test_the_schema_is_structural(build: Any) -> None:
     # Every node has a type unless it says it holds int-or-string or unknown fields; no $ref, no anyOf types.
     root = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

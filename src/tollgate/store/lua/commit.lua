@@ -19,10 +19,22 @@
 --   The caller decides which calls take a slot (LoopBreaker.counts): a free one may too.
 --   A slot is never given back (release.lua leaves it): a loop of failing calls is still a loop.
 -- ARGV[12] reservation id
--- Returns {status, spent, retry_after_ms}: 1 committed, 0 over the cap, -1 the grant changed or is
--- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
--- 4 idempotency key reused with other parameters, 5 no ledger marker: this Redis does not (yet) hold the
--- key's spend from the audit ledger (a new empty Redis, a FLUSHALL), so no money call may pass.
+-- Approval (rule 7b; the block marked APPROVAL below, self-contained):
+-- KEYS[8] approval record  tg:{vk:<id>}:approval:<approval id>  (hash: state, fp, cost, created_ms,
+--   expires_ms, ttl_ms, details, decided_by, decided_ms, used_ms)
+-- ARGV[13] approval id ('' when the call needs none; set only with a fingerprint), ARGV[14] its ttl, ms,
+-- KEYS[9] pending approvals  tg:{vk:<id>}:approvals:pending  (sorted set: approval id, score = expiry ms)
+-- ARGV[15] TTL of the record, s, ARGV[16] details (JSON: what the person deciding is shown),
+-- KEYS[10] the request's approval  tg:{vk:<id>}:approvalfp:<fingerprint>  (→ approval id: a call of the
+--   same request under another Idempotency-Key finds it, see check.py)
+-- ARGV[17] most approvals of the key waiting at once (an agent calling again with a new key each time
+--   would otherwise flood the people deciding, the alerts and the cluster with requests)
+-- Returns {status, spent, retry_after_ms[, created, expires_ms, decided_by]}: 1 committed, 0 over the
+-- cap, -1 the grant changed or is gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker
+-- (retry_after_ms set), 4 idempotency key reused with other parameters (or, for an approval, another
+-- amount), 5 no ledger marker: this Redis does not (yet) hold the key's spend from the audit ledger (a new
+-- empty Redis, a FLUSHALL), so no money call may pass; 6 approval pending (created = 1 when this call
+-- created it), 7 approval rejected, 8 approval expired, 9 approval already used.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1, 0, 0}
 end
@@ -57,6 +69,45 @@ if fp ~= '' then
     return {2, spent, 0}
   end
 end
+-- APPROVAL (rule 7b), before the loop breaker and the cap. A retry of the approved call once it has passed
+-- is the replay above (the vendor answers it from its first run). The approval is consumed (state 'used')
+-- only below, in the step that reserves: over the cap or the loop breaker it stays approved.
+local approving = ARGV[13] ~= ''
+if approving then
+  local want = fp .. ':' .. ARGV[2]  -- the request and its cost: an implied amount that grew is a new request
+  local a = redis.call('HMGET', KEYS[8], 'state', 'fp', 'expires_ms', 'decided_by')
+  if not a[1] then
+    redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now)
+    if redis.call('ZCARD', KEYS[9]) >= tonumber(ARGV[17]) then
+      last('tollgate_approval_required')
+      return {10, spent, 0}
+    end
+    local expires = now + tonumber(ARGV[14])
+    redis.call('HSET', KEYS[8], 'state', 'pending', 'fp', want, 'cost', ARGV[2], 'created_ms', now,
+      'expires_ms', expires, 'ttl_ms', ARGV[14], 'details', ARGV[16])
+    redis.call('EXPIRE', KEYS[8], ARGV[15])
+    redis.call('ZADD', KEYS[9], expires, ARGV[13])
+    redis.call('PEXPIRE', KEYS[9], ARGV[14])
+    redis.call('SET', KEYS[10], ARGV[13], 'EX', ARGV[15])
+    last('tollgate_approval_required')
+    return {6, spent, 0, 1, expires, ''}
+  end
+  if a[2] ~= want then
+    last('tollgate_idempotency_key_reused')
+    return {4, spent, 0}
+  end
+  local state = a[1]
+  if (state == 'pending' or state == 'approved') and now >= tonumber(a[3]) then
+    state = 'expired'  -- marked in the record by whoever sweeps (reconcile/approvals.py), audited there
+  end
+  local answers = {pending = {6, 'tollgate_approval_required'}, rejected = {7, 'tollgate_approval_rejected'},
+    expired = {8, 'tollgate_approval_expired'}, used = {9, 'tollgate_approval_used'}}
+  local answer = answers[state]
+  if answer then
+    last(answer[2])
+    return {answer[1], spent, 0, 0, tonumber(a[3]), a[4] or ''}
+  end
+end
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
   if redis.call('ZCARD', KEYS[6]) >= limit then
@@ -83,6 +134,9 @@ end
 if fp ~= '' then
   redis.call('HSET', KEYS[5], 'fp', fp, 'rid', ARGV[12], 'replays', 0)
   redis.call('EXPIRE', KEYS[5], ARGV[9])
+end
+if approving then  -- APPROVAL: consumed with the reservation, in the same atomic step
+  redis.call('HSET', KEYS[8], 'state', 'used', 'used_ms', now)
 end
 last(ARGV[5])
 return {1, after, 0}

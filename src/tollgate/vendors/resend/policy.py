@@ -31,7 +31,7 @@ class _Recipient(ItemRule):
 
 
 POLICY = PolicyExtension(
-    fields=("recipients", "price_per_email_usd"),
+    fields=("recipients", "price_per_email_usd", "approval"),
     items={
         "recipients": _Recipient(
             _CRD_RECIPIENT,

@@ -12,7 +12,7 @@ CUSTOMER = re.compile(r"^cus_[A-Za-z0-9]+$")
 ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]+$")
 
 POLICY = PolicyExtension(
-    fields=("customers", "currencies", "connected_accounts"),
+    fields=("customers", "currencies", "connected_accounts", "approval"),
     items={
         "customers": ItemRule(CUSTOMER, "is not a Stripe customer id (cus_…)"),
         "connected_accounts": ItemRule(
