@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
+from tollgate.store.autopipeline import AutoPipeline
 from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
 from tollgate.store.connection import connect
 
@@ -43,6 +44,7 @@ class RedisStore:
         audited: bool = True,
         replica_acks: int = 0,
         replica_ack_timeout_ms: int = 50,
+        autopipeline: bool = True,
     ) -> None:
         self._r = client
         self.audited = audited
@@ -52,6 +54,13 @@ class RedisStore:
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
+        # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, whose pipelines
+        # split by node and retry by slot, nor with replica_acks, whose WAIT must follow its own script.
+        self._commit_pipelined = (
+            AutoPipeline(client, self._commit)
+            if autopipeline and not replica_acks and not isinstance(client, RedisCluster)
+            else None
+        )
 
     @classmethod
     def from_url(
@@ -63,11 +72,16 @@ class RedisStore:
         audited: bool = True,
         replica_acks: int = 0,
         replica_ack_timeout_ms: int = 50,
+        autopipeline: bool = True,
     ) -> RedisStore:
         """One Redis, a cluster or Sentinel, by the URL's scheme (store/connection.py)."""
         client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
         return cls(
-            client, audited=audited, replica_acks=replica_acks, replica_ack_timeout_ms=replica_ack_timeout_ms
+            client,
+            audited=audited,
+            replica_acks=replica_acks,
+            replica_ack_timeout_ms=replica_ack_timeout_ms,
+            autopipeline=autopipeline,
         )
 
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -130,6 +144,8 @@ class RedisStore:
         ]
         if self._acks:
             status, spent, retry_after_ms = await self._do(lambda: self._commit_replicated(ks, args))
+        elif (pipelined := self._commit_pipelined) is not None:
+            status, spent, retry_after_ms = await self._do(lambda: pipelined(ks, args))
         else:
             status, spent, retry_after_ms = await self._do(lambda: self._commit(keys=ks, args=args))
         st = CommitStatus(int(status))
