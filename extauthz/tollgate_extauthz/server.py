@@ -42,6 +42,7 @@ async def serve(
         timeout_s=settings.redis.timeout_ms / 1000,
         replica_acks=settings.redis.replica_acks,
         replica_ack_timeout_ms=settings.redis.replica_ack_timeout_ms,
+        autopipeline=settings.redis.autopipeline,
     )
     lookup = Lookup(
         settings.extauthz.vendor_urls,
