@@ -7,13 +7,14 @@ still current, idempotent retry, approval, loop breaker, reserve) → the commit
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from tollgate.credentials import CredentialBox, token_digest
 from tollgate.decide import engine
@@ -301,9 +302,8 @@ def _limited(verdict: Allow | Deny) -> bool:
 def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str], cost: int) -> Limits:
     """What commit.lua checks besides the cap: retries of a call with a cost (a free one reserves
     nothing to count twice), and the loop breaker for the calls it counts (LoopBreaker.counts)."""
-    idem = (
-        vendor.idempotency_key(call.method, call.headers) if cost and isinstance(vendor, Idempotent) else None
-    )
+    idempotent = cost and _idempotent(type(vendor))
+    idem = cast(Idempotent, vendor).idempotency_key(call.method, call.headers) if idempotent else None
     lb = grant.loop_breaker
     counted = lb is not None and lb.counts(call.method, call.path, cost)
     return Limits(
@@ -312,6 +312,12 @@ def _limits(grant: Grant, call: Call, vendor: Vendor, accounts: frozenset[str], 
         breaker_calls=lb.calls if lb is not None and counted else 0,
         breaker_window_ms=lb.window_ms if lb is not None and counted else 0,
     )
+
+
+@functools.cache
+def _idempotent(kind: type) -> bool:
+    # isinstance() against a runtime Protocol walks its members on every call; a vendor's class is fixed.
+    return issubclass(kind, Idempotent)
 
 
 _LINKED = frozenset({ApprovalState.PENDING, ApprovalState.APPROVED, ApprovalState.REJECTED})

@@ -6,7 +6,10 @@ share of the cap spent after each money call), which shows keys near their cap w
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 # Shares of a key's daily cap: the alert rules and the dashboard read the 0.8 and 1.0 buckets.
 CAP_SHARE_BUCKETS = (0.25, 0.5, 0.8, 0.9, 0.95, 1.0)
@@ -59,6 +62,15 @@ class Metrics:
             "Checks denied because of an unexpected error.",
             registry=self.registry,
         )
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """`metric.labels(*labels)`, kept: labels() validates and takes a lock on every call, while a
+        child, once made, lives as long as its metric (label values are bounded sets, see above)."""
+        key = (metric, labels)
+        if (c := self._children.get(key)) is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Expose /metrics on its own port (a thread), separate from the gRPC port."""

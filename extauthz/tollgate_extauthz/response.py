@@ -3,6 +3,7 @@ dynamic metadata that carries the decision into Envoy's access log (the audit's 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -38,18 +39,17 @@ def to_response(
     v = decision.verdict
     if isinstance(v, Allow):
         assert vendor is not None and decision.vendor_key is not None
-        ok = external_auth_pb2.OkHttpResponse(
-            headers=[
-                _header(k, val)
-                for k, val in vendor.upstream_headers(decision.vendor_key, call.headers).items()
-            ],
-            response_headers_to_add=[_header("x-tollgate-decision", decision.id)],
-            # Envoy's router does not strip x-envoy-* headers a client sent; they must not reach a vendor.
-            headers_to_remove=[k for k in call.headers if k.startswith("x-envoy-")],
-        )
-        return external_auth_pb2.CheckResponse(
-            status=status_pb2.Status(code=code_pb2.OK), ok_response=ok, dynamic_metadata=meta
-        )
+        # Built in place: each nested constructor would build its message and then copy it in.
+        r = external_auth_pb2.CheckResponse()
+        r.status.code = code_pb2.OK
+        ok = r.ok_response
+        for k, val in vendor.upstream_headers(decision.vendor_key, call.headers).items():
+            _add_header(ok.headers, k, val)
+        _add_header(ok.response_headers_to_add, "x-tollgate-decision", decision.id)
+        # Envoy's router does not strip x-envoy-* headers a client sent; they must not reach a vendor.
+        ok.headers_to_remove.extend([k for k in call.headers if k.startswith("x-envoy-")])
+        r.dynamic_metadata.CopyFrom(meta)
+        return r
     return denied(v, decision.id, vendor, meta)
 
 
@@ -101,7 +101,7 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
         # What was asked, for the audit row: redacted, then bounded (one access-log line carries it).
         known = find_vendor(call.vendor)
         fields["params"] = audit_json(
-            call.params, (known.redacted if known else frozenset()) | redact, secrets
+            call.params, _hidden(known.redacted if known else frozenset(), redact), secrets
         )
     if isinstance(v, Allow):
         fields["cost_micro_usd"] = v.cost_micro_usd
@@ -158,13 +158,32 @@ def _call_fields(call: Call) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _hidden(vendor_names: frozenset[str], extra: frozenset[str]) -> frozenset[str]:
+    return vendor_names | extra
+
+
 def _struct(fields: dict[str, Any]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
-    # Struct numbers are doubles: send integers as strings where they could exceed 2**53.
-    s.update(
-        {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in fields.items()}
-    )
+    values = s.fields
+    for k, v in fields.items():
+        # Struct numbers are doubles: send integers as strings where they could exceed 2**53.
+        if isinstance(v, str):
+            values[k].string_value = v
+        elif isinstance(v, bool):
+            values[k].bool_value = v
+        elif isinstance(v, int):
+            values[k].string_value = str(v)
+        else:
+            s.update({k: v})
     return s
+
+
+def _add_header(to: Any, key: str, value: str) -> None:
+    """Append to a repeated HeaderValueOption field what _header builds."""
+    h = to.add(append_action=_OVERWRITE)
+    h.header.key = key
+    h.header.value = value
 
 
 def _header(key: str, value: str) -> base_pb2.HeaderValueOption:

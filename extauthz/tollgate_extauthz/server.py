@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -41,6 +42,7 @@ async def serve(
         timeout_s=settings.redis.timeout_ms / 1000,
         replica_acks=settings.redis.replica_acks,
         replica_ack_timeout_ms=settings.redis.replica_ack_timeout_ms,
+        autopipeline=settings.redis.autopipeline,
     )
     lookup = Lookup(
         settings.extauthz.vendor_urls,
@@ -68,6 +70,11 @@ async def serve(
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     readiness = Readiness(health_servicer, store, metrics, settings.extauthz.health_interval_s)
     await readiness.probe()  # ready from the first moment Redis answers, not one interval later
+    # Everything loaded so far (modules, settings, scripts) lives as long as the process: keep it out of
+    # the collector's reach, so a full collection walks only what checks allocate and never pauses a
+    # check for the whole heap.
+    gc.collect()
+    gc.freeze()
     log.info("ext_authz listening on %s (redis %s)", address, _redacted(settings.redis.url))
 
     stop = stop or asyncio.Event()

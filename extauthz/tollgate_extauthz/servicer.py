@@ -53,32 +53,36 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         self._observe(vendor, decision.allowed, rule, started)
         self._observe_spend(vendor, decision)
         if isinstance(v, Allow):
+            m = self._metrics
             if decision.reservation_id:
-                self._metrics.reserved.labels(vendor, _policy(decision)).inc(v.cost_micro_usd)
+                m.child(m.reserved, vendor, _policy(decision)).inc(v.cost_micro_usd)
             if v.shadow_denial is not None:
-                self._metrics.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
+                m.child(m.shadow_denials, vendor, v.shadow_denial.rule.value).inc()
             if v.replay:
-                self._metrics.replays.labels(vendor).inc()
+                m.child(m.replays, vendor).inc()
         if (state := _approval_state(decision)) is not None:
-            self._metrics.approvals.labels(vendor, state).inc()
+            self._metrics.child(self._metrics.approvals, vendor, state).inc()
         # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
-        log.log(
-            logging.DEBUG if decision.allowed else logging.INFO,
-            "decision id=%s rule=%s key=%s vendor=%s %s %s",
-            decision.id,
-            rule.value,
-            decision.key_id or "-",
-            vendor,
-            incoming.call.method,
-            incoming.call.path,
-        )
+        level = logging.DEBUG if decision.allowed else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "decision id=%s rule=%s key=%s vendor=%s %s %s",
+                decision.id,
+                rule.value,
+                decision.key_id or "-",
+                vendor,
+                incoming.call.method,
+                incoming.call.path,
+            )
         return to_response(
             decision, incoming.call, incoming.vendor, token=incoming.token, redact=self._redact
         )
 
     def _observe(self, vendor: str, allowed: bool, rule: Rule, started: float) -> None:
-        self._metrics.decisions.labels(vendor, "allow" if allowed else "deny", rule.value).inc()
-        self._metrics.check_seconds.labels(vendor).observe(time.perf_counter() - started)
+        m = self._metrics
+        m.child(m.decisions, vendor, "allow" if allowed else "deny", rule.value).inc()
+        m.child(m.check_seconds, vendor).observe(time.perf_counter() - started)
 
     def _observe_spend(self, vendor: str, decision: Decision) -> None:
         """The key's share of its cap after a money call (allowed, or refused at the cap)."""
@@ -87,7 +91,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
             return
         money = decision.reservation_id is not None or (isinstance(v, Deny) and v.rule is Rule.CAP_EXCEEDED)
         if money:
-            self._metrics.cap_share.labels(vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
+            m = self._metrics
+            m.child(m.cap_share, vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
 
     def _fail(
         self, incoming: Incoming | None, detail: str, started: float

@@ -37,6 +37,12 @@ class RedisSettings(BaseModel):
         "0 trusts asynchronous replication, which a failover can undo. Fewer acks in time deny.",
     )
     replica_ack_timeout_ms: int = Field(default=50, ge=1, description="How long WAIT waits for replica_acks.")
+    autopipeline: bool = Field(
+        default=True,
+        description="Commits that concurrent checks make while one round trip is in flight share the next "
+        "(one pipeline, each script still atomic alone; store/autopipeline.py). One Redis only: a cluster "
+        "and replica_acks send each commit alone.",
+    )
 
 
 class ExtAuthzSettings(BaseModel):

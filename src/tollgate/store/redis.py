@@ -17,6 +17,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
+from tollgate.store.autopipeline import AutoPipeline
 from tollgate.store.base import (
     NO_LIMITS,
     ApprovalEvent,
@@ -60,6 +61,7 @@ class RedisStore:
         audited: bool = True,
         replica_acks: int = 0,
         replica_ack_timeout_ms: int = 50,
+        autopipeline: bool = True,
     ) -> None:
         self._r = client
         self.audited = audited
@@ -70,6 +72,13 @@ class RedisStore:
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
         self._approval = client.register_script(_script("approval.lua"))
+        # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, whose pipelines
+        # split by node and retry by slot, nor with replica_acks, whose WAIT must follow its own script.
+        self._commit_pipelined = (
+            AutoPipeline(client, self._commit)
+            if autopipeline and not replica_acks and not isinstance(client, RedisCluster)
+            else None
+        )
 
     @classmethod
     def from_url(
@@ -81,11 +90,16 @@ class RedisStore:
         audited: bool = True,
         replica_acks: int = 0,
         replica_ack_timeout_ms: int = 50,
+        autopipeline: bool = True,
     ) -> RedisStore:
         """One Redis, a cluster or Sentinel, by the URL's scheme (store/connection.py)."""
         client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
         return cls(
-            client, audited=audited, replica_acks=replica_acks, replica_ack_timeout_ms=replica_ack_timeout_ms
+            client,
+            audited=audited,
+            replica_acks=replica_acks,
+            replica_ack_timeout_ms=replica_ack_timeout_ms,
+            autopipeline=autopipeline,
         )
 
     async def _do(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -162,6 +176,8 @@ class RedisStore:
         ]
         if self._acks:
             reply = await self._do(lambda: self._commit_replicated(ks, args))
+        elif (pipelined := self._commit_pipelined) is not None:
+            reply = await self._do(lambda: pipelined(ks, args))
         else:
             reply = await self._do(lambda: self._commit(keys=ks, args=args))
         status, spent, retry_after_ms, created, expires_ms, decided_by = [*reply, 0, 0, ""][:6]

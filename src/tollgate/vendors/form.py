@@ -24,6 +24,7 @@ _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _FIRST_BAD = re.compile(rb"[^A-Za-z0-9\-._~%+=&\[\]!$'()*,/:@?]")
 # Stripe-style nested names: a root, then `[segment]`s; `[]` (a list) only at the end.
 _NESTED = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
 
 def pairs(data: bytes, where: str) -> list[tuple[str, str]]:
@@ -62,10 +63,15 @@ def nested(fields: list[tuple[str, str]], root: re.Pattern[str], where: str) -> 
     params: dict[str, ParamValue] = {}
     kinds: dict[tuple[str, ...], str] = {}  # path → 'value' | 'list' | 'map'
     for name, value in fields:
-        m = _NESTED.match(name)
-        if not m or not root.match(m.group(1)):
-            raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
-        segments = (m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2)))
+        if "[" not in name and "]" not in name:  # a plain name (most are): all of it is the root
+            if not name or not root.match(name):
+                raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
+            segments: tuple[str, ...] = (name,)
+        else:
+            m = _NESTED.match(name)
+            if not m or not root.match(m.group(1)):
+                raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
+            segments = (m.group(1), *_SEGMENT.findall(m.group(2)))
         if "" in segments[1:-1]:
             raise Ambiguous(f"parameter {name!r}: '[]' may only end a name (use indexes: items[0][price])")
         is_list = len(segments) > 1 and segments[-1] == ""

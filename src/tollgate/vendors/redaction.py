@@ -8,9 +8,11 @@ carried is masked too, whatever its name."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring_ascii
 
 from tollgate.policy.rules import ParamValue
 
@@ -26,15 +28,26 @@ def segments(name: str) -> set[str]:
     return set(_SEGMENT.findall(name))
 
 
+# Both run on every call's parameters: names come from a small vocabulary, and lists from settings.
+@functools.lru_cache(maxsize=4096)
+def _lowered_segments(name: str) -> frozenset[str]:
+    return frozenset(s.lower() for s in segments(name))
+
+
+@functools.lru_cache(maxsize=64)
+def _lowered(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n.lower() for n in names)
+
+
 def redact(
     params: Mapping[str, ParamValue], names: Iterable[str], secrets: Iterable[str] = ()
 ) -> dict[str, ParamValue]:
-    hidden = {n.lower() for n in names}
+    hidden = _lowered(names) if isinstance(names, frozenset) else {n.lower() for n in names}
     creds = [s for s in secrets if s]
     out: dict[str, ParamValue] = {}
     for key, value in params.items():
         values = value if isinstance(value, list) else [value]
-        if {s.lower() for s in segments(key)} & hidden or any(c in v for c in creds for v in values):
+        if _lowered_segments(key) & hidden or any(c in v for c in creds for v in values):
             out[key] = MASK
         else:
             out[key] = value
@@ -49,13 +62,22 @@ def audit_json(params: Mapping[str, ParamValue], names: Iterable[str], secrets: 
     items = sorted(redact(params, names, secrets).items())
     for i, (key, value) in enumerate(items):
         short = [_cut(v) for v in value] if isinstance(value, list) else _cut(value)
-        piece = len(json.dumps({key: short}))
+        piece = _json_len(key, short)
         if size + piece > MAX_JSON_CHARS:
             kept["_more"] = len(items) - i
             break
         kept[key] = short
         size += piece
     return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_len(key: str, value: str | list[str]) -> int:
+    """len(json.dumps({key: value})), without building it: `{"k": "v"}`, `{"k": ["a", "b"]}`."""
+    if isinstance(value, str):
+        shown = len(encode_basestring_ascii(value))
+    else:
+        shown = 2 + sum(len(encode_basestring_ascii(v)) for v in value) + 2 * max(0, len(value) - 1)
+    return len(encode_basestring_ascii(key)) + shown + 4
 
 
 def _cut(v: str) -> str:

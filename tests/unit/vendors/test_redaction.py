@@ -44,3 +44,35 @@ def test_the_json_is_bounded_and_says_how_much_was_left_out() -> None:
     got = json.loads(out)
     assert len(got["description"]) == MAX_VALUE_CHARS and got["description"].endswith("…")
     assert got["_more"] == len(params) - (len(got) - 1)
+
+
+def _audit_json_by_dumps(params: dict[str, ParamValue]) -> str:
+    """audit_json as first written: each entry sized by json.dumps (the sizing it must keep)."""
+    from tollgate.vendors.redaction import _cut
+
+    kept: dict[str, ParamValue | int] = {}
+    size = 2
+    items = sorted(params.items())
+    for i, (key, value) in enumerate(items):
+        short = [_cut(v) for v in value] if isinstance(value, list) else _cut(value)
+        piece = len(json.dumps({key: short}))
+        if size + piece > MAX_JSON_CHARS:
+            kept["_more"] = len(items) - i
+            break
+        kept[key] = short
+        size += piece
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_the_bound_falls_where_json_dumps_would_put_it_whatever_the_characters() -> None:
+    import random
+
+    rng = random.Random(14)
+    alphabet = 'ab"\\\n\t\x01é€…😀<&'
+    for _ in range(300):
+        params: dict[str, ParamValue] = {}
+        for i in range(rng.randint(1, 60)):
+            name = f"p{i}" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+            params[name] = text if rng.random() < 0.7 else [text[:20]] * rng.randint(0, 3)
+        assert audit_json(params, ()) == _audit_json_by_dumps(params)
