@@ -30,7 +30,7 @@ class VendorUpstream(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, v: str) -> str:
-        if not _NAME.match(v):
+        if not _NAME.fullmatch(v):
             raise ValueError(
                 f"vendor name {v!r} must be lowercase letters, digits, '-' or '_', starting with a letter"
             )
@@ -43,7 +43,7 @@ class VendorUpstream(BaseModel):
             raise ValueError(f"prefix {v!r} must start with '/'")
         if v.endswith("/"):
             raise ValueError(f"prefix {v!r} must not end with '/' (write '/stripe', not '/stripe/')")
-        if not _PREFIX.match(v):
+        if not _PREFIX.fullmatch(v):
             raise ValueError(f"prefix {v!r} may only hold path segments of letters, digits and '-._~'")
         # Envoy normalises '.' and '..' away before routing, so such a prefix could never match.
         if any(seg in (".", "..") for seg in v.split("/")):

@@ -40,7 +40,7 @@ class ItemRule:
 
     def check(self, entry: str) -> None:
         """ValueError naming the entry unless it has this vendor's shape (a subclass may check more)."""
-        if not self.pattern.match(entry):
+        if not self.pattern.fullmatch(entry):
             raise ValueError(f"{entry!r} {self.problem}")
 
 

@@ -26,7 +26,7 @@ class EndpointPattern(str):
 
     def __new__(cls, text: str) -> EndpointPattern:
         text = " ".join(str(text).split())
-        m = _PATTERN.match(text)
+        m = _PATTERN.fullmatch(text)
         if not m:
             raise ValueError(f"{text!r} is not 'METHOD /path' (e.g. 'POST /v1/refunds')")
         method, path = m["method"], m["path"]
@@ -34,7 +34,7 @@ class EndpointPattern(str):
             raise ValueError(f"{text!r}: method must be one of {', '.join(METHODS)}")
         segments = path.strip("/").split("/") if path != "/" else []
         for i, seg in enumerate(segments):
-            if not _SEGMENT.match(seg) or seg in (".", ".."):
+            if not _SEGMENT.fullmatch(seg) or seg in (".", ".."):
                 raise ValueError(f"{text!r}: path segment {seg!r} is not allowed")
             if seg == "**" and i != len(segments) - 1:
                 raise ValueError(f"{text!r}: '**' may only be the last segment")
@@ -115,7 +115,7 @@ class ParamRule(BaseModel):
     @field_validator("field")
     @classmethod
     def _field_name(cls, v: str) -> str:
-        if not _FIELD.match(v):
+        if not _FIELD.fullmatch(v):
             raise ValueError(f"{v!r} is not a parameter name like 'amount' or 'metadata[reason]'")
         return v
 

@@ -62,7 +62,7 @@ class CurrencySpec(Spec):
     def _code(cls, v: object) -> object:
         if isinstance(v, str):
             v = v.lower()
-            if not _CURRENCY.match(v):
+            if not _CURRENCY.fullmatch(v):
                 raise ValueError(f"{v!r} is not a three-letter currency code")
         return v
 
@@ -114,7 +114,7 @@ class PriceSpec(Spec):
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not PHONE_PREFIX.match(v):
+        if not PHONE_PREFIX.fullmatch(v):
             raise ValueError(f"{v!r} is not an E.164 prefix like '+44' or '+1876'")
         return v
 
@@ -148,7 +148,7 @@ class LoopBreakerSpec(Spec):
     @field_validator("per")
     @classmethod
     def _per(cls, v: str) -> str:
-        m = _DURATION.match(v)
+        m = _DURATION.fullmatch(v)
         if not m:
             raise ValueError(f"{v!r} is not a duration like '60s', '1m' or '1h'")
         if int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] > 24 * 3600:
@@ -157,13 +157,13 @@ class LoopBreakerSpec(Spec):
 
     @property
     def window_ms(self) -> int:
-        m = _DURATION.match(self.per)
+        m = _DURATION.fullmatch(self.per)
         assert m is not None
         return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]] * 1000
 
 
 def _duration_s(v: str) -> int:
-    m = _DURATION.match(v)
+    m = _DURATION.fullmatch(v)
     if not m:
         raise ValueError(f"{v!r} is not a duration like '60s', '30m' or '1h'")
     return int(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]]

@@ -19,7 +19,7 @@ class PolicyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _DNS_NAME.match(v):
+        if not _DNS_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Kubernetes object name")
         return v
 
@@ -31,14 +31,14 @@ class SecretKeyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _DNS_NAME.match(v):
+        if not _DNS_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Secret name")
         return v
 
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if not _SECRET_KEY.match(v):
+        if not _SECRET_KEY.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Secret data key")
         return v
 
@@ -64,7 +64,7 @@ class VaultKeySpec(Spec):
     @field_validator("token_secret_name")
     @classmethod
     def _secret_name(cls, v: str | None) -> str | None:
-        if v is not None and not _DNS_NAME.match(v):
+        if v is not None and not _DNS_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Secret name")
         return v
 

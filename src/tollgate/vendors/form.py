@@ -31,7 +31,7 @@ def pairs(data: bytes, where: str) -> list[tuple[str, str]]:
     """Decoded (name, value) pairs in order; Ambiguous for anything not strictly form-encoded."""
     if not data:
         return []
-    if not _RAW.match(data):
+    if not _RAW.fullmatch(data):
         bad = _FIRST_BAD.search(data)
         shown = bad.group(0) if bad else b"?"
         raise Ambiguous(
@@ -64,12 +64,12 @@ def nested(fields: list[tuple[str, str]], root: re.Pattern[str], where: str) -> 
     kinds: dict[tuple[str, ...], str] = {}  # path → 'value' | 'list' | 'map'
     for name, value in fields:
         if "[" not in name and "]" not in name:  # a plain name (most are): all of it is the root
-            if not name or not root.match(name):
+            if not name or not root.fullmatch(name):
                 raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
             segments: tuple[str, ...] = (name,)
         else:
-            m = _NESTED.match(name)
-            if not m or not root.match(m.group(1)):
+            m = _NESTED.fullmatch(name)
+            if not m or not root.fullmatch(m.group(1)):
                 raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
             segments = (m.group(1), *_SEGMENT.findall(m.group(2)))
         if "" in segments[1:-1]:
@@ -106,7 +106,7 @@ def repeated(
     """Flat names where a repeat makes a list (Twilio's `MediaUrl=a&MediaUrl=b`)."""
     params: dict[str, ParamValue] = {}
     for name, value in fields:
-        if not name_grammar.match(name):
+        if not name_grammar.fullmatch(name):
             raise Ambiguous(f"parameter name {name!r} in the {where} is not one this API reads")
         existing = params.get(name)
         if existing is None:

@@ -50,7 +50,7 @@ def boundary_of(content_type: str) -> str:
     if set(params) != {"boundary"}:
         raise Ambiguous("multipart/form-data takes exactly one parameter, boundary")
     boundary = params["boundary"]
-    if not _BOUNDARY.match(boundary):
+    if not _BOUNDARY.fullmatch(boundary):
         raise Ambiguous("the multipart boundary must be 1-70 letters, digits or '()+_,-./:=?' (no spaces)")
     return boundary
 
@@ -99,7 +99,7 @@ def _part(chunk: bytes) -> tuple[str, str | None, str | None, bytes]:
                 f"multipart part header {name} is not accepted (only Content-Disposition, Content-Type)"
             )
         headers[key] = value.strip()
-    m = _DISPOSITION.match(headers.get("content-disposition", ""))
+    m = _DISPOSITION.fullmatch(headers.get("content-disposition", ""))
     if not m:
         raise Ambiguous(
             'each multipart part needs Content-Disposition: form-data; name="…" (and for a file '
@@ -107,7 +107,7 @@ def _part(chunk: bytes) -> tuple[str, str | None, str | None, bytes]:
         )
     name, filename = m.group(1), m.group(2)
     content_type = headers.get("content-type")
-    if content_type is not None and (filename is None or not _PART_TYPE.match(content_type)):
+    if content_type is not None and (filename is None or not _PART_TYPE.fullmatch(content_type)):
         raise Ambiguous("only a file part may carry a Content-Type, and it must be a plain media type")
     if filename is not None and any(ord(c) < 0x20 or c == "\x7f" for c in filename):
         raise Ambiguous("a multipart filename may not hold control characters")

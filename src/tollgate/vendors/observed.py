@@ -23,7 +23,7 @@ class Observed:
 
 
 def integer(v: str | None) -> int | None:
-    return int(v) if v is not None and _INT.match(v) else None
+    return int(v) if v is not None and _INT.fullmatch(v) else None
 
 
 def text(fields: Mapping[str, object], name: str) -> str | None:

@@ -64,7 +64,7 @@ class RouteTable:
         for first in (head[0], "*"):
             for second in (head[1], "*"):
                 for route, regex in self._index.get((method, len(segments), first, second), ()):
-                    if m := regex.match(path):
+                    if m := regex.fullmatch(path):
                         return route, m.groupdict()
         return None
 

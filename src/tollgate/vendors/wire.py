@@ -74,7 +74,7 @@ def check_method(headers: Mapping[str, str]) -> None:
 
 
 def check_path(path: str) -> None:
-    if not _PATH.match(path):
+    if not _PATH.fullmatch(path):
         raise Ambiguous(
             "the path may only hold letters, digits and '-._~/' (no percent-escapes, ';' or other "
             "characters a server could decode or split differently)"
@@ -120,7 +120,7 @@ def check_body_encoding(w: Wire, media_type: str, vendor: str) -> None:
 def parse_media_type(raw: str) -> tuple[str, dict[str, str]]:
     """'application/json; charset="UTF-8"' → ('application/json', {'charset': 'UTF-8'}); a parameter
     given twice, or anything that is not a media type, is refused."""
-    m = _MEDIA.match(raw)
+    m = _MEDIA.fullmatch(raw)
     if not m:
         raise Ambiguous(f"Content-Type {raw!r} is not a media type")
     params: dict[str, str] = {}

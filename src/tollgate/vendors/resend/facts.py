@@ -46,9 +46,9 @@ def facts(endpoint: Endpoint, params: Mapping[str, ParamValue]) -> Facts | Inval
 def normalise(raw: str) -> str | None:
     """'Ops <Ops@Example.COM>' → 'Ops@example.com'; None for anything but exactly one plain address."""
     text = raw.strip()
-    if m := _NAMED.match(text):
+    if m := _NAMED.fullmatch(text):
         text = m.group(1).strip()
-    m = _ADDRESS.match(text)
+    m = _ADDRESS.fullmatch(text)
     if not m:
         return None
     local = text[: m.start(1) - 1]

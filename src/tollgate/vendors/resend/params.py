@@ -72,7 +72,7 @@ def parse(w: wire.Wire) -> dict[str, ParamValue]:
 
 def _email(obj: dict[str, Any]) -> dict[str, ParamValue]:
     for key in obj:
-        if not _NAME.match(key):
+        if not _NAME.fullmatch(key):
             raise wire.Ambiguous(
                 f"{key!r} is not a Resend field name (they are lower-case, like 'to' and 'cc')"
             )

@@ -26,7 +26,7 @@ class _Recipient(ItemRule):
     """The model checks the domain part with DOMAIN; the CRD pattern is the whole entry."""
 
     def check(self, entry: str) -> None:
-        if not DOMAIN.match(entry.rpartition("@")[2]):
+        if not DOMAIN.fullmatch(entry.rpartition("@")[2]):
             raise ValueError(f"{entry!r} {self.problem}")
 
 

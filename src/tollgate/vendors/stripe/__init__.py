@@ -48,11 +48,11 @@ def _check_account_headers(headers: Mapping[str, str]) -> None:
     account, context = headers.get("stripe-account"), headers.get("stripe-context")
     if account is not None and context is not None:
         raise wire.Ambiguous("send Stripe-Account or Stripe-Context, not both")
-    if account is not None and not endpoints.ACCOUNT_ID.match(account):
+    if account is not None and not endpoints.ACCOUNT_ID.fullmatch(account):
         raise wire.Ambiguous(
             f"Stripe-Account must be one account id such as acct_1Mxyz, not {account[:40]!r}"
         )
-    if context is not None and not all(endpoints.ACCOUNT_ID.match(a) for a in context.split("/")):
+    if context is not None and not all(endpoints.ACCOUNT_ID.fullmatch(a) for a in context.split("/")):
         raise wire.Ambiguous(
             f"Stripe-Context must be account ids (acct_…) joined by '/', not {context[:60]!r}"
         )

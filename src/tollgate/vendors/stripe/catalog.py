@@ -42,7 +42,7 @@ class Rule:
     reason: str = ""  # why an unpriced route is refused, and what makes it free where something does
 
     def matches(self, method: str, shape: str) -> bool:
-        return _compiled(self.pattern).match(f"{method} {shape}") is not None
+        return _compiled(self.pattern).fullmatch(f"{method} {shape}") is not None
 
 
 _CACHE: dict[str, re.Pattern[str]] = {}

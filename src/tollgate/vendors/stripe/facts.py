@@ -153,7 +153,7 @@ class _Reader:
     def id(self, name: str) -> str | None:
         """An object id parameter, which must be in Stripe's id grammar (it may be read with the real key)."""
         v = self.text(name)
-        if v is not None and not ID.match(v):
+        if v is not None and not ID.fullmatch(v):
             raise _Bad(
                 f"parameter {name!r} must be a Stripe object id such as ch_3Mxyz, not {v[:40]!r}", name
             )
@@ -165,13 +165,13 @@ class _Reader:
             if required:
                 raise _Bad(f"parameter {name!r} is required", name)
             return None
-        if not _INT.match(v):
+        if not _INT.fullmatch(v):
             raise _Bad(f"parameter {name!r} must be a whole number of the currency's minor unit", name)
         return int(v)
 
     def currency(self, name: str = "currency") -> str:
         v = self.text(name)
-        if v is None or not _CURRENCY.match(v):
+        if v is None or not _CURRENCY.fullmatch(v):
             raise _Bad(f"parameter {name!r} must be a three-letter currency code", name)
         return v.lower()
 
@@ -261,7 +261,7 @@ def _signed_amount(ep: Endpoint, r: _Reader) -> Money:
     # A customer balance transaction: a credit (negative) lowers what later invoices collect, a debit
     # raises it; either way the amount is money the customer will or will not pay.
     v = r.text("amount")
-    if v is None or not _SIGNED_INT.match(v):
+    if v is None or not _SIGNED_INT.fullmatch(v):
         raise _Bad("parameter 'amount' must be a whole number of the currency's minor unit", "amount")
     return Money.minor(abs(int(v)), r.currency())
 
@@ -551,7 +551,7 @@ def accounts(ep: Endpoint, params: Mapping[str, ParamValue], headers: Mapping[st
 def _id(v: object) -> str | None:
     if isinstance(v, Mapping):
         v = v.get("id")
-    return v if isinstance(v, str) and ID.match(v) else None
+    return v if isinstance(v, str) and ID.fullmatch(v) else None
 
 
 def _int(obj: Mapping[str, Any], key: str, default: int | None = None) -> int:

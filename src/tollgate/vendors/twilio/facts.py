@@ -43,7 +43,7 @@ def _message(params: Mapping[str, ParamValue]) -> Facts | Invalid | Unpriced:
         return to
     if ":" in to:  # whatsapp:+1…, messenger:…, rcs:… are billed per channel, not per SMS segment
         return Unpriced(f"Tollgate prices SMS and MMS only; {to.split(':', 1)[0]} messages are refused")
-    if not _E164.match(to):
+    if not _E164.fullmatch(to):
         return Invalid(f"'To' must be an E.164 number such as +14155550100, not {to!r}", "To")
     if "ContentSid" in params:
         return Unpriced("a Content template's text is not in the request, so its segments cannot be counted")
