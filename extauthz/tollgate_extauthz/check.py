@@ -22,7 +22,7 @@ from tollgate.decide.idempotency import fingerprint
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, Limits, Store
+from tollgate.store.base import NO_LIMITS, BudgetCharge, Commit, CommitStatus, Limits, Store
 from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
 from tollgate_extauthz.request import Incoming
@@ -44,6 +44,7 @@ class Decision:
     spent_micro_usd: int | None = None
     vendor_key: str | None = None  # the real key, only on Allow; never logged
     key_id: str | None = None  # known from the token even when the grant is gone (revoked)
+    budget_day: str | None = None  # the shared budget's day the reservation was charged to, if any
 
     @property
     def allowed(self) -> bool:
@@ -125,6 +126,7 @@ class Checker:
             assert grant is not None
             cost = verdict.cost_micro_usd if isinstance(verdict, Allow) else 0
             day = grant.day_key(now)
+            charge = budget_charge(grant, now)
             c = await self._store.commit(
                 grant.key_id,
                 grant.version,
@@ -136,6 +138,7 @@ class Checker:
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
                 limits=_limits(grant, call, vendor, accounts, cost) if _limited(verdict) else NO_LIMITS,
+                budget=charge,
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
@@ -144,9 +147,10 @@ class Checker:
                 return self._finish(did, engine.unavailable(UNLEDGERED), grant, endpoint)
             if isinstance(verdict, Allow):
                 verdict = _answer(grant, verdict, c, call, now)
-            return self._finish(
+            decision = self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
+            return replace(decision, budget_day=charge.day) if charge and c.reservation_id else decision
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
     async def _key_id(self, digest: str | None) -> str | None:
@@ -217,6 +221,12 @@ class Checker:
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)
 
 
+def budget_charge(grant: Grant, now: datetime) -> BudgetCharge | None:
+    """The shared budget the call is reserved against too: its id, its day (its own time zone) and cap."""
+    b = grant.budget
+    return BudgetCharge(b.id, b.day_key(now), b.daily_cap_micro_usd) if b is not None else None
+
+
 def _limited(verdict: Allow | Deny) -> bool:
     # Only a call enforcement lets through can be a replay or take a loop-breaker slot.
     return isinstance(verdict, Allow) and verdict.shadow_denial is None
@@ -246,5 +256,7 @@ def _answer(grant: Grant, allow: Allow, c: Commit, call: Call, now: datetime) ->
         return engine.key_reused(grant, call.idempotency_key or "")
     if c.status is CommitStatus.LOOP_BREAKER:
         return engine.loop_broken(grant, c.retry_after_ms, now)
+    if c.status is CommitStatus.OVER_BUDGET:
+        return engine.over_budget(grant, allow, c.budget_spent_micro_usd, now)
     reserved = c.status is CommitStatus.COMMITTED
     return engine.after_reserve(grant, allow, reserved, c.spent_micro_usd, now)

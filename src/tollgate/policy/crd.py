@@ -1,4 +1,4 @@
-"""Build the SpendPolicy and VaultKey CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic
+"""Build the SpendPolicy, VaultKey and SpendBudget CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic
 models. Pure: models in, dicts and YAML text out; `tollgate dev gen-crds` writes crds/ from here.
 
 `spec` is `model_json_schema(by_alias=True)` made *structural*, the shape Kubernetes demands of a CRD schema:
@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 from tollgate.money import MAX_MICRO_USD, MICRO_PER_USD
 from tollgate.policy import rules, vault_key
 from tollgate.policy.extension import extensions, vendors_of
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -177,6 +178,13 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
         ]
     },
     "loopBreaker.endpoints[]": {"pattern": ENDPOINT_PATTERN},
+    "budgetRef.name": {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253},
+}
+
+_SPEND_BUDGET_EXTRAS: dict[str, Schema] = {
+    "dailyCapUsd": USD,
+    "timeZone": {"pattern": TIME_ZONE_PATTERN},
+    "alertAtPercent[]": {"minimum": 1, "maximum": 100},
 }
 
 
@@ -396,6 +404,30 @@ def spend_policy_status() -> Schema:
     }
 
 
+def spend_budget_status() -> Schema:
+    return {
+        "type": "object",
+        "description": "The budget's spend today across every key under it.",
+        "properties": {
+            "state": _str("Ready, Invalid or Exhausted.", enum=["Ready", "Invalid", "Exhausted"]),
+            "message": _str("Why the budget is in this state, in words."),
+            "observedGeneration": _generation(),
+            "day": _str("The budget's current day, in its time zone.", format="date"),
+            "dailyCapUsd": _decimal("The budget's daily cap, USD."),
+            "spentTodayUsd": _decimal("Spent (reserved or settled) today by every key under it, USD."),
+            "remainingTodayUsd": _decimal("Left to spend today, USD."),
+            "boundPolicies": {
+                "type": "integer",
+                "format": "int32",
+                "minimum": 0,
+                "nullable": True,
+                "description": "SpendPolicies that name this budget in budgetRef.",
+            },
+            "conditions": _conditions(),
+        },
+    }
+
+
 # --- the CRD documents ---------------------------------------------------------------------------------------
 
 
@@ -511,7 +543,29 @@ def vault_key_crd() -> Schema:
     )
 
 
+def spend_budget_crd() -> Schema:
+    return _crd(
+        "SpendBudget",
+        "spendbudgets",
+        "sb",
+        "A daily cap shared by every VaultKey of every SpendPolicy that names it in budgetRef, across vendors.",
+        SpendBudgetSpec,
+        _SPEND_BUDGET_EXTRAS,
+        spend_budget_status(),
+        [
+            _column("Cap", ".status.dailyCapUsd", "string", "Daily cap of the budget, USD."),
+            _column("Spent", ".status.spentTodayUsd", "string", "Spent today by every key under it, USD."),
+            _column("Remaining", ".status.remainingTodayUsd", "string", "Left to spend today, USD."),
+            _column("Policies", ".status.boundPolicies", "integer", "SpendPolicies naming this budget."),
+            _column("State", ".status.state", "string", "Ready, Invalid or Exhausted."),
+            _AGE,
+            _column("Message", ".status.message", "string", "Why the budget is in this state.", priority=1),
+        ],
+    )
+
+
 BUILDERS: dict[str, Callable[[], Schema]] = {
+    f"{GROUP}_spendbudgets.yaml": spend_budget_crd,
     f"{GROUP}_spendpolicies.yaml": spend_policy_crd,
     f"{GROUP}_vaultkeys.yaml": vault_key_crd,
 }

@@ -17,6 +17,16 @@ class CommitStatus(Enum):
     LOOP_BREAKER = 3  # the key made its most counted calls in the window: retry_after_ms says when
     KEY_REUSED = 4  # the idempotency key was first used with other parameters
     UNLEDGERED = 5  # the key's spend is not (yet) rebuilt from the audit ledger in this Redis: no money call
+    OVER_BUDGET = 6  # under the key's cap, but the cost does not fit under its shared budget's cap
+
+
+@dataclass(frozen=True)
+class BudgetCharge:
+    """The shared budget (SpendBudget) a key's call is reserved against besides the key's own cap."""
+
+    budget_id: str  # "namespace/name"
+    day: str  # the budget's day (yyyymmdd in its own time zone)
+    cap_micro_usd: int = 0  # read by commit only
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class Commit:
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
     reservation_id: str | None
     retry_after_ms: int = 0
+    budget_spent_micro_usd: int = 0  # the budget's spend, like spent_micro_usd (0 without a budget)
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,17 @@ class Store(Protocol):
         decision_id: str = "",
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
+        budget: BudgetCharge | None = None,
     ) -> Commit: ...
     async def release(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        idempotency_key: str | None = None,
+        *,
+        budget: BudgetCharge | None = None,
     ) -> int: ...
     async def settle(
         self,
@@ -81,9 +100,11 @@ class Store(Protocol):
         actual_micro_usd: int,
         *,
         at_ms: int = 0,
+        budget: BudgetCharge | None = None,
     ) -> int: ...
-    async def spent(self, key_id: str, vendor: str, day: str) -> int: ...
-    async def last_decision(self, key_id: str) -> LastDecision | None: ...
+    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int: ...
+    async def budget_spent(self, budget_id: str, day: str) -> int: ...
+    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None: ...
     async def claim_once(self, name: str, ttl_s: int) -> bool:
         """True for the first caller in `ttl_s` (across every replica), False after."""
         ...
@@ -107,6 +128,15 @@ class LedgerCopy:
     window_ms: int = 0
 
 
+@dataclass(frozen=True)
+class BudgetLedgerCopy:
+    """One shared budget's share of the audit ledger: the calls whose rows name it, per budget day."""
+
+    budget_id: str
+    since_ms: int
+    spend: dict[str, int]  # budget day → micro-USD counted
+
+
 class Ledger(Protocol):
     """What the audit ingester needs to keep Redis a copy of the ledger (the audit store)."""
 
@@ -116,6 +146,14 @@ class Ledger(Protocol):
 
     async def rebuild(self, copy: LedgerCopy) -> bool:
         """Write the key's spend and mark it, unless already marked; True when this call wrote it."""
+        ...
+
+    async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
+        """The budgets among `budget_ids` whose spend this Redis does not hold from the ledger."""
+        ...
+
+    async def rebuild_budget(self, copy: BudgetLedgerCopy) -> bool:
+        """Write the budget's spend and mark it, unless already marked; True when this call wrote it."""
         ...
 
     async def ledger_hint(self) -> str | None:
@@ -129,7 +167,7 @@ class Ledger(Protocol):
         ...
 
     async def forget_marks(self, key_ids: set[str]) -> None:
-        """Drop the keys' ledger markers, so their spend is rebuilt (never lowered) before money passes."""
+        """Drop the keys' ledger markers (and their budgets'), so their spend is rebuilt (never lowered) before money passes."""
         ...
 
     async def settle_checkpoint(self, source: str) -> str | None:

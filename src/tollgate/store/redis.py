@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -15,7 +16,16 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, LastDecision, LedgerCopy, Limits
+from tollgate.store.base import (
+    NO_LIMITS,
+    BudgetCharge,
+    BudgetLedgerCopy,
+    Commit,
+    CommitStatus,
+    LastDecision,
+    LedgerCopy,
+    Limits,
+)
 from tollgate.store.connection import connect
 
 T = TypeVar("T")
@@ -52,6 +62,8 @@ class RedisStore:
         self._release = client.register_script(_script("release.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
+        self._move_out_lua = client.register_script(_script("move_out.lua"))
+        self._move_in_lua = client.register_script(_script("move_in.lua"))
 
     @classmethod
     def from_url(
@@ -100,19 +112,22 @@ class RedisStore:
         decision_id: str = "",
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
+        budget: BudgetCharge | None = None,
     ) -> Commit:
         """Check the grant is still at `version`, recognise a retry, apply the loop breaker and reserve
-        the amount, atomically (commit.lua); also records the decision as the key's last one."""
+        the amount, atomically (commit.lua); also records the decision as the key's last one. With a
+        `budget`, the amount is reserved against the budget's cap too, in the same step."""
         rid = secrets.token_hex(8)
         idem = limits.idempotency_key
+        b = budget.budget_id if budget else None
         ks = [
-            keys.version(key_id),
-            keys.spend(key_id, vendor, day),
-            keys.reservation(key_id, rid),
-            keys.last_decision(key_id),
-            keys.idempotency(key_id, idem or ""),
-            keys.calls(key_id),
-            keys.ledger(key_id),
+            keys.version(key_id, b),
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, rid, b),
+            keys.last_decision(key_id, b),
+            keys.idempotency(key_id, idem or "", b),
+            keys.calls(key_id, b),
+            keys.ledger(key_id, b),
         ]
         args: list[Any] = [
             version,
@@ -128,13 +143,20 @@ class RedisStore:
             limits.breaker_window_ms,
             rid,
         ]
+        if budget is not None:  # commit.lua's shared-budget block
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_ledger(budget.budget_id),
+                keys.budget_reservation(budget.budget_id, rid),
+            ]
+            args.append(budget.cap_micro_usd)
         if self._acks:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit_replicated(ks, args))
+            status, spent, retry_after_ms, bspent = await self._do(lambda: self._commit_replicated(ks, args))
         else:
-            status, spent, retry_after_ms = await self._do(lambda: self._commit(keys=ks, args=args))
+            status, spent, retry_after_ms, bspent = await self._do(lambda: self._commit(keys=ks, args=args))
         st = CommitStatus(int(status))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
-        return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms))
+        return Commit(st, int(spent), rid if reserved else None, int(retry_after_ms), int(bspent))
 
     async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
         """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
@@ -174,12 +196,28 @@ class RedisStore:
         return list(result)
 
     async def release(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        idempotency_key: str | None = None,
+        *,
+        budget: BudgetCharge | None = None,
     ) -> int:
-        """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua)."""
-        ks = [keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
-        if idempotency_key:
-            ks.append(keys.idempotency(key_id, idempotency_key))
+        """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua).
+        `budget`: the budget (and its day) the call was reserved under, as the audit row names it."""
+        b = budget.budget_id if budget else None
+        ks = [
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, reservation_id, b),
+            keys.idempotency(key_id, idempotency_key or "", b),
+        ]
+        if budget is not None:
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_reservation(budget.budget_id, reservation_id),
+            ]
         n = await self._do(lambda: self._release(keys=ks, args=[reservation_id, DAY_TTL_S]))
         return int(n)
 
@@ -192,27 +230,35 @@ class RedisStore:
         actual_micro_usd: int,
         *,
         at_ms: int = 0,
+        budget: BudgetCharge | None = None,
     ) -> int:
         """Close the reservation at `actual_micro_usd` (settle.lua); `at_ms` (the call's time) lets a call
-        reserved in a Redis that lost its data be counted again here, once."""
-        n = await self._do(
-            lambda: self._settle(
-                keys=[
-                    keys.spend(key_id, vendor, day),
-                    keys.reservation(key_id, reservation_id),
-                    keys.ledger(key_id),
-                ],
-                args=[actual_micro_usd, at_ms, DAY_TTL_S],
-            )
-        )
+        reserved in a Redis that lost its data be counted again here, once. `budget`: as for release."""
+        b = budget.budget_id if budget else None
+        ks = [
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, reservation_id, b),
+            keys.ledger(key_id, b),
+        ]
+        if budget is not None:
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_reservation(budget.budget_id, reservation_id),
+                keys.budget_ledger(budget.budget_id),
+            ]
+        n = await self._do(lambda: self._settle(keys=ks, args=[actual_micro_usd, at_ms, DAY_TTL_S]))
         return int(n)
 
-    async def spent(self, key_id: str, vendor: str, day: str) -> int:
-        v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day)))
+    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int:
+        v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day, budget_id)))
         return int(v or 0)
 
-    async def last_decision(self, key_id: str) -> LastDecision | None:
-        h: Any = await self._do(lambda: self._r.hgetall(keys.last_decision(key_id)))
+    async def budget_spent(self, budget_id: str, day: str) -> int:
+        v: Any = await self._do(lambda: self._r.get(keys.budget_spend(budget_id, day)))
+        return int(v or 0)
+
+    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.last_decision(key_id, budget_id)))
         if not h:
             return None
         return LastDecision(h.get("rule", ""), h.get("decision_id", ""), int(h.get("at_ms", 0)))
@@ -224,37 +270,90 @@ class RedisStore:
     # ---- reconcile --------------------------------------------------------------------------------
 
     async def put_grant(self, grant: Grant) -> None:
-        """Write the grant, then index its token. Replacing the grant is what revokes an old token."""
-        old: Any = await self._do(lambda: self._r.get(keys.grant(grant.key_id)))
+        """Write the grant, then index its token. Replacing the grant is what revokes an old token. A
+        grant under another budget than before moves the key's counters to its new slot first."""
+        old_raw: Any = await self._do(lambda: self._r.get(keys.grant(grant.key_id)))
+        old = Grant.model_validate_json(old_raw) if old_raw else None
+        key_id, b = grant.key_id, grant.budget_id
+        moved = old is not None and keys.slot(key_id, old.budget_id) != keys.slot(key_id, b)
+        if old is not None and moved:
+            await self._move_in(old, grant, await self._move_out(old))
 
         async def write() -> None:
-            # grant and version share a slot: one MULTI keeps them in step
+            now_ms = int(time.time() * 1000)
+            # The version sits in the key's slot (its budget's, if any), beside the counters commit.lua
+            # reserves against: one MULTI keeps it in step with what else this slot holds.
             pipe = self._r.pipeline(transaction=True)
-            pipe.set(keys.grant(grant.key_id), grant.model_dump_json())
-            pipe.set(keys.version(grant.key_id), grant.version)
+            pipe.set(keys.version(key_id, b), grant.version)
             if not self.audited:  # no ledger to wait for: what Redis holds is all there is
-                pipe.set(keys.ledger(grant.key_id), int(time.time() * 1000), nx=True)
+                pipe.set(keys.ledger(key_id, b), now_ms, nx=True)
+                if b is not None:
+                    pipe.set(keys.budget_ledger(b), now_ms, nx=True)
+            if b is None:
+                pipe.set(keys.grant(key_id), grant.model_dump_json())
             await pipe.execute()
+            if b is not None:
+                # Another slot: written after the version, so a call decided on the old grant meanwhile
+                # finds another version (STALE) and is decided again, never passed on the old terms.
+                await self._r.set(keys.grant(key_id), grant.model_dump_json())
             pipe = self._r.pipeline(transaction=False)
-            pipe.set(keys.token(grant.token_sha256), grant.key_id)
-            pipe.sadd(keys.grants_index(), grant.key_id)
+            pipe.set(keys.token(grant.token_sha256), key_id)
+            pipe.sadd(keys.grants_index(), key_id)
             await pipe.execute()
 
         await self._do(write)
+        if old is not None and moved:
+            await self._forget_slot(old)
         if old:
-            previous = Grant.model_validate_json(old).token_sha256
+            previous = old.token_sha256
             if previous != grant.token_sha256:
                 await self._retire_token(previous)
 
+    # ---- a key changing slot (store/keys.py): move_out.lua, move_in.lua, then the old slot is cleared ----
+
+    @staticmethod
+    def _move_days(g: Grant) -> list[str]:
+        # Counters live two days (DAY_TTL_S): yesterday's, today's and (across time zones) tomorrow's.
+        now = datetime.now(UTC)
+        return sorted({g.day_key(now + timedelta(days=d)) for d in (-1, 0, 1)})
+
+    async def _move_out(self, old: Grant) -> list[Any]:
+        key_id, b = old.key_id, old.budget_id
+        days = self._move_days(old)
+        ks = [keys.version(key_id, b), keys.moving(key_id, b), keys.calls(key_id, b), keys.ledger(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in days]
+        out: Any = await self._do(lambda: self._move_out_lua(keys=ks, args=[secrets.token_hex(8), DAY_TTL_S]))
+        return list(out)
+
+    async def _move_in(self, old: Grant, new: Grant, out: list[Any]) -> None:
+        move_id, marker, counters, calls = out
+        key_id, b = new.key_id, new.budget_id
+        days = self._move_days(old)
+        ks = [keys.adopted(key_id, b, str(move_id)), keys.ledger(key_id, b), keys.calls(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in days]
+        args: list[Any] = [DAY_TTL_S, marker, len(days), *counters, *calls]
+        await self._do(lambda: self._move_in_lua(keys=ks, args=args))
+
+    async def _forget_slot(self, old: Grant) -> None:
+        key_id, b = old.key_id, old.budget_id
+        ks = [keys.calls(key_id, b), keys.ledger(key_id, b), keys.last_decision(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in self._move_days(old)]
+        ks.append(keys.moving(key_id, b))  # last: while it stands, a repeated move reuses its id
+        await self._do(lambda: self._r.delete(*ks[:-1]))
+        await self._do(lambda: self._r.delete(ks[-1]))
+
     async def revoke(self, key_id: str) -> bool:
         """Delete the grant: the very next call with its token is refused as revoked."""
-        old: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
+        old_raw: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
+        old = Grant.model_validate_json(old_raw) if old_raw else None
+        b = old.budget_id if old else None
         removed = await self._do(
-            lambda: self._r.delete(keys.version(key_id), keys.grant(key_id), keys.last_decision(key_id))
+            lambda: self._r.delete(keys.version(key_id, b), keys.last_decision(key_id, b))
         )
+        removed += await self._do(lambda: self._r.delete(keys.grant(key_id)))
         await self._do(lambda: self._r.srem(keys.grants_index(), key_id))
         if old:
-            await self._retire_token(Grant.model_validate_json(old).token_sha256)
+            await self._retire_token(old.token_sha256)
         return bool(removed)
 
     async def _retire_token(self, token_sha256: str) -> None:
@@ -268,26 +367,67 @@ class RedisStore:
 
     # ---- ledger (the audit ingester) ---------------------------------------------------------------
 
+    async def _budgets_of(self, key_ids: list[str]) -> dict[str, str | None]:
+        """Each key's budget (from its grant), which names the slot its ledger marker sits in."""
+
+        async def read() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key_id in key_ids:
+                pipe.get(keys.grant(key_id))
+            return list(await pipe.execute())
+
+        raws = await self._do(read) if key_ids else []
+        return {
+            k: (Grant.model_validate_json(raw).budget_id if raw else None)
+            for k, raw in zip(key_ids, raws, strict=True)
+        }
+
     async def unmarked(self, key_ids: set[str]) -> set[str]:
         ordered = sorted(key_ids)
+        budgets = await self._budgets_of(ordered)
 
         async def check() -> list[Any]:
             pipe = self._r.pipeline(transaction=False)
             for key_id in ordered:
-                pipe.exists(keys.ledger(key_id))
+                pipe.exists(keys.ledger(key_id, budgets[key_id]))
             return list(await pipe.execute())
 
         found = await self._do(check) if ordered else []
         return {k for k, n in zip(ordered, found, strict=True) if not n}
 
     async def rebuild(self, copy: LedgerCopy) -> bool:
+        b = (await self._budgets_of([copy.key_id]))[copy.key_id]
         days = sorted(copy.spend)
-        ks = [keys.ledger(copy.key_id), keys.calls(copy.key_id)]
-        ks += [keys.spend(copy.key_id, vendor, day) for vendor, day in days]
+        ks = [keys.ledger(copy.key_id, b), keys.calls(copy.key_id, b)]
+        ks += [keys.spend(copy.key_id, vendor, day, b) for vendor, day in days]
         args: list[Any] = [copy.since_ms, DAY_TTL_S, copy.window_ms]
         args += [copy.spend[d] for d in days]
         for member, score in copy.calls:
             args += [member, score]
+        n = await self._do(lambda: self._rebuild(keys=ks, args=args))
+        return bool(int(n))
+
+    async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
+        ordered = sorted(budget_ids)
+
+        async def check() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for budget_id in ordered:
+                pipe.exists(keys.budget_ledger(budget_id))
+            return list(await pipe.execute())
+
+        found = await self._do(check) if ordered else []
+        return {b for b, n in zip(ordered, found, strict=True) if not n}
+
+    async def rebuild_budget(self, copy: BudgetLedgerCopy) -> bool:
+        """rebuild.lua on the budget's counters (no loop breaker): set, never lowered, then marked."""
+        days = sorted(copy.spend)
+        ks = [
+            keys.budget_ledger(copy.budget_id),
+            keys.budget_ledger(copy.budget_id),
+        ]  # no log: the marker twice
+        ks += [keys.budget_spend(copy.budget_id, day) for day in days]
+        args: list[Any] = [copy.since_ms, DAY_TTL_S, 0, *(copy.spend[d] for d in days)]
         n = await self._do(lambda: self._rebuild(keys=ks, args=args))
         return bool(int(n))
 
@@ -303,10 +443,14 @@ class RedisStore:
         return str(info.get("run_id", ""))
 
     async def forget_marks(self, key_ids: set[str]) -> None:
+        budgets = await self._budgets_of(sorted(key_ids))
+
         async def drop() -> None:
             pipe = self._r.pipeline(transaction=False)
-            for key_id in sorted(key_ids):
-                pipe.delete(keys.ledger(key_id))
+            for key_id, b in budgets.items():
+                pipe.delete(keys.ledger(key_id, b))
+            for b in sorted({b for b in budgets.values() if b}):
+                pipe.delete(keys.budget_ledger(b))
             await pipe.execute()
 
         if key_ids:

@@ -19,17 +19,46 @@
 --   The caller decides which calls take a slot (LoopBreaker.counts): a free one may too.
 --   A slot is never given back (release.lua leaves it): a loop of failing calls is still a loop.
 -- ARGV[12] reservation id
--- Returns {status, spent, retry_after_ms}: 1 committed, 0 over the cap, -1 the grant changed or is
+-- Shared budget (only when the key is under a SpendBudget; all in the budget's slot, see store/keys.py):
+-- KEYS[8] budget counter   tg:{b:<budget>}:bspend:<budget day>
+-- KEYS[9] budget ledger    tg:{b:<budget>}:bledger (set once the budget's spend is rebuilt from the ledger)
+-- KEYS[10] budget record   tg:{b:<budget>}:bresv:<reservation id> (names the budget counter it charged)
+-- ARGV[13] budget cap (micro-USD, integer ≥ 0)
+-- Returns {status, spent, retry_after_ms, budget spent}: 1 committed, 0 over the cap, -1 the grant changed or is
 -- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
 -- 4 idempotency key reused with other parameters, 5 no ledger marker: this Redis does not (yet) hold the
--- key's spend from the audit ledger (a new empty Redis, a FLUSHALL), so no money call may pass.
+-- key's spend from the audit ledger (a new empty Redis, a FLUSHALL), so no money call may pass,
+-- 6 over the shared budget's cap (spent is then the budget's). A 4th value is the budget's spend
+-- (after the reservation when committed; 0 without a budget).
+-- ---- shared budget: this block and the three lines marked `-- budget` below --------------------------
+-- (KEYS[8..10] are present only for a key under a budget: whoever appends more KEYS renumbers them.)
+local budget = KEYS[8] ~= nil
+local bspent = 0
+if budget then
+  bspent = tonumber(redis.call('GET', KEYS[8]) or '0')
+end
+-- True when the amount does not fit under the budget's cap (a free call always fits).
+local function over_budget(amount)
+  return budget and amount > 0 and bspent + amount > tonumber(ARGV[13])
+end
+local function charge_budget(amount)
+  if budget and amount > 0 then
+    bspent = redis.call('INCRBY', KEYS[8], amount)
+    redis.call('EXPIRE', KEYS[8], ARGV[4])
+    redis.call('SET', KEYS[10], KEYS[8], 'EX', ARGV[4])
+  end
+end
+-- ---------------------------------------------------------------------------------------------------
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {-1, 0, 0}
+  return {-1, 0, 0, 0}
 end
 local amount = tonumber(ARGV[2])
 local spent = tonumber(redis.call('GET', KEYS[2]) or '0')
 if amount > 0 and redis.call('EXISTS', KEYS[7]) == 0 then
-  return {5, spent, 0}
+  return {5, spent, 0, bspent}
+end
+if budget and amount > 0 and redis.call('EXISTS', KEYS[9]) == 0 then  -- budget
+  return {5, spent, 0, bspent}
 end
 local now = tonumber(ARGV[7])
 local function last(rule)
@@ -39,7 +68,7 @@ local limit = tonumber(ARGV[10])
 local window = tonumber(ARGV[11])
 if amount == 0 and limit == 0 then
   last(ARGV[5])
-  return {1, spent, 0}
+  return {1, spent, 0, bspent}
 end
 local fp = ARGV[8]
 if fp ~= '' then
@@ -50,11 +79,11 @@ if fp ~= '' then
   if seen then
     if seen ~= fp then
       last('tollgate_idempotency_key_reused')
-      return {4, spent, 0}
+      return {4, spent, 0, bspent}
     end
     redis.call('HINCRBY', KEYS[5], 'replays', 1)
     last(ARGV[5])
-    return {2, spent, 0}
+    return {2, spent, 0, bspent}
   end
 end
 if limit > 0 then
@@ -62,19 +91,24 @@ if limit > 0 then
   if redis.call('ZCARD', KEYS[6]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
     last('tollgate_loop_breaker')
-    return {3, spent, math.max(1, tonumber(oldest[2]) + window - now)}
+    return {3, spent, math.max(1, tonumber(oldest[2]) + window - now), bspent}
   end
 end
 -- A free call is never over the cap, even when settled costs have pushed spend past it.
 if amount > 0 and spent + amount > tonumber(ARGV[3]) then
   last('tollgate_cap_exceeded')
-  return {0, spent, 0}
+  return {0, spent, 0, bspent}
+end
+if over_budget(amount) then  -- budget
+  last('tollgate_budget_exceeded')
+  return {6, bspent, 0, bspent}
 end
 local after = spent
 if amount > 0 then
   after = redis.call('INCRBY', KEYS[2], amount)
   redis.call('EXPIRE', KEYS[2], ARGV[4])
   redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[4])
+  charge_budget(amount)  -- budget
 end
 if limit > 0 then
   redis.call('ZADD', KEYS[6], now, ARGV[12])
@@ -85,4 +119,4 @@ if fp ~= '' then
   redis.call('EXPIRE', KEYS[5], ARGV[9])
 end
 last(ARGV[5])
-return {1, after, 0}
+return {1, after, 0, bspent}
