@@ -85,6 +85,11 @@ class AuditRow(BaseModel):
     vendor_state: str | None = None
     # What the reservation settled to: the vendor's amount where it reported one (tollgate.audit.settle).
     settled_micro_usd: int | None = None
+    # Added in schema 5. The shared budget (SpendBudget) the key is under, its cap, and the budget's day
+    # the reservation was charged to (its own time zone's; settlement moves that counter too).
+    budget_id: str | None = None
+    budget_day: str | None = None
+    budget_cap_micro_usd: int | None = None
 
     @property
     def vendor_succeeded(self) -> bool:
@@ -214,6 +219,9 @@ def _from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         response_code_details=_str(entry.get("response_code_details")),
         settlement=_settlement(decision, _str(authz.get("vendor")), cost, reservation_id, entry),
         params=_str(authz.get("params")),
+        budget_id=_str(authz.get("budget_id")),
+        budget_day=_str(authz.get("budget_day")),
+        budget_cap_micro_usd=_int(authz.get("budget_cap_micro_usd")),
     )
 
 

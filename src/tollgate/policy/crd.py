@@ -325,7 +325,7 @@ def _conditions() -> Schema:
             "type": "object",
             "required": ["type", "status"],
             "properties": {
-                "type": {"type": "string", "description": "Ready, Expired, Revoked or Suspended."},
+                "type": {"type": "string", "description": "Ready, Expired, Revoked, Suspended or Exhausted."},
                 "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
                 "reason": {"type": "string", "description": "CamelCase reason for the condition's status."},
                 "message": {"type": "string", "description": "Human-readable detail."},
@@ -353,6 +353,7 @@ def vault_key_status() -> Schema:
                     "Expired",
                     "Revoked",
                     "PolicyMissing",
+                    "BudgetMissing",
                     "SecretMissing",
                     "Invalid",
                 ],

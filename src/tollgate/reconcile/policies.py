@@ -147,6 +147,7 @@ async def _apply(
         spec=key.spec,
         policy=policy,
         token_sha256=digest,
+        budgets=ctx.budgets,
     )
     return KeyOutcome(key.id, outcome, minted)
 

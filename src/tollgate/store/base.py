@@ -148,6 +148,10 @@ class Ledger(Protocol):
         """Write the key's spend and mark it, unless already marked; True when this call wrote it."""
         ...
 
+    async def budget_ids(self) -> set[str]:
+        """Every shared budget a grant was written under (whose spend the ledger sweep keeps)."""
+        ...
+
     async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
         """The budgets among `budget_ids` whose spend this Redis does not hold from the ledger."""
         ...

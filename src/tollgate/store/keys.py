@@ -16,6 +16,8 @@ sits in one slot and the scripts run unchanged on Redis Cluster, Valkey or a man
   tg:{vk:<key_id>}:ledger                → ms when this Redis got the key's spend from the audit ledger
                                            (no money call passes without it)    no TTL
   tg:grants                              → set of key ids with a grant          for resync / listing
+  tg:budgets                             → set of budget ids a grant was written under (the ledger
+                                           sweep rebuilds their spend)
   tg:ledger                              → run id of the Redis server the audit last checked the marks
                                            on: gone after a FLUSHALL, another one after a restart or a
                                            failover to a replica (which may be behind)
@@ -140,3 +142,7 @@ def alert(dedup: str) -> str:
 
 def grants_index() -> str:
     return f"{PREFIX}grants"
+
+
+def budgets_index() -> str:
+    return f"{PREFIX}budgets"

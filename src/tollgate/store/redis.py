@@ -299,6 +299,8 @@ class RedisStore:
             pipe = self._r.pipeline(transaction=False)
             pipe.set(keys.token(grant.token_sha256), key_id)
             pipe.sadd(keys.grants_index(), key_id)
+            if b is not None:
+                pipe.sadd(keys.budgets_index(), b)
             await pipe.execute()
 
         await self._do(write)
@@ -406,6 +408,10 @@ class RedisStore:
             args += [member, score]
         n = await self._do(lambda: self._rebuild(keys=ks, args=args))
         return bool(int(n))
+
+    async def budget_ids(self) -> set[str]:
+        ids: Any = await self._do(lambda: self._r.smembers(keys.budgets_index()))
+        return set(ids)
 
     async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
         ordered = sorted(budget_ids)
