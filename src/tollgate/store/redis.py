@@ -385,17 +385,21 @@ class RedisStore:
         }
 
     async def unmarked(self, key_ids: set[str]) -> set[str]:
+        """Keys whose spend (or whose budget's) this Redis does not hold from the ledger."""
         ordered = sorted(key_ids)
         budgets = await self._budgets_of(ordered)
 
         async def check() -> list[Any]:
+            # A key under a budget needs the budget's mark too before a money call passes (commit.lua).
             pipe = self._r.pipeline(transaction=False)
             for key_id in ordered:
-                pipe.exists(keys.ledger(key_id, budgets[key_id]))
+                b = budgets[key_id]
+                pipe.exists(keys.ledger(key_id, b))
+                pipe.exists(keys.budget_ledger(b) if b else keys.ledger(key_id))
             return list(await pipe.execute())
 
         found = await self._do(check) if ordered else []
-        return {k for k, n in zip(ordered, found, strict=True) if not n}
+        return {k for i, k in enumerate(ordered) if not (found[2 * i] and found[2 * i + 1])}
 
     async def rebuild(self, copy: LedgerCopy) -> bool:
         b = (await self._budgets_of([copy.key_id]))[copy.key_id]
