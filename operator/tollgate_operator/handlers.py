@@ -4,7 +4,9 @@ the startup, status and error-mapping pieces too.
 
 Indices (kopf keeps them in memory from the watch streams): VaultKeys by their SpendPolicy and by their
 vendor-key Secret, so a policy or Secret change re-applies exactly the keys that use it; and the
-SpendPolicies themselves, so a key finds its policy without an API call."""
+SpendPolicies themselves, so a key finds its policy without an API call; and SpendPolicies by the
+SpendBudget they name, so a budget change re-applies the keys of exactly the policies under it. The
+budgets themselves are held in memo.budgets (what reconcile reads when it compiles a grant)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from tollgate.reconcile.policies import (
     PolicyLookup,
     apply_spend_policy,
     delete_spend_policy,
+    parse_budget,
     parse_key,
     parse_policy,
     reconcile_key,
@@ -32,6 +35,7 @@ from tollgate.reconcile.vault_keys import revoke_vault_key
 from tollgate_operator.confinement import Action, ConfinementSettings, reconcile_namespace
 from tollgate_operator.errors import kopf_errors
 from tollgate_operator.kube_secrets import (
+    SPEND_BUDGETS,
     SPEND_POLICIES,
     VAULT_KEYS,
     KubeUnavailable,
@@ -39,7 +43,7 @@ from tollgate_operator.kube_secrets import (
     post_event,
 )
 from tollgate_operator.settings import OperatorSettings, confinement_settings
-from tollgate_operator.status import publish_key_status, publish_policy_status
+from tollgate_operator.status import publish_budget_status, publish_key_status, publish_policy_status
 
 
 class IndexedKey(NamedTuple):
@@ -51,6 +55,7 @@ class IndexedKey(NamedTuple):
 
 Keys = kopf.Index[tuple[str, str], IndexedKey]
 Policies = kopf.Index[tuple[str, str], dict[str, Any]]
+PoliciesByBudget = kopf.Index[tuple[str, str], tuple[str, dict[str, Any]]]
 
 
 # Index functions and filters name `namespace: str | None` as kopf's protocols do; ours are namespaced.
@@ -83,6 +88,78 @@ def spend_policies(
     namespace: str | None, name: str, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace or "", name): copy.deepcopy(dict(spec))}
+
+
+@kopf.index(*SPEND_POLICIES, when=_not_deleting)
+def spend_policies_by_budget(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    ref = spec.get("budgetRef")
+    budget = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(budget, str):
+        return {}
+    return {(namespace or "", budget): (name, copy.deepcopy(dict(spec)))}
+
+
+# ---- SpendBudget ----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*SPEND_BUDGETS)
+@kopf.on.create(*SPEND_BUDGETS)
+@kopf.on.update(*SPEND_BUDGETS)
+@kopf_errors
+async def spend_budget_changed(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    spend_policies_by_budget: PoliciesByBudget,
+    vault_keys_by_policy: Keys,
+    **_: Any,
+) -> None:
+    budget = parse_budget(spec)
+    held: dict[str, Any] = memo.budgets.budgets
+    if isinstance(budget, InvalidPolicy):
+        held.pop(f"{namespace}/{name}", None)  # fail closed: keys under it are refused (BudgetMissing)
+    else:
+        held[f"{namespace}/{name}"] = budget
+    policies = list(spend_policies_by_budget.get((namespace, name), []))
+    await _reapply_policies(memo, namespace, policies, vault_keys_by_policy)
+    if isinstance(budget, InvalidPolicy):
+        raise budget.error()
+    await publish_budget_status(memo, body, patch, budget, bound_policies=len(policies))
+
+
+@kopf.on.delete(*SPEND_BUDGETS)
+@kopf_errors
+async def spend_budget_deleted(
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    spend_policies_by_budget: PoliciesByBudget,
+    vault_keys_by_policy: Keys,
+    **_: Any,
+) -> None:
+    memo.budgets.budgets.pop(f"{namespace}/{name}", None)
+    policies = list(spend_policies_by_budget.get((namespace, name), []))
+    await _reapply_policies(memo, namespace, policies, vault_keys_by_policy)
+
+
+async def _reapply_policies(
+    memo: kopf.Memo, namespace: str, policies: list[tuple[str, dict[str, Any]]], vault_keys_by_policy: Keys
+) -> None:
+    """Recompile the keys of every policy naming a budget that changed (its cap, its day, its existence)."""
+    for policy_name, policy_spec in sorted(policies, key=lambda p: p[0]):
+        results = await apply_spend_policy(
+            memo.reconcile,
+            parse_policy(policy_spec),
+            _objects(vault_keys_by_policy.get((namespace, policy_name), [])),
+            guard=memo.locks,
+            is_live=memo.locks.is_live,
+        )
+        memo.outcomes.update({r.key_id: r.outcome for r in results})
 
 
 # ---- SpendPolicy ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ GROUP, VERSION = GROUP_VERSION.split("/")
 # kopf resource selectors
 VAULT_KEYS = (GROUP, VERSION, "vaultkeys")
 SPEND_POLICIES = (GROUP, VERSION, "spendpolicies")
+SPEND_BUDGETS = (GROUP, VERSION, "spendbudgets")
 TOKEN_KEY = "token"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
 _MERGE_PATCH = "application/merge-patch+json"

@@ -14,6 +14,7 @@ import kopf
 from tollgate.credentials import CredentialBox
 from tollgate.errors import TollgateError
 from tollgate.logging_setup import mask_handlers
+from tollgate.reconcile.budgets import HeldBudgets
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
@@ -80,7 +81,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     )
     memo.secrets = await KubeApi.connect(namespaces)
     # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
-    memo.reconcile = ReconcileContext(memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets)
+    # The SpendBudgets policies name, as the budget handlers last saw them valid (handlers.py).
+    memo.budgets = HeldBudgets()
+    memo.reconcile = ReconcileContext(
+        memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets, budgets=memo.budgets
+    )
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)

@@ -17,7 +17,13 @@ from tollgate.local.gateway import LocalGateway
 from tollgate.local.processes import ManagedProcess, free_port, start_process
 
 GROUP_VERSION = "tollgate.dev/v1alpha1"
-PLURALS = {"SpendPolicy": "spendpolicies", "VaultKey": "vaultkeys", "Secret": "secrets", "Event": "events"}
+PLURALS = {
+    "SpendPolicy": "spendpolicies",
+    "VaultKey": "vaultkeys",
+    "SpendBudget": "spendbudgets",
+    "Secret": "secrets",
+    "Event": "events",
+}
 REPO = Path(__file__).resolve().parents[2]
 # The tests' own requests carry this User-Agent, so the emulator's log tells them from the operator's.
 TEST_CLIENT = "tollgate-operator-tests"

@@ -27,6 +27,7 @@ NAMESPACES = "emulatednamespaces"  # the plural Namespace objects are kept under
 KINDS = {
     "spendpolicies": ("SpendPolicy", "spendpolicy", {"sp"}),
     "vaultkeys": ("VaultKey", "vaultkey", {"vk"}),
+    "spendbudgets": ("SpendBudget", "spendbudget", {"sb"}),
 }
 
 

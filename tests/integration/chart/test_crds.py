@@ -12,7 +12,7 @@ import kubernetes_validate
 import yaml
 from tests.integration.chart.render import CHART, KUBERNETES_VERSION, RELEASE, REPO, Chart, Rendered
 
-NAMES = {"spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev"}
+NAMES = {"spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev", "spendbudgets.tollgate.dev"}
 KEEP = "helm.sh/resource-policy"
 
 
