@@ -45,6 +45,7 @@ class Decision:
     vendor_key: str | None = None  # the real key, only on Allow; never logged
     key_id: str | None = None  # known from the token even when the grant is gone (revoked)
     budget_day: str | None = None  # the shared budget's day the reservation was charged to, if any
+    budget_spent_micro_usd: int | None = None  # the budget's spend after this call (or at its refusal)
 
     @property
     def allowed(self) -> bool:
@@ -150,7 +151,13 @@ class Checker:
             decision = self._finish(
                 did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
             )
-            return replace(decision, budget_day=charge.day) if charge and c.reservation_id else decision
+            if charge is None:
+                return decision
+            return replace(
+                decision,
+                budget_day=charge.day if c.reservation_id else None,
+                budget_spent_micro_usd=c.budget_spent_micro_usd,
+            )
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
     async def _key_id(self, digest: str | None) -> str | None:

@@ -136,6 +136,8 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
         fields.update(reservation_id=d.reservation_id, day=d.day)
         if d.budget_day:
             fields["budget_day"] = d.budget_day
+    if d.budget_spent_micro_usd is not None:
+        fields["budget_spent_micro_usd"] = d.budget_spent_micro_usd
     if d.spent_micro_usd is not None:
         fields["spent_micro_usd"] = d.spent_micro_usd
     return _struct(fields)

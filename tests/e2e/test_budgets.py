@@ -17,6 +17,7 @@ import redis
 import resend
 import stripe
 from resend.exceptions import ResendError
+from tests.e2e.test_audit_trail import eventually
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from tests.support.world import empty_world
 from twilio.base.exceptions import TwilioRestException
@@ -53,12 +54,19 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+def slack() -> Iterator[RecordingUpstream]:
+    with RecordingUpstream(Reply(200, {"ok": True})) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def gateway_options(upstream: RecordingUpstream, slack: RecordingUpstream) -> dict[str, Any]:
     # 200 Checks queue on one ext_authz process: Envoy waits longer than in production (see conftest.py).
     return {
         "localstripe": True,
         "upstreams": {"twilio": upstream.url, "resend": upstream.url},
         "extauthz_timeout_ms": 5000,
+        "alerts_webhook_url": slack.url,
     }
 
 
@@ -196,6 +204,25 @@ def test_a_budget_refusal_speaks_each_vendors_error_shape_and_names_the_budget(
     assert "$3.00 of $3.00" in (exc.value.user_message or "")
     assert agents.text() == "tollgate_budget_exceeded"
     assert agents.email() == "tollgate_budget_exceeded"
+
+
+def test_the_audit_alerts_at_80_percent_of_the_budget_and_at_its_cap_naming_it(
+    gateway: LocalGateway, agents: Agents, slack: RecordingUpstream
+) -> None:
+    slack.clear()
+    for i in range(24):  # $2.40 of $3: the 80 % mark, reached by whichever vendor's call crossed it
+        assert agents.call(i)[1] == "ok"
+    for i in range(6):
+        assert agents.call(i)[1] == "ok"
+    assert agents.email() == "tollgate_budget_exceeded"
+
+    def texts() -> list[str]:
+        return [str(r.json()["text"]) for r in slack.requests]
+
+    eventually(lambda: any("reached its daily cap" in t for t in texts()))
+    budget = [t for t in texts() if f"SpendBudget {BUDGET}" in t]
+    assert any("has spent $2.40 of its $3.00 daily cap (80%+)" in t for t in budget), budget
+    assert sum("reached its daily cap ($3.00 of $3.00)" in t for t in budget) == 1
 
 
 def test_audit_rows_name_the_budget_and_its_day(gateway: LocalGateway, agents: Agents) -> None:

@@ -93,7 +93,7 @@ def test_a_schema_3_store_migrates_to_4_keeping_its_rows(audit: AuditStore) -> N
 def test_a_schema_4_store_migrates_to_5_and_rows_name_their_budget(audit: AuditStore) -> None:
     with audit.engine.begin() as c:
         c.execute(text("DROP INDEX ix_tollgate_calls_budget_at"))
-        for name in ("budget_id", "budget_day", "budget_cap_micro_usd"):
+        for name in ("budget_id", "budget_day", "budget_cap_micro_usd", "budget_spent_micro_usd"):
             c.execute(text(f"ALTER TABLE tollgate_calls DROP COLUMN {name}"))
         c.execute(text("DELETE FROM tollgate_schema_versions WHERE version = 5"))
     assert audit.migrate() == 5

@@ -90,6 +90,7 @@ class AuditRow(BaseModel):
     budget_id: str | None = None
     budget_day: str | None = None
     budget_cap_micro_usd: int | None = None
+    budget_spent_micro_usd: int | None = None  # the budget's spend today after this call's reservation
 
     @property
     def vendor_succeeded(self) -> bool:
@@ -222,6 +223,7 @@ def _from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         budget_id=_str(authz.get("budget_id")),
         budget_day=_str(authz.get("budget_day")),
         budget_cap_micro_usd=_int(authz.get("budget_cap_micro_usd")),
+        budget_spent_micro_usd=_int(authz.get("budget_spent_micro_usd")),
     )
 
 

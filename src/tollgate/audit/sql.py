@@ -61,6 +61,7 @@ _V5_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("budget_id", Text),
     ("budget_day", Text),
     ("budget_cap_micro_usd", BigInteger),
+    ("budget_spent_micro_usd", BigInteger),
 )
 
 # Free-form values are TEXT, never VARCHAR(n): one over-long idempotency key from an agent must not make

@@ -184,7 +184,6 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
 _SPEND_BUDGET_EXTRAS: dict[str, Schema] = {
     "dailyCapUsd": USD,
     "timeZone": {"pattern": TIME_ZONE_PATTERN},
-    "alertAtPercent[]": {"minimum": 1, "maximum": 100},
 }
 
 

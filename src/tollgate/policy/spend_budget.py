@@ -2,7 +2,8 @@
 
 A budget is one daily cap shared by every vault key of every SpendPolicy that names it in `budgetRef`
 (same namespace), across vendors: each call is reserved against its key's cap and the budget's in one
-atomic step (store/lua/commit.lua).
+atomic step (store/lua/commit.lua). The audit alerts at the warning share of the cap (alerts.capWarnPercent, 80 %) and
+at the cap, as for a key's own cap.
 """
 
 from __future__ import annotations
@@ -20,13 +21,6 @@ class SpendBudgetSpec(Spec):
 
     daily_cap_usd: UsdAmount = Field(description="Most all keys under this budget may spend per day, in USD.")
     time_zone: str = Field(default="UTC", description="IANA time zone whose midnight resets the budget.")
-    alert_at_percent: list[int] = Field(
-        default_factory=lambda: [80, 100],
-        min_length=1,
-        max_length=10,
-        description="Alert when the day's spend reaches these shares of the cap, in percent (80 and 100 when "
-        "omitted).",
-    )
 
     @field_validator("daily_cap_usd", mode="before")
     @classmethod
@@ -41,13 +35,6 @@ class SpendBudgetSpec(Spec):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"{v!r} is not an IANA time zone") from exc
         return v
-
-    @field_validator("alert_at_percent")
-    @classmethod
-    def _percents(cls, v: list[int]) -> list[int]:
-        if any(p < 1 or p > 100 for p in v):
-            raise ValueError("alertAtPercent entries must be between 1 and 100")
-        return sorted(set(v))
 
     @property
     def daily_cap_micro_usd(self) -> int:

@@ -87,7 +87,7 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("SpendPolicy", policy(RESEND, loopBreaker={"calls": 100, "per": "24h"})),
     ("SpendPolicy", policy(budgetRef={"name": "support-team"})),
     ("SpendBudget", {"dailyCapUsd": "2000"}),
-    ("SpendBudget", {"dailyCapUsd": 0, "timeZone": "Europe/Paris", "alertAtPercent": [50, 80, 100]}),
+    ("SpendBudget", {"dailyCapUsd": 0, "timeZone": "Europe/Paris"}),
     ("VaultKey", key()),
     ("VaultKey", key(expiresAt="2027-01-01T08:00:00+01:00", suspended=True)),
     ("VaultKey", key(tokenSecretName="bot-token", tokenRotation="2026-11-25")),
@@ -157,8 +157,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("SpendBudget", {}, "spec.dailyCapUsd"),
     ("SpendBudget", {"dailyCapUsd": "-5"}, "spec.dailyCapUsd"),
     ("SpendBudget", {"dailyCapUsd": "5", "timeZone": "Mars Base"}, "spec.timeZone"),
-    ("SpendBudget", {"dailyCapUsd": "5", "alertAtPercent": [0]}, "spec.alertAtPercent"),
-    ("SpendBudget", {"dailyCapUsd": "5", "alertAtPercent": [101]}, "spec.alertAtPercent"),
+    ("SpendBudget", {"dailyCapUsd": "5.0000001"}, "spec.dailyCapUsd"),
     ("VaultKey", {"vendorKeySecretRef": KEY["vendorKeySecretRef"]}, "spec.policyRef"),
     ("VaultKey", key(policyRef={"name": "Not_A_Name"}), "spec.policyRef.name"),
     (
