@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import inspect
 
-from tests.integration import test_reconcile_resync, test_store, test_store_budgets, test_store_limits
+from tests.integration import (
+    test_reconcile_budgets,
+    test_reconcile_resync,
+    test_store,
+    test_store_budgets,
+    test_store_limits,
+)
 
 
 def _portable(module: object) -> dict[str, object]:
@@ -18,5 +24,11 @@ def _portable(module: object) -> dict[str, object]:
     }
 
 
-for _module in (test_store, test_store_limits, test_store_budgets, test_reconcile_resync):
+for _module in (
+    test_store,
+    test_store_limits,
+    test_store_budgets,
+    test_reconcile_resync,
+    test_reconcile_budgets,
+):
     globals().update(_portable(_module))
