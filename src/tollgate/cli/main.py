@@ -58,7 +58,10 @@ def check(
 @app.command()
 def local(
     manifests: Annotated[
-        Path, typer.Argument(help="A folder of SpendPolicy, VaultKey and Secret manifests.", exists=True)
+        Path,
+        typer.Argument(
+            help="A folder of SpendPolicy, VaultKey, SpendBudget and Secret manifests.", exists=True
+        ),
     ],
     port: Annotated[int, typer.Option(help="Port agents point their SDK at.")] = 10000,
     redis_url: Annotated[
