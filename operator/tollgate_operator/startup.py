@@ -14,7 +14,6 @@ import kopf
 from tollgate.credentials import CredentialBox
 from tollgate.errors import TollgateError
 from tollgate.logging_setup import mask_handlers
-from tollgate.reconcile.budgets import HeldBudgets
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
@@ -81,11 +80,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     )
     memo.secrets = await KubeApi.connect(namespaces)
     # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
-    # The SpendBudgets policies name, as the budget handlers last saw them valid (handlers.py).
-    memo.budgets = HeldBudgets()
-    memo.reconcile = ReconcileContext(
-        memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets, budgets=memo.budgets
-    )
+    # Handlers read the SpendBudgets from kopf's index, the resync from its own listing (handlers.py).
+    memo.reconcile = ReconcileContext(memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)
