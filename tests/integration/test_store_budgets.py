@@ -230,3 +230,23 @@ async def test_an_unledgered_budget_refuses_money_calls_but_not_free_ones(
     assert await store.unmarked({stripe.key_id}) == {stripe.key_id}
     status = (await _commit(store, stripe, amount))[0]
     assert status is (CommitStatus.UNLEDGERED if amount else CommitStatus.COMMITTED)
+
+
+async def test_a_move_cut_short_after_the_new_slot_took_the_spend_is_not_counted_twice_when_repeated(
+    store: RedisStore,
+) -> None:
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    plain = grant(spend_policy(dailyCapUsd="10"), key_id="agents/stripe-bot")
+    await store.put_grant(plain)
+    assert (
+        await store.commit(plain.key_id, plain.version, "stripe", today, 6_000_000, 10_000_000)
+    ).reservation_id
+    budgeted = grant(spend_policy(dailyCapUsd="10"), key_id="agents/stripe-bot", budget=spend_budget())
+    # The reconcile dies after both halves of the move, before the grant is written: ...
+    await store._move_in(plain, budgeted, await store._move_out(plain))
+    assert (await store.commit(plain.key_id, plain.version, "stripe", today, 1, 10_000_000)).status is (
+        CommitStatus.STALE  # ... meanwhile nothing passes on the old grant ...
+    )
+    await store.put_grant(budgeted)  # ... and the next reconcile repeats the move under the same move id.
+    assert await store.spent(plain.key_id, "stripe", today, BUDGET) == 6_000_000
+    assert await store.spent(plain.key_id, "stripe", today) == 0
