@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,8 @@ from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.store.redis import RedisStore
 
 NS = "support"
-BUDGET = f"{NS}/support-agents"
+# Each test its own budget: the audit's alerts are deduplicated per budget and day across tests.
+_NAMES = itertools.count(1)
 SID = "AC" + "2e" * 16
 STRIPE_KEY = "sk_test_tollgate_budget_key"
 DIME = 100_000  # every call here costs $0.10: a 10-cent refund, one SMS segment, one email
@@ -70,10 +72,10 @@ def gateway_options(upstream: RecordingUpstream, slack: RecordingUpstream) -> di
     }
 
 
-def manifests(budget_usd: str, cap_usd: str = "10") -> Manifests:
+def manifests(budget: str, budget_usd: str, cap_usd: str = "10") -> Manifests:
     m = Manifests()
-    m.budgets[BUDGET] = BudgetObject(
-        NS, "support-agents", SpendBudgetSpec.model_validate({"dailyCapUsd": budget_usd})
+    m.budgets[f"{NS}/{budget}"] = BudgetObject(
+        NS, budget, SpendBudgetSpec.model_validate({"dailyCapUsd": budget_usd})
     )
     policies: dict[str, dict[str, Any]] = {
         "stripe": {"allow": ["POST /v1/refunds", "GET /v1/charges/*"]},
@@ -86,7 +88,7 @@ def manifests(budget_usd: str, cap_usd: str = "10") -> Manifests:
     }
     secrets = {"stripe": STRIPE_KEY, "twilio": f"{SID}:real_twilio_auth_token", "resend": "re_real_key"}
     for vendor, extra in policies.items():
-        spec = {"vendor": vendor, "dailyCapUsd": cap_usd, "budgetRef": {"name": "support-agents"}, **extra}
+        spec = {"vendor": vendor, "dailyCapUsd": cap_usd, "budgetRef": {"name": budget}, **extra}
         m.policies[f"{NS}/{vendor}"] = PolicyObject(NS, vendor, SpendPolicySpec.model_validate(spec))
         key = {"policyRef": {"name": vendor}, "vendorKeySecretRef": {"name": vendor, "key": "api-key"}}
         m.keys[f"{NS}/{vendor}-agent"] = KeyObject(NS, f"{vendor}-agent", VaultKeySpec.model_validate(key))
@@ -150,24 +152,27 @@ class Agents:
         return int(ch.amount_refunded)
 
     stripe_upstream = ""
+    budget_name = budget = ""
 
 
 @pytest.fixture
 def agents(gateway: LocalGateway, upstream: RecordingUpstream) -> Agents:
     empty_world(gateway)
     upstream.clear()
-    a = Agents(gateway, gateway.apply(manifests(budget_usd="3")))
+    name = f"support-agents-{next(_NAMES)}"
+    a = Agents(gateway, gateway.apply(manifests(name, budget_usd="3")))
     a.stripe_upstream = gateway.upstreams["stripe"]
+    a.budget_name, a.budget = name, f"{NS}/{name}"
     return a
 
 
-def budget_spent(gateway: LocalGateway) -> int:
+def budget_spent(gateway: LocalGateway, budget: str) -> int:
     async def read() -> int:
         store = RedisStore.from_url(gateway.redis_url)
         try:
             g = await store.grant(f"{NS}/stripe-agent")
             assert g is not None and g.budget is not None
-            return await store.budget_spent(BUDGET, g.budget.day_key(datetime.now(UTC)))
+            return await store.budget_spent(budget, g.budget.day_key(datetime.now(UTC)))
         finally:
             await store.close()
 
@@ -189,7 +194,7 @@ def test_two_hundred_concurrent_calls_across_stripe_twilio_and_resend_never_pass
     assert agents.refunded() == 10 * passed.count("stripe")
     sent = [r for r in upstream.requests if r.method == "POST"]
     assert len(sent) == passed.count("twilio") + passed.count("resend")
-    assert budget_spent(gateway) == 30 * DIME
+    assert budget_spent(gateway, agents.budget) == 30 * DIME
 
 
 def test_a_budget_refusal_speaks_each_vendors_error_shape_and_names_the_budget(
@@ -200,7 +205,7 @@ def test_a_budget_refusal_speaks_each_vendors_error_shape_and_names_the_budget(
     with pytest.raises(stripe.CardError) as exc:
         agents.stripe.v1.refunds.create(params={"charge": agents.charge.id, "amount": 10})
     assert exc.value.http_status == 402 and exc.value.code == "tollgate_budget_exceeded"
-    assert f"SpendBudget {BUDGET}" in (exc.value.user_message or "")
+    assert f"SpendBudget {agents.budget}" in (exc.value.user_message or "")
     assert "$3.00 of $3.00" in (exc.value.user_message or "")
     assert agents.text() == "tollgate_budget_exceeded"
     assert agents.email() == "tollgate_budget_exceeded"
@@ -220,7 +225,7 @@ def test_the_audit_alerts_at_80_percent_of_the_budget_and_at_its_cap_naming_it(
         return [str(r.json()["text"]) for r in slack.requests]
 
     eventually(lambda: any("reached its daily cap" in t for t in texts()))
-    budget = [t for t in texts() if f"SpendBudget {BUDGET}" in t]
+    budget = [t for t in texts() if f"SpendBudget {agents.budget}" in t]
     assert any("has spent $2.40 of its $3.00 daily cap (80%+)" in t for t in budget), budget
     assert sum("reached its daily cap ($3.00 of $3.00)" in t for t in budget) == 1
 
@@ -237,8 +242,8 @@ def test_audit_rows_name_the_budget_and_its_day(gateway: LocalGateway, agents: A
     finally:
         audit.dispose()
     assert [(v, b, c) for v, b, _, c in rows] == [
-        ("stripe", BUDGET, 3_000_000),
-        ("twilio", BUDGET, 3_000_000),
+        ("stripe", agents.budget, 3_000_000),
+        ("twilio", agents.budget, 3_000_000),
     ]
     assert all(day and len(day) == 8 for _, _, day, _ in rows)
 
@@ -253,12 +258,12 @@ def test_after_redis_loses_its_data_the_budgets_spend_comes_back_from_the_audit(
     with redis.Redis.from_url(gateway.redis_url) as r:
         r.flushall()
     # What the operator's resync does after a flush: the grants come back with the tokens agents hold.
-    gateway.apply(manifests(budget_usd="3"), keep_tokens=True)
+    gateway.apply(manifests(agents.budget_name, budget_usd="3"), keep_tokens=True)
     # Until the audit has given the budget its spend back, no money call under it passes; reads do.
     assert agents.email() == "tollgate_unavailable"
     assert agents.stripe.v1.charges.retrieve(agents.charge.id).id == agents.charge.id
     gateway.start_auditor()
     gateway.wait_ledger()
-    assert budget_spent(gateway) == 29 * DIME
+    assert budget_spent(gateway, agents.budget) == 29 * DIME
     assert agents.refund() == "ok"  # the thirtieth fits
     assert agents.text() == "tollgate_budget_exceeded"

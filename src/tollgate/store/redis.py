@@ -281,21 +281,26 @@ class RedisStore:
 
         async def write() -> None:
             now_ms = int(time.time() * 1000)
-            # The version sits in the key's slot (its budget's, if any), beside the counters commit.lua
-            # reserves against: one MULTI keeps it in step with what else this slot holds.
-            pipe = self._r.pipeline(transaction=True)
-            pipe.set(keys.version(key_id, b), grant.version)
-            if not self.audited:  # no ledger to wait for: what Redis holds is all there is
-                pipe.set(keys.ledger(key_id, b), now_ms, nx=True)
-                if b is not None:
-                    pipe.set(keys.budget_ledger(b), now_ms, nx=True)
             if b is None:
+                # grant and version share a slot: one MULTI keeps them in step
+                pipe = self._r.pipeline(transaction=True)
                 pipe.set(keys.grant(key_id), grant.model_dump_json())
-            await pipe.execute()
-            if b is not None:
-                # Another slot: written after the version, so a call decided on the old grant meanwhile
-                # finds another version (STALE) and is decided again, never passed on the old terms.
-                await self._r.set(keys.grant(key_id), grant.model_dump_json())
+                pipe.set(keys.version(key_id), grant.version)
+                if not self.audited:  # no ledger to wait for: what Redis holds is all there is
+                    pipe.set(keys.ledger(key_id), now_ms, nx=True)
+                await pipe.execute()
+            else:
+                # Under a budget the version sits in the budget's slot, beside the counters commit.lua
+                # reserves against, and the grant in the key's: one round trip, no MULTI across slots.
+                # In either order a commit never passes on terms it was not decided on: a stale version
+                # (or a new grant before its version lands) is STALE, and the call is decided again.
+                pipe = self._r.pipeline(transaction=False)
+                pipe.set(keys.version(key_id, b), grant.version)
+                pipe.set(keys.grant(key_id), grant.model_dump_json())
+                if not self.audited:
+                    pipe.set(keys.ledger(key_id, b), now_ms, nx=True)
+                    pipe.set(keys.budget_ledger(b), now_ms, nx=True)
+                await pipe.execute()
             pipe = self._r.pipeline(transaction=False)
             pipe.set(keys.token(grant.token_sha256), key_id)
             pipe.sadd(keys.grants_index(), key_id)
@@ -349,10 +354,22 @@ class RedisStore:
         old_raw: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
         old = Grant.model_validate_json(old_raw) if old_raw else None
         b = old.budget_id if old else None
-        removed = await self._do(
-            lambda: self._r.delete(keys.version(key_id, b), keys.last_decision(key_id, b))
-        )
-        removed += await self._do(lambda: self._r.delete(keys.grant(key_id)))
+        if b is None:
+            # One slot: one DEL, so a call never finds the grant without its version (it is refused as
+            # revoked on its next read, never told the grant "kept changing").
+            removed: int = await self._do(
+                lambda: self._r.delete(keys.version(key_id), keys.grant(key_id), keys.last_decision(key_id))
+            )
+        else:
+            # Two slots, one round trip. Whichever lands first, a commit on the cached grant fails
+            # STALE once the version is gone, and the next read finds no grant.
+            async def drop() -> int:
+                pipe = self._r.pipeline(transaction=False)
+                pipe.delete(keys.version(key_id, b), keys.last_decision(key_id, b))
+                pipe.delete(keys.grant(key_id))
+                return sum(int(n) for n in await pipe.execute())
+
+            removed = await self._do(drop)
         await self._do(lambda: self._r.srem(keys.grants_index(), key_id))
         if old:
             await self._retire_token(old.token_sha256)
