@@ -35,13 +35,18 @@ its own cap and the budget's in one script, so the key's counters must sit in th
   tg:{b:<budget_id>}:bledger             → ms when this Redis got the budget's spend from the audit
                                            ledger (no money call under it passes without it) no TTL
   tg:{b:<budget_id>}:bresv:<reservation> → the budget counter one reservation charged   TTL: 2 days
-  tg:{<slot>}:k:<key_id>:moving          → id of a slot move in progress (reconcile) TTL: 2 days
-  tg:{<slot>}:k:<key_id>:adopted:<move>  → 1 once the move's counters were added here TTL: 2 days
+  <key's keys in a slot>:moving          → id of a move out of this slot in progress (reconcile)
+                                                                                TTL: 2 days
+  <key's keys in a slot>:adopted:<move>  → 1 once that move's counters were added here TTL: 2 days
+  (`<key's keys in a slot>` is `tg:{vk:<key_id>}` or `tg:{b:<budget_id>}:k:<key_id>`.)
 
 The grant itself stays at `tg:{vk:<key_id>}:grant` (ext_authz finds it by key id alone, outside any
-script) and says which budget the key is under; the slot follows from it (`slot`). When a policy gains or
-loses a budgetRef its keys change slot: reconcile moves the key's counters (store/redis.py, move_out.lua
-and move_in.lua), and a commit decided on the old grant finds no version in the old slot (STALE).
+script) and says which budget the key is under; the slot follows from it (`slot`), so ext_authz builds
+every KEY of commit.lua from the grant. release.lua and settle.lua find the slot from the audit row,
+which names the budget and its day. When a policy gains, loses or changes its budgetRef its keys change
+slot: reconcile moves the key's counters (store/redis.py: move_out.lua deletes the old version first,
+move_in.lua adds the spend once per move id, then the grant is written and the old slot cleared), and a
+commit decided on the old grant finds no version in the old slot (STALE).
 
 ext_authz may decide from a cached grant: the commit script then checks `version` in the same atomic
 step that reserves the cost, so a revoke (which deletes it) or any change wins over the cache.

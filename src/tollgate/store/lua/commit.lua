@@ -24,8 +24,8 @@
 -- KEYS[9] budget ledger    tg:{b:<budget>}:bledger (set once the budget's spend is rebuilt from the ledger)
 -- KEYS[10] budget record   tg:{b:<budget>}:bresv:<reservation id> (names the budget counter it charged)
 -- ARGV[13] budget cap (micro-USD, integer ≥ 0)
--- Returns {status, spent, retry_after_ms, budget spent}: 1 committed, 0 over the cap, -1 the grant changed or is
--- gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
+-- Returns {status, spent, retry_after_ms, budget spent}: 1 committed, 0 over the cap, -1 the grant
+-- changed or is gone, 2 a replay of a counted call (nothing reserved), 3 loop breaker (retry_after_ms set),
 -- 4 idempotency key reused with other parameters, 5 no ledger marker: this Redis does not (yet) hold the
 -- key's spend from the audit ledger (a new empty Redis, a FLUSHALL), so no money call may pass,
 -- 6 over the shared budget's cap (spent is then the budget's). A 4th value is the budget's spend
