@@ -40,7 +40,8 @@ def _main(
 def check(
     manifests: Annotated[Path, typer.Argument(help="A manifest file or a folder of them.", exists=True)],
 ) -> None:
-    """Validate SpendPolicy / VaultKey / Secret manifests exactly as the gateway would; other kinds are skipped."""
+    """Validate SpendPolicy / VaultKey / SpendBudget / Secret manifests exactly as the gateway would; other
+    kinds are skipped."""
     from tollgate.cli.check import allow_warnings
 
     try:
@@ -52,7 +53,10 @@ def check(
     for warning in allow_warnings(m):
         typer.echo(f"warning: {warning}", err=True)
     skipped = f", skipped {len(m.skipped)} of other kinds" if m.skipped else ""
-    typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret{skipped}")
+    budgets = f", {len(m.budgets)} SpendBudget" if m.budgets else ""
+    typer.echo(
+        f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey{budgets}, {len(m.secrets)} Secret{skipped}"
+    )
 
 
 @app.command()
