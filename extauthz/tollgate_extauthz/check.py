@@ -22,7 +22,7 @@ from tollgate.decide.idempotency import fingerprint
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
-from tollgate.store.base import NO_LIMITS, BudgetCharge, Commit, CommitStatus, Limits, Store
+from tollgate.store.base import NO_LIMITS, BudgetCharge, CheckStore, Commit, CommitStatus, Limits
 from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
 from tollgate_extauthz.request import Incoming
@@ -97,7 +97,7 @@ class GrantCache:
 class Checker:
     def __init__(
         self,
-        store: Store,
+        store: CheckStore,
         box: CredentialBox,
         lookup: Lookup,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tollgate.credentials import CredentialBox
 from tollgate.errors import StoreUnavailable
 from tollgate.settings import Settings
-from tollgate.store.base import Store
+from tollgate.store.base import Lifecycle
 from tollgate.store.redis import RedisStore
 from tollgate_extauthz.check import Checker
 from tollgate_extauthz.lookup import Lookup
@@ -88,7 +88,11 @@ class Readiness:
     """Sets the Authorization service SERVING while Redis answers a ping, NOT_SERVING while it does not."""
 
     def __init__(
-        self, health_servicer: health.aio.HealthServicer, store: Store, metrics: Metrics, interval_s: float
+        self,
+        health_servicer: health.aio.HealthServicer,
+        store: Lifecycle,
+        metrics: Metrics,
+        interval_s: float,
     ) -> None:
         self._health = health_servicer
         self._store = store

@@ -18,6 +18,7 @@ from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.resync import resync
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import Outcome
+from tollgate.store.base import Store
 from tollgate.store.redis import RedisStore
 from tollgate_operator.confinement import is_agent_namespace
 from tollgate_operator.kube_secrets import KubeApi
@@ -75,9 +76,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     namespaces = frozenset(process.operator.namespaces) or None
     memo.settings = process
     memo.box = CredentialBox(process.credentials.plain())  # no key: fail now, not on the first call
-    memo.store = RedisStore.from_url(
+    # Typed as the whole Store: the handlers hand it to reconcile (GrantStore) and status (StatusStore).
+    store: Store = RedisStore.from_url(
         process.redis.url, timeout_s=process.redis.timeout_ms / 1000, audited=process.redis.audited
     )
+    memo.store = store
     memo.secrets = await KubeApi.connect(namespaces)
     # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
     # Handlers read the SpendBudgets from kopf's index, the resync from its own listing (handlers.py).

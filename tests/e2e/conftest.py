@@ -1,7 +1,8 @@
 """The gateway e2e tests drive: redis-server, the ext_authz process, Envoy and the audit, as local mode runs
-them. One is shared by the session, with localstripe as the Stripe upstream; tests load their own manifests
-into it and drive it with the official SDKs. A module that needs another gateway (a recording upstream,
-manifests from a folder, persistence) says so by overriding `gateway_options`, and gets its own."""
+them (tests/support/gateways.py, which the operator tier starts its gateways with too). One is shared by
+the session, with localstripe as the Stripe upstream; tests load their own manifests into it and drive it
+with the official SDKs. A module that needs another gateway (a recording upstream, manifests from a
+folder, persistence) says so by overriding `gateway_options`, and gets its own."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from tests.support.gateways import running_gateway
 from tests.support.recorder import RecordingUpstream, Reply
 from tests.support.world import empty_world
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -34,16 +36,15 @@ def alert_sink() -> Iterator[RecordingUpstream]:
 def shared_gateway(
     tmp_path_factory: pytest.TempPathFactory, alert_sink: RecordingUpstream
 ) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        localstripe=True,
-        workdir=tmp_path_factory.mktemp("gateway"),
-        alerts_webhook_url=alert_sink.url,
+    options = {
+        "localstripe": True,
+        "alerts_webhook_url": alert_sink.url,
         # The 200-way races queue 200 Checks on one ext_authz process; on a busy 2-core machine the last of
         # them can take over a second. What they prove is the cap, not the latency (that is bench/'s job),
         # so Envoy waits longer here than the production default before failing closed.
-        extauthz_timeout_ms=5000,
-    )
-    with LocalGateway(options) as gw:
+        "extauthz_timeout_ms": 5000,
+    }
+    with running_gateway(tmp_path_factory, "gateway", options) as gw:
         yield gw
 
 
@@ -62,14 +63,8 @@ def gateway(
     if not gateway_options:
         yield request.getfixturevalue("shared_gateway")
         return
-    fields = dict(gateway_options)
-    env: dict[str, str] = fields.pop("env", {})
-    workdir = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        with LocalGateway(GatewayOptions(workdir=workdir, **fields)) as gw:
-            yield gw
+    with running_gateway(tmp_path_factory, request.module.__name__.rpartition(".")[2], gateway_options) as gw:
+        yield gw
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import stripe
 from tests.e2e.conftest import REAL_KEY
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -46,16 +47,12 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def recorded_gateway(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalGateway]:
-    options = GatewayOptions(upstreams={"stripe": upstream.url}, workdir=tmp_path_factory.mktemp("swap"))
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(upstream: RecordingUpstream) -> dict[str, Any]:
+    return {"upstreams": {"stripe": upstream.url}}
 
 
 @pytest.fixture(scope="module")
-def token(recorded_gateway: LocalGateway) -> str:
+def token(gateway: LocalGateway) -> str:
     m = Manifests()
     m.policies["agents/p"] = PolicyObject(
         "agents",
@@ -77,7 +74,7 @@ def token(recorded_gateway: LocalGateway) -> str:
         ),
     )
     m.secrets["agents/s"] = SecretObject("agents", "s", {"k": REAL_KEY})
-    return recorded_gateway.apply(m)["agents/k"]
+    return gateway.apply(m)["agents/k"]
 
 
 def client(gw: LocalGateway, token: str) -> stripe.StripeClient:
@@ -85,10 +82,10 @@ def client(gw: LocalGateway, token: str) -> stripe.StripeClient:
 
 
 def test_upstream_sees_the_real_key_and_never_the_vault_key(
-    recorded_gateway: LocalGateway, upstream: RecordingUpstream, token: str
+    gateway: LocalGateway, upstream: RecordingUpstream, token: str
 ) -> None:
     upstream.clear()
-    client(recorded_gateway, token).v1.refunds.create(
+    client(gateway, token).v1.refunds.create(
         params={"charge": "ch_rec", "amount": 700}, options={"headers": {"X-Agent-Run-Id": "run-42"}}
     )
     lookup, refund = upstream.wait_for(2)
@@ -103,13 +100,13 @@ def test_upstream_sees_the_real_key_and_never_the_vault_key(
 
 
 def test_basic_auth_with_the_vault_key_is_swapped_too(
-    recorded_gateway: LocalGateway, upstream: RecordingUpstream, token: str
+    gateway: LocalGateway, upstream: RecordingUpstream, token: str
 ) -> None:
     import httpx
 
     upstream.clear()
     r = httpx.post(
-        f"{recorded_gateway.base_url()}/v1/transfers",
+        f"{gateway.base_url()}/v1/transfers",
         auth=(token, ""),
         data={"amount": "900", "currency": "usd", "destination": "acct_partner"},
     )
@@ -119,11 +116,11 @@ def test_basic_auth_with_the_vault_key_is_swapped_too(
 
 
 def test_a_transfer_to_an_unlisted_destination_is_refused(
-    recorded_gateway: LocalGateway, upstream: RecordingUpstream, token: str
+    gateway: LocalGateway, upstream: RecordingUpstream, token: str
 ) -> None:
     upstream.clear()
     with pytest.raises(stripe.PermissionError) as exc:
-        client(recorded_gateway, token).v1.transfers.create(
+        client(gateway, token).v1.transfers.create(
             params={"amount": 900, "currency": "usd", "destination": "acct_stranger"}
         )
     assert exc.value.error.code == "tollgate_account_not_allowed"
@@ -131,26 +128,24 @@ def test_a_transfer_to_an_unlisted_destination_is_refused(
 
 
 def test_every_call_is_in_the_access_log_with_its_decision_and_no_secret(
-    recorded_gateway: LocalGateway, upstream: RecordingUpstream, token: str
+    gateway: LocalGateway, upstream: RecordingUpstream, token: str
 ) -> None:
-    c = client(recorded_gateway, token)
+    c = client(gateway, token)
     c.v1.refunds.create(
         params={"charge": "ch_rec", "amount": 100}, options={"headers": {"X-Agent-Run-Id": "run-log"}}
     )
     with pytest.raises(stripe.PermissionError):
         c.v1.customers.create(options={"headers": {"X-Agent-Run-Id": "run-log"}})
-    recorded_gateway.envoy.stop()  # flushes the access log  # type: ignore[union-attr]
-    recorded_gateway.start_envoy()
-    lines = [
-        json.loads(line) for line in recorded_gateway.access_log.read_text().splitlines() if line.strip()
-    ]
+    gateway.envoy.stop()  # flushes the access log  # type: ignore[union-attr]
+    gateway.start_envoy()
+    lines = [json.loads(line) for line in gateway.access_log.read_text().splitlines() if line.strip()]
     mine = [entry for entry in lines if "run-log" in json.dumps(entry)]
     assert len(mine) == 2
     text = json.dumps(mine)
     assert '"allow"' in text and '"deny"' in text
     assert "tollgate_endpoint_not_allowed" in text
     # no log Tollgate writes holds the vault token or the vendor key
-    for log in recorded_gateway.workdir.glob("*.log"):
+    for log in gateway.workdir.glob("*.log"):
         content = log.read_text()
         assert token not in content, log.name
         assert REAL_KEY not in content, log.name

@@ -17,7 +17,7 @@ import stripe
 from tests.support.recorder import RecordingUpstream
 from tests.support.stripe_fake import StripeFake
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import SecretObject, load_path
 
 ROLES = Path(__file__).parents[2] / "deploy" / "examples" / "roles"
@@ -84,37 +84,46 @@ class Roles:
 
 
 @pytest.fixture(scope="module")
-def roles_gateway(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[LocalGateway, StripeFake, RecordingUpstream, RecordingUpstream]]:
-    fake = StripeFake()
-    with RecordingUpstream(fake) as api, RecordingUpstream(fake) as files:
-        options = GatewayOptions(
-            upstreams={"stripe": api.url, "stripe-files": files.url},
-            workdir=tmp_path_factory.mktemp("roles"),
-        )
-        with LocalGateway(options) as gw:
-            yield gw, fake, api, files
+def fake() -> StripeFake:
+    return StripeFake()
+
+
+@pytest.fixture(scope="module")
+def stripe_api(fake: StripeFake) -> Iterator[RecordingUpstream]:
+    with RecordingUpstream(fake) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def stripe_files(fake: StripeFake) -> Iterator[RecordingUpstream]:
+    with RecordingUpstream(fake) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def gateway_options(stripe_api: RecordingUpstream, stripe_files: RecordingUpstream) -> dict[str, Any]:
+    return {"upstreams": {"stripe": stripe_api.url, "stripe-files": stripe_files.url}}
 
 
 @pytest.fixture
-def roles(roles_gateway: tuple[LocalGateway, StripeFake, RecordingUpstream, RecordingUpstream]) -> Roles:
+def roles(
+    gateway: LocalGateway, fake: StripeFake, stripe_api: RecordingUpstream, stripe_files: RecordingUpstream
+) -> Roles:
     """Every role's example policy and key, as committed (the dispute handler's key resumed), on a fresh
     Stripe fake with no spend."""
-    gw, fake, api, files = roles_gateway
     fake.objects.clear()
     seed(fake)
-    with redis.Redis.from_url(gw.redis_url) as r:
+    with redis.Redis.from_url(gateway.redis_url) as r:
         r.flushall()
     m = load_path(ROLES)
     for name in ("stripe-platform-key", "stripe-readonly-key"):
         m.secrets[f"agents/{name}"] = SecretObject("agents", name, {"api-key": REAL_KEY})
     bot = m.keys["agents/disputes-bot"]
     m.keys[bot.id] = dataclasses.replace(bot, spec=bot.spec.model_copy(update={"suspended": False}))
-    tokens = gw.apply(m)
-    api.clear()
-    files.clear()
-    return Roles(gw, fake, api, files, tokens)
+    tokens = gateway.apply(m)
+    stripe_api.clear()
+    stripe_files.clear()
+    return Roles(gateway, fake, stripe_api, stripe_files, tokens)
 
 
 def refused_with(exc: pytest.ExceptionInfo[stripe.StripeError], code: str) -> None:

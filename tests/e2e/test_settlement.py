@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tests.support.faulty import FaultyUpstream
@@ -15,7 +16,7 @@ from tests.support.tcp_proxy import TcpProxy
 
 from tollgate.audit.record import from_entry
 from tollgate.audit.settle import RELEASED, SETTLED, UNKNOWN
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 
 ROUTE_TIMEOUT_S = 1
 
@@ -33,14 +34,8 @@ def link(vendor: FaultyUpstream) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture(scope="module")
-def gateway(link: TcpProxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        upstreams={"stripe": f"http://127.0.0.1:{link.port}"},
-        workdir=tmp_path_factory.mktemp("settle"),
-        upstream_timeout_s=ROUTE_TIMEOUT_S,
-    )
-    with LocalGateway(options) as gw:
-        yield gw
+def gateway_options(link: TcpProxy) -> dict[str, Any]:
+    return {"upstreams": {"stripe": f"http://127.0.0.1:{link.port}"}, "upstream_timeout_s": ROUTE_TIMEOUT_S}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from tests.builders import grant, spend_policy
 from tollgate.credentials import token_digest
 from tollgate.errors import StoreUnavailable
 from tollgate.store import keys
-from tollgate.store.base import CommitStatus
+from tollgate.store.base import CommitStatus, Limits
 from tollgate.store.redis import RedisStore
 
 KEY = "agents/support-bot"
@@ -203,7 +203,7 @@ async def test_with_replica_acks_a_reservation_no_replica_holds_is_refused_and_a
     redis_server,
 ) -> None:
     # This redis-server has no replica: WAIT 1 answers 0, so a paid call must not pass.
-    store = RedisStore.from_url(redis_server.url, replica_acks=1, replica_ack_timeout_ms=5)
+    store = RedisStore.from_url(redis_server.url, replica_acks=1, replica_ack_timeout_ms=5, audited=False)
     try:
         g = grant()
         await store.put_grant(g)
@@ -211,5 +211,13 @@ async def test_with_replica_acks_a_reservation_no_replica_holds_is_refused_and_a
             await store.commit(KEY, g.version, "stripe", "acks", 1, 10**9)
         free = await store.commit(KEY, g.version, "stripe", "acks", 0, 10**9)
         assert free.status is CommitStatus.COMMITTED
+        # The refused call never reached the vendor: its reservation is given back, not left counted.
+        assert await store.spent(KEY, "stripe", "acks") == 0
+        # and a retry under its idempotency key is a new call, not a replay of one that never ran
+        retry = Limits(idempotency_key="idem-1", fingerprint="f1")
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable):
+                await store.commit(KEY, g.version, "stripe", "acks", 5, 10**9, limits=retry)
+        assert await store.spent(KEY, "stripe", "acks") == 0
     finally:
         await store.close()

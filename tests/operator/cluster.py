@@ -155,6 +155,33 @@ users:
     return path
 
 
+def start_apiserver(log_dir: Path, *, requests_log: Path | None = None) -> ManagedProcess:
+    """KMock's Kubernetes emulator in a process of its own; `requests_log`: where it logs every request."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.operator.kube_emulator", f"--port={port}"]
+    if requests_log is not None:
+        argv.append(f"--requests-log={requests_log}")
+    proc = start_process("kube-emulator", argv, ready_port=port, log_dir=log_dir, timeout=30, cwd=REPO)
+    proc.url = f"http://127.0.0.1:{port}"
+    return proc
+
+
+def operator_env(
+    apiserver: ManagedProcess, gateway: LocalGateway, workdir: Path, **settings: str
+) -> dict[str, str]:
+    """The operator's environment as the chart wires it: the API server, the gateway's Redis and Fernet key,
+    and spend marked by the audit exactly when the gateway runs one (`audit.enabled`); `settings` adds
+    TOLLGATE_ variables."""
+    assert apiserver.url
+    return {
+        "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", apiserver.url)),
+        "TOLLGATE_REDIS__URL": gateway.redis_url,
+        "TOLLGATE_CREDENTIALS__KEYS": gateway.box_key,
+        "TOLLGATE_REDIS__AUDITED": "true" if gateway.options.audit else "false",
+        **settings,
+    }
+
+
 class Operator:
     """The operator as its own process, as it runs in the cluster: by default the chart's command line
     (`kopf run --standalone --all-namespaces --liveness=... -m tollgate_operator.handlers`), or with

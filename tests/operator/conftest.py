@@ -9,17 +9,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import stripe
-from tests.operator.cluster import REPO, Cluster, Operator, kubeconfig
+from tests.operator.cluster import Cluster, Operator, operator_env, start_apiserver
+from tests.support.gateways import running_gateway
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
-from tollgate.local.processes import ManagedProcess, free_port, start_process
+from tollgate.local.gateway import LocalGateway
+from tollgate.local.processes import ManagedProcess
 
 REAL_KEY = "sk_test_tollgate_operator_real_key"
 # Where the agent namespaces' egress policy lets agents go: what the chart passes in the cluster.
@@ -37,11 +37,13 @@ STATUS_INTERVAL_S = 0.5
 _COUNTER = itertools.count(1)
 
 
+# The gateway beside the operator: localstripe as Stripe, no audit (as with the chart's audit.enabled=false).
+GATEWAY = {"localstripe": True, "audit": False}
+
+
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    with LocalGateway(
-        GatewayOptions(localstripe=True, audit=False, workdir=tmp_path_factory.mktemp("gateway"))
-    ) as gw:
+    with running_gateway(tmp_path_factory, "gateway", GATEWAY) as gw:
         yield gw
 
 
@@ -50,23 +52,8 @@ REQUESTS_LOG = "requests.jsonl"
 
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    port = free_port()
     log_dir = tmp_path_factory.mktemp("kube")
-    proc = start_process(
-        "kube-emulator",
-        [
-            sys.executable,
-            "-m",
-            "tests.operator.kube_emulator",
-            f"--port={port}",
-            f"--requests-log={log_dir / REQUESTS_LOG}",
-        ],
-        ready_port=port,
-        log_dir=log_dir,
-        timeout=30,
-        cwd=REPO,
-    )
-    proc.url = f"http://127.0.0.1:{port}"
+    proc = start_apiserver(log_dir, requests_log=log_dir / REQUESTS_LOG)
     try:
         yield proc
     finally:
@@ -92,16 +79,14 @@ def operator(
     apiserver: ManagedProcess, gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
     workdir = tmp_path_factory.mktemp("operator")
-    assert apiserver.url
-    env = {
-        "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", apiserver.url)),
-        "TOLLGATE_REDIS__URL": gateway.redis_url,
-        "TOLLGATE_CREDENTIALS__KEYS": gateway.box_key,
-        "TOLLGATE_OPERATOR__STATUS_INTERVAL_S": str(STATUS_INTERVAL_S),
-        "TOLLGATE_OPERATOR__RESYNC_INTERVAL_S": "2",
-        "TOLLGATE_OPERATOR__CONFINEMENT": json.dumps(CONFINEMENT),
-        "TOLLGATE_REDIS__AUDITED": "false",  # the gateway beside it runs no audit (as with audit.enabled=false)
-    }
+    env = operator_env(
+        apiserver,
+        gateway,
+        workdir,
+        TOLLGATE_OPERATOR__STATUS_INTERVAL_S=str(STATUS_INTERVAL_S),
+        TOLLGATE_OPERATOR__RESYNC_INTERVAL_S="2",
+        TOLLGATE_OPERATOR__CONFINEMENT=json.dumps(CONFINEMENT),
+    )
     op = Operator(env, workdir).start()
     try:
         yield op

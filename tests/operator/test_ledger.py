@@ -5,43 +5,39 @@ the spend back from its ledger before any money call passes: the next refund is 
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
 import stripe
 from tests.operator.cluster import (
-    REPO,
     Cluster,
     Operator,
     agent,
     eventually,
-    kubeconfig,
+    operator_env,
+    start_apiserver,
     wait_for_state,
     wait_for_token,
 )
 from tests.operator.conftest import REAL_KEY
+from tests.support.gateways import running_gateway
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
-from tollgate.local.processes import ManagedProcess, free_port, start_process
+from tollgate.local.gateway import LocalGateway
+from tollgate.local.processes import ManagedProcess
 from tollgate.store import keys
 
 
 @pytest.fixture(scope="module")
 def audited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    with LocalGateway(GatewayOptions(localstripe=True, workdir=tmp_path_factory.mktemp("ledger-gw"))) as gw:
+    with running_gateway(tmp_path_factory, "ledger-gw", {"localstripe": True}) as gw:
         yield gw
 
 
 @pytest.fixture(scope="module")
 def own_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
     """An emulator of its own: the session-scoped operator fixture watches every namespace of the shared one."""
-    port = free_port()
-    log_dir = tmp_path_factory.mktemp("ledger-kube")
-    argv = [sys.executable, "-m", "tests.operator.kube_emulator", f"--port={port}"]
-    proc = start_process("kube-emulator", argv, ready_port=port, log_dir=log_dir, timeout=30, cwd=REPO)
-    proc.url = f"http://127.0.0.1:{port}"
+    proc = start_apiserver(tmp_path_factory.mktemp("ledger-kube"))
     try:
         yield proc
     finally:
@@ -60,15 +56,8 @@ def own_cluster(own_apiserver: ManagedProcess) -> Iterator[Cluster]:
 def audited_operator(
     own_apiserver: ManagedProcess, audited_gateway: LocalGateway, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    apiserver = own_apiserver
     workdir = tmp_path_factory.mktemp("ledger-op")
-    assert apiserver.url
-    env = {
-        "KUBECONFIG": str(kubeconfig(workdir / "kubeconfig", apiserver.url)),
-        "TOLLGATE_REDIS__URL": audited_gateway.redis_url,
-        "TOLLGATE_CREDENTIALS__KEYS": audited_gateway.box_key,
-        "TOLLGATE_OPERATOR__RESYNC_INTERVAL_S": "2",
-    }
+    env = operator_env(own_apiserver, audited_gateway, workdir, TOLLGATE_OPERATOR__RESYNC_INTERVAL_S="2")
     op = Operator(env, workdir).start()
     try:
         yield op

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 import redis
+from tests.support.gateways import running_gateway
 from tests.support.raw_http import RawResponse, send
 from tests.support.recorder import RecordedRequest, RecordingUpstream, Reply
 from tests.support.world import empty_world
 
-from tollgate.local.gateway import GatewayOptions, LocalGateway
+from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -109,18 +110,17 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture(scope="session")
 def gateway(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
-    options = GatewayOptions(
-        upstreams={
+    options = {
+        "upstreams": {
             "stripe": upstreams.stripe.url,
             "twilio": upstreams.twilio.url,
             "resend": upstreams.resend.url,
             "stripe-files": upstreams.stripe_files.url,
         },
-        workdir=tmp_path_factory.mktemp("security"),
-        max_request_bytes=MAX_BODY,
-        request_timeout_s=REQUEST_TIMEOUT_S,
-    )
-    with LocalGateway(options) as gw:
+        "max_request_bytes": MAX_BODY,
+        "request_timeout_s": REQUEST_TIMEOUT_S,
+    }
+    with running_gateway(tmp_path_factory, "security", options) as gw:
         yield gw
 
 

@@ -27,7 +27,7 @@ from tollgate.decide.rules import Rule
 from tollgate.errors import StoreUnavailable
 from tollgate.money import format_usd
 from tollgate.settings import AlertSettings
-from tollgate.store.base import Store
+from tollgate.store.base import ClaimStore
 
 log = logging.getLogger("tollgate.alerts")
 DEAD_KEY_RULES = {Rule.KEY_REVOKED.value, Rule.KEY_EXPIRED.value, Rule.KEY_SUSPENDED.value}
@@ -159,7 +159,7 @@ class AlertRules:
 class AlertSender:
     """Delivers alerts in the background: deduplicated across replicas, retried with backoff."""
 
-    def __init__(self, settings: AlertSettings, store: Store | None, *, queue_size: int = 1000) -> None:
+    def __init__(self, settings: AlertSettings, store: ClaimStore | None, *, queue_size: int = 1000) -> None:
         assert settings.slack_webhook_url is not None
         self.url = settings.slack_webhook_url.get_secret_value()
         self.s = settings

@@ -26,7 +26,7 @@ from tollgate.audit.record import AuditRow, from_line
 from tollgate.audit.settle import apply_settlements
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable, Checkpoint
 from tollgate.errors import StoreUnavailable, TollgateError
-from tollgate.store.base import Ledger, Store
+from tollgate.store.base import IngestStore, Ledger
 
 log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
@@ -111,7 +111,7 @@ class AuditPipeline:
         self,
         log_path: Path,
         audit: AuditStore,
-        store: Store | None,
+        store: IngestStore | None,
         *,
         source: str | None = None,
         observers: Sequence[Callable[[list[AuditRow]], None]] = (),

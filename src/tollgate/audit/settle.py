@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tollgate.audit.record import AuditRow
-from tollgate.store.base import BudgetCharge, Store
+from tollgate.store.base import BudgetCharge, SettleStore
 from tollgate.vendors.base import Settlement
 
 SETTLED = Settlement.SETTLED.value
@@ -32,7 +32,7 @@ def settlement_for(row: AuditRow) -> str | None:
     return row.settlement if row.reserved else None
 
 
-async def apply_settlements(store: Store, rows: Sequence[AuditRow]) -> dict[str, str]:
+async def apply_settlements(store: SettleStore, rows: Sequence[AuditRow]) -> dict[str, str]:
     """Settle or release each row's reservation (idempotent in Redis); returns row id → outcome."""
     done: dict[str, str] = {}
     for row in rows:

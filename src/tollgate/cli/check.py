@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from tollgate.policy.manifests import Manifests
 from tollgate.policy.rules import EndpointPattern
-from tollgate.vendors import ROUTES
+from tollgate.vendors import vendor
 
 
 def allow_warnings(m: Manifests) -> list[str]:
     """One line per allow entry that matches no endpoint its vendor module knows."""
     out = []
     for policy in m.policies.values():
-        routes = ROUTES.get(policy.spec.vendor.value, ())
+        known = vendor(policy.spec.vendor)
+        routes = known.routes if known is not None else ()
         for i, entry in enumerate(policy.spec.allow):
             if not any(r.allowed_by(entry.method, entry.segments) for r in routes):
-                out.append(
-                    f"SpendPolicy {policy.id}: spec.allow[{i}]: {_unknown(entry, policy.spec.vendor.value)}"
-                )
+                out.append(f"SpendPolicy {policy.id}: spec.allow[{i}]: {_unknown(entry, policy.spec.vendor)}")
     return out
 
 

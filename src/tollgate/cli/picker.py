@@ -13,7 +13,6 @@ import yaml
 from typer.core import TyperGroup
 
 from tollgate.policy.manifests import InvalidManifests, load_path
-from tollgate.policy.spend_policy import Vendor
 from tollgate.vendors.stripe import picker
 
 
@@ -132,7 +131,7 @@ def check_cmd(
         raise typer.Exit(2) from None
     report: dict[str, list[dict[str, Any]]] = {}
     for pid, obj in sorted(manifests.policies.items()):
-        if obj.spec.vendor is not Vendor.STRIPE:
+        if obj.spec.vendor != picker.VENDOR:
             continue
         gaps = picker.check_policy(catalog, obj.spec, granted)
         report[pid] = [g.model_dump() for g in gaps]

@@ -34,7 +34,7 @@ def compile_grant(
     body: dict[str, object] = {
         "key_id": key_id,
         "policy_id": policy_id,
-        "vendor": policy.vendor.value,
+        "vendor": policy.vendor,
         "mode": policy.mode,
         "token_sha256": token_sha256,
         "credential": sealed_credential,

@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
+from pydantic_core import PydanticCustomError
 
 from tollgate.money import parse_usd
-from tollgate.policy.extension import extension, vendors_of
+from tollgate.policy.extension import extension, extensions, vendors_of
 from tollgate.policy.rules import EndpointPattern, ParamRule
 
 _CURRENCY = re.compile(r"^[a-z]{3}$")
@@ -36,12 +38,9 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, alias_generator=to_camel)
 
 
-class Vendor(StrEnum):
-    """The vendors a policy can name: the registry's (tollgate.vendors.VENDORS), as the CRD's enum."""
-
-    STRIPE = "stripe"
-    TWILIO = "twilio"
-    RESEND = "resend"
+def _vendor_enum(schema: JsonDict) -> None:
+    """The CRD's list of vendors is the registry's (tollgate.vendors.VENDORS), read when the schema is built."""
+    schema["enum"] = list(extensions())
 
 
 class Mode(StrEnum):
@@ -180,7 +179,8 @@ class BudgetRef(Spec):
 class SpendPolicySpec(Spec):
     """What an agent bound to this policy may do with one vendor, and how much it may spend per day."""
 
-    vendor: Vendor = Field(description="The vendor this policy governs.")
+    # A name from the vendor registry, not an enum here: a new vendor is its folder plus one registry entry.
+    vendor: str = Field(description="The vendor this policy governs.", json_schema_extra=_vendor_enum)
     mode: Mode = Field(
         default=Mode.ENFORCE,
         description="enforce denies; shadow allows everything and audits what would have been denied.",
@@ -243,6 +243,16 @@ class SpendPolicySpec(Spec):
         default=None, description="RFC 3339 time after which every key on it is refused."
     )
 
+    @field_validator("vendor", mode="before")
+    @classmethod
+    def _registered(cls, v: object) -> object:
+        names = list(extensions())
+        if v not in names:  # worded and typed as pydantic words an enum's refusal
+            quoted = [repr(n) for n in names]
+            expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+            raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+        return v
+
     @field_validator("daily_cap_usd", "call_reservation_usd", "price_per_email_usd", mode="before")
     @classmethod
     def _amounts(cls, v: object) -> object:
@@ -266,9 +276,7 @@ class SpendPolicySpec(Spec):
             return v
         if vendor not in owners:
             names = " and ".join(owners)
-            raise ValueError(
-                f"{to_camel(info.field_name)} applies to {names} policies only, not {vendor.value}"
-            )
+            raise ValueError(f"{to_camel(info.field_name)} applies to {names} policies only, not {vendor}")
         rule = extension(vendor).items.get(info.field_name)
         if rule is not None and isinstance(v, list):
             for entry in v:

@@ -9,12 +9,12 @@ from tollgate.credentials import CredentialBox
 from tollgate.reconcile.budgets import NO_BUDGETS, BudgetReader
 from tollgate.reconcile.secrets import SecretReader
 from tollgate.reconcile.tokens import TokenSecrets
-from tollgate.store.base import Store
+from tollgate.store.base import GrantStore
 
 
 @dataclass(frozen=True)
 class ReconcileContext:
-    store: Store  # where grants are written and revoked
+    store: GrantStore  # where grants are written and revoked
     box: CredentialBox  # seals the vendor key into the grant
     secrets: SecretReader  # reads the vendor key a VaultKey points at
     tokens: TokenSecrets  # where the agents' vault tokens live (a Secret each in a cluster)

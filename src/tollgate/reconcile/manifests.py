@@ -16,7 +16,7 @@ from tollgate.reconcile.policies import reconcile_key
 from tollgate.reconcile.secrets import ManifestSecretReader
 from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.reconcile.vault_keys import Outcome
-from tollgate.store.base import Store
+from tollgate.store.base import GrantStore
 
 
 class HeldTokens:
@@ -33,7 +33,11 @@ class HeldTokens:
 
 
 async def apply_manifests(
-    store: Store, box: CredentialBox, manifests: Manifests, *, keep_tokens: Mapping[str, str] | None = None
+    store: GrantStore,
+    box: CredentialBox,
+    manifests: Manifests,
+    *,
+    keep_tokens: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[str, Outcome]]:
     """Returns key id → (vault token, outcome). A key in `keep_tokens` keeps that token (local mode across
     restarts); every other key gets a fresh one. Tokens are returned, never stored."""

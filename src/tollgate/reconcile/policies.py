@@ -20,7 +20,7 @@ from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.tokens import VaultKeyObject, key_token_sha256
 from tollgate.reconcile.vault_keys import Outcome, apply_vault_key
-from tollgate.store.base import Store
+from tollgate.store.base import GrantStore
 
 # Serialises work on one key id (the operator passes per-key locks: a policy fan-out, a Secret change,
 # a resync and the key's own handler must not interleave a revoke with an apply).
@@ -76,7 +76,7 @@ def parse_budget(spec: Mapping[str, Any] | None) -> SpendBudgetSpec | InvalidPol
 
 
 async def parse_key(
-    store: Store, namespace: str, name: str, uid: str, spec: Mapping[str, Any]
+    store: GrantStore, namespace: str, name: str, uid: str, spec: Mapping[str, Any]
 ) -> VaultKeyObject:
     """The key's object. An invalid spec revokes its grant first (fail closed: a key whose spec cannot
     be read must not keep working under its old one), then raises the pydantic ValidationError."""
@@ -193,7 +193,7 @@ async def apply_spend_policy(
 
 
 async def delete_spend_policy(
-    store: Store, policy_id: str, key_ids: Iterable[str], *, guard: KeyGuard = no_guard
+    store: GrantStore, policy_id: str, key_ids: Iterable[str], *, guard: KeyGuard = no_guard
 ) -> list[KeyOutcome]:
     """A SpendPolicy is gone: every key bound to it is refused from its next call."""
     results = []

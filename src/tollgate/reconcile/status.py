@@ -15,7 +15,7 @@ from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.policies import InvalidPolicy
 from tollgate.reconcile.vault_keys import Outcome
-from tollgate.store.base import LastDecision, Store
+from tollgate.store.base import LastDecision, StatusStore
 
 KEY_CONDITIONS = ("Ready", "Expired", "Revoked", "Suspended")
 POLICY_CONDITIONS = ("Ready", "Expired")
@@ -74,7 +74,7 @@ def key_report(
     )
 
 
-async def read_key_report(store: Store, key_id: str, outcome: Outcome, now: datetime) -> KeyReport:
+async def read_key_report(store: StatusStore, key_id: str, outcome: Outcome, now: datetime) -> KeyReport:
     """key_report() over what Redis holds for `key_id` now (up to three reads)."""
     if not outcome.ready:
         return key_report(outcome, None, 0, None, now)
@@ -155,7 +155,7 @@ class BudgetReport:
 
 
 async def read_budget_report(
-    store: Store, budget_id: str, spec: SpendBudgetSpec, now: datetime
+    store: StatusStore, budget_id: str, spec: SpendBudgetSpec, now: datetime
 ) -> BudgetReport:
     """The budget's day as Redis counts it (one read); the day window is the grant's (GrantBudget)."""
     window = GrantBudget(id=budget_id, daily_cap_micro_usd=spec.daily_cap_micro_usd, time_zone=spec.time_zone)

@@ -11,7 +11,7 @@ from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.reconcile.budgets import NO_BUDGETS, BudgetReader
 from tollgate.reconcile.secrets import SecretReader
-from tollgate.store.base import Store
+from tollgate.store.base import GrantStore
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Outcome:
 
 
 async def apply_vault_key(
-    store: Store,
+    store: GrantStore,
     box: CredentialBox,
     secrets: SecretReader,
     *,
@@ -80,6 +80,6 @@ async def apply_vault_key(
     return Outcome("Ready", f"bound to SpendPolicy {policy_id}", grant.version)
 
 
-async def revoke_vault_key(store: Store, *, namespace: str, name: str) -> Outcome:
+async def revoke_vault_key(store: GrantStore, *, namespace: str, name: str) -> Outcome:
     removed = await store.revoke(f"{namespace}/{name}")
     return Outcome("Revoked", "revoked" if removed else "nothing to revoke")

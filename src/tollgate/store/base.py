@@ -1,4 +1,5 @@
-"""Store: the narrow, async interface over Redis. Each method is one round trip or one Lua script."""
+"""The store's interfaces over Redis, one per user (Check, settlement, reconcile, status, …), each method one
+round trip or one Lua script."""
 
 from __future__ import annotations
 
@@ -62,8 +63,13 @@ class LastDecision:
     at_ms: int
 
 
-class Store(Protocol):
-    # data plane
+# The Store is split by who uses it, so each runtime is typed against (and a fake need implement) only
+# what it calls. RedisStore implements every part; `Store` is their sum.
+
+
+class CheckStore(Protocol):
+    """ext_authz's Check: who a vault token is, the key's grant, and the atomic commit."""
+
     async def key_for_token(self, token_sha256: str) -> str | None: ...
     async def grant(self, key_id: str) -> Grant | None: ...
     async def commit(
@@ -81,6 +87,11 @@ class Store(Protocol):
         limits: Limits = NO_LIMITS,
         budget: BudgetCharge | None = None,
     ) -> Commit: ...
+
+
+class SettleStore(Protocol):
+    """The audit's settlement of what Check reserved: to the vendor's amount, or released."""
+
     async def release(
         self,
         key_id: str,
@@ -102,19 +113,53 @@ class Store(Protocol):
         at_ms: int = 0,
         budget: BudgetCharge | None = None,
     ) -> int: ...
-    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int: ...
-    async def budget_spent(self, budget_id: str, day: str) -> int: ...
-    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None: ...
+
+
+class ClaimStore(Protocol):
+    """The audit's alerts: one sender per alert across every replica."""
+
     async def claim_once(self, name: str, ttl_s: int) -> bool:
         """True for the first caller in `ttl_s` (across every replica), False after."""
         ...
 
-    # reconcile
+
+class GrantIndex(Protocol):
+    """Which keys hold a grant, and what it is: what reconcile and the audit's ledger sweep compare against."""
+
+    async def grant(self, key_id: str) -> Grant | None: ...
+    async def grant_ids(self) -> set[str]: ...
+
+
+class GrantStore(GrantIndex, Protocol):
+    """Reconcile's writes: grants put and revoked to match the cluster (or local mode's files)."""
+
     async def put_grant(self, grant: Grant) -> None: ...
     async def revoke(self, key_id: str) -> bool: ...
-    async def grant_ids(self) -> set[str]: ...
+
+
+class IngestStore(SettleStore, GrantIndex, Protocol):
+    """The audit ingester: settles reservations, and its ledger sweep reads which keys hold grants."""
+
+
+class StatusStore(Protocol):
+    """The operator's status reads: a key's grant, its spend today (in its budget's slot when it is under
+    one), its last decision, and a shared budget's spend today."""
+
+    async def grant(self, key_id: str) -> Grant | None: ...
+    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int: ...
+    async def budget_spent(self, budget_id: str, day: str) -> int: ...
+    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None: ...
+
+
+class Lifecycle(Protocol):
+    """Whoever owns the connection: readiness pings it, shutdown closes it."""
+
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+
+
+class Store(CheckStore, SettleStore, ClaimStore, GrantStore, StatusStore, Lifecycle, Protocol):
+    """Every part at once: what RedisStore implements and a process that builds one holds."""
 
 
 @dataclass(frozen=True)

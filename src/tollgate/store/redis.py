@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -161,8 +162,9 @@ class RedisStore:
     async def _commit_replicated(self, ks: list[str], args: list[Any]) -> list[Any]:
         """commit.lua, then WAIT on the same connection (one pipeline, one round trip): a reservation
         only the master holds is lost if it fails over, and the cap can then be passed by that much.
-        Fewer replicas than asked for, in time, raise StoreUnavailable: the call is denied, and its
-        reservation stays counted on the master (never released on a guess)."""
+        Fewer replicas than asked for, in time, raise StoreUnavailable: the call is denied, so it never
+        reaches the vendor, and its reservation is given back (release.lua; should that fail too, it
+        stays counted: a cap can only be left unused, never passed)."""
         r: Any = self._r
         node: Any = None
         target: dict[str, Any] = {}
@@ -190,6 +192,10 @@ class RedisStore:
         )  # redirected: WAIT missed it
         reserved = CommitStatus(int(result[0])) is CommitStatus.COMMITTED and int(args[1]) > 0
         if reserved and (moved or int(acked) < self._acks):
+            # ks: spend, reservation, …, idempotency record (ks[4], only when the call has a key: args[7])
+            held = [ks[1], ks[2], *([ks[4]] if args[7] else [])]
+            with contextlib.suppress(RedisError, RedisClusterException, OSError):
+                await self._release(keys=held, args=[args[11], DAY_TTL_S])
             raise StoreUnavailable(
                 f"redis: reservation held by {int(acked)} of {self._acks} replicas in time"
             )
@@ -466,8 +472,21 @@ class RedisStore:
         await self._do(lambda: self._r.set(keys.ledger_hint(), server_id))
 
     async def server_id(self) -> str:
+        """The run id of the server holding the data; on a cluster, of every master (by address), since the ledger hint lives on one master while a failover or restart of any other
+        master loses that master's data."""
+        if isinstance(self._r, RedisCluster):
+            return await self._do(self._masters_id)
         info: Any = await self._do(lambda: self._r.info("server"))
         return str(info.get("run_id", ""))
+
+    async def _masters_id(self) -> str:
+        cluster: Any = self._r
+        await cluster.initialize()  # the masters are known only once the client has asked (no-op after)
+        ids = []
+        for node in cluster.get_primaries():
+            info = await cluster.info("server", target_nodes=node)
+            ids.append(f"{node.name}={info.get('run_id', '')}")
+        return ",".join(sorted(ids))
 
     async def forget_marks(self, key_ids: set[str]) -> None:
         budgets = await self._budgets_of(sorted(key_ids))

@@ -15,6 +15,8 @@ accepts (a media type, a parameter-name grammar); this module holds the mechanic
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,3 +139,22 @@ def decode_utf8(data: bytes, where: str) -> str:
         return data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise Ambiguous(f"the {where} is not UTF-8") from exc
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of `Authorization: Bearer <token>`; None for another scheme, an empty token or no header."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """The user name and password of `Authorization: Basic <base64>`; None for another scheme or no header,
+    and for a value that is not base64 of UTF-8 (no token, never a guess)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password

@@ -1,8 +1,12 @@
+import base64
+
 import pytest
 
 from tollgate.vendors.wire import (
     Ambiguous,
     Wire,
+    basic_credentials,
+    bearer_token,
     check_body_encoding,
     check_path,
     decode_utf8,
@@ -108,3 +112,31 @@ def test_utf8_is_decoded_strictly() -> None:
     for bad in (b"\xef\xbb\xbf{}", "{}".encode("utf-16"), b"\xc3\x28"):
         with pytest.raises(Ambiguous):
             decode_utf8(bad, "body")
+
+
+def _basic(raw: bytes) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.mark.parametrize(
+    ("headers", "bearer", "basic"),
+    [
+        pytest.param({"authorization": "Bearer tgk_a"}, "tgk_a", None, id="bearer"),
+        pytest.param(
+            {"authorization": "BEARER  tgk_a "}, "tgk_a", None, id="scheme in any case, value trimmed"
+        ),
+        pytest.param({"authorization": "Bearer "}, None, None, id="empty bearer"),
+        pytest.param(
+            _basic(b"user:pass:word"), None, ("user", "pass:word"), id="basic splits at the first colon"
+        ),
+        pytest.param(_basic(b"user"), None, ("user", ""), id="basic without a colon"),
+        pytest.param(_basic(b"\xff:x"), None, None, id="basic that is not UTF-8"),
+        pytest.param({"authorization": "Basic !!!"}, None, None, id="basic that is not base64"),
+        pytest.param({}, None, None, id="no header"),
+    ],
+)
+def test_the_authorization_header_is_read_one_way_for_every_vendor(
+    headers: dict[str, str], bearer: str | None, basic: tuple[str, str] | None
+) -> None:
+    assert bearer_token(headers) == bearer
+    assert basic_credentials(headers) == basic

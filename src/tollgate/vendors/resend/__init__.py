@@ -42,8 +42,7 @@ class ResendVendor(Vendor):
         return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+        return wire.bearer_token(headers)
 
     def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
         return params.parse(w)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -70,18 +68,11 @@ class StripeVendor(Vendor):
         return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
-        auth = headers.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        if scheme.lower() == "basic":
-            # `curl -u sk_…:` — the key is the user name, the password is empty.
-            try:
-                user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return user if user and not password else None
-        return None
+        if (token := wire.bearer_token(headers)) is not None:
+            return token
+        # `curl -u sk_…:` — the key is the user name, the password is empty.
+        user, password = wire.basic_credentials(headers) or ("", "")
+        return user if user and not password else None
 
     def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:
         # Stripe's v1 API reads form encoding only, with lower-case snake_case names; file uploads, on

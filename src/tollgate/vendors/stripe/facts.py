@@ -434,6 +434,10 @@ def _refund_charge(r: _Reader, *, fresh: bool) -> Mapping[str, Any]:
         return r.obj("charges", charge_id, fresh=fresh)
     pi = r.obj("payment_intents", str(pi_id), fresh=fresh)
     latest = _id(pi.get("latest_charge")) or _first_charge(pi)
+    if not latest and not fresh:
+        # A cached intent keeps only its currency (vendor.cacheable): read it for its charge.
+        pi = r.obj("payment_intents", str(pi_id), fresh=True)
+        latest = _id(pi.get("latest_charge")) or _first_charge(pi)
     if not latest:
         raise _Bad(f"payment intent {pi_id} has no charge to refund", "payment_intent")
     return r.obj("charges", latest, fresh=fresh)

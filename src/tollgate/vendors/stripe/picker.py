@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tollgate.policy.manifests import GROUP_VERSION
 from tollgate.policy.rules import EndpointPattern, ParamRule
-from tollgate.policy.spend_policy import SpendPolicySpec, Vendor
+from tollgate.policy.spend_policy import SpendPolicySpec
 
 DATA_FILE = "permissions.yaml"
+VENDOR = "stripe"  # the policies the picker writes and checks
 # A wanted pattern with method "*" must be covered for every method a Stripe endpoint can have.
 _CONCRETE_METHODS = ("GET", "POST", "DELETE")
 BANDS = ((30, "high"), (10, "medium"), (0, "low"))
@@ -247,7 +248,7 @@ def build_policy_spec(use_cases: list[UseCase]) -> SpendPolicySpec:
         params.extend(p for p in uc.params if p not in params)
     cap = sum((Decimal(uc.daily_cap_usd) for uc in use_cases), Decimal(0))
     return SpendPolicySpec(
-        vendor=Vendor.STRIPE,
+        vendor=VENDOR,
         daily_cap_usd=f"{cap.normalize():f}",
         allow=union_allow(use_cases),
         params=params,
@@ -368,7 +369,7 @@ class PolicyGap(BaseModel):
 
 def check_policy(catalog: Catalog, spec: SpendPolicySpec, granted: list[Permission]) -> list[PolicyGap]:
     """Allowlist entries of a Stripe policy that the restricted key's permissions do not cover."""
-    if spec.vendor is not Vendor.STRIPE:
+    if spec.vendor != VENDOR:
         raise ValueError(f"only stripe policies can be checked against a restricted key, not {spec.vendor}")
     patterns = catalog.granted_patterns(granted)
     gaps = []

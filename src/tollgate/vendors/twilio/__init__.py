@@ -19,7 +19,6 @@ use. A SID the credential cannot reach is refused by Twilio itself.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Mapping
 
@@ -87,14 +86,8 @@ class TwilioVendor(Vendor):
         return _observed.observed(fields)
 
     def vault_token(self, headers: Mapping[str, str]) -> str | None:
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
         # The vault token is the auth token; the user name is whatever SID the SDK was given.
+        user, password = wire.basic_credentials(headers) or ("", "")
         return password if user and password else None
 
     def parse_params(self, w: wire.Wire) -> dict[str, ParamValue]:

@@ -144,6 +144,15 @@ def test_full_refund_through_a_payment_intent_follows_its_latest_charge() -> Non
     assert isinstance(got, Facts) and got.cost == Money.minor(3800, "usd")
 
 
+def test_a_refund_of_an_amount_through_a_cached_payment_intent_reads_the_intent_for_its_charge() -> None:
+    pi = ObjectRef("payment_intents", "pi_1")
+    cached = {"id": "pi_1", "currency": "usd"}  # what the lookup cache keeps of an intent
+    params = {"payment_intent": "pi_1", "amount": "600"}
+    assert facts("POST", "/v1/refunds", params, {pi: cached}, fresh=False) == Need((pi,), fresh=True)
+    got = facts("POST", "/v1/refunds", params, {pi: {**cached, "latest_charge": "ch_1"}, CH: CHARGE})
+    assert isinstance(got, Facts) and got.cost == Money.minor(600, "usd")
+
+
 def test_capture_without_amount_prices_what_is_uncaptured() -> None:
     charge = {**CHARGE, "amount_captured": 0}
     got = facts("POST", "/v1/charges/ch_1/capture", {}, {CH: charge})
