@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from tests.builders import grant, spend_budget, spend_policy
 
+from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
 from tollgate.store.base import BudgetCharge, CommitStatus
@@ -250,3 +251,19 @@ async def test_a_move_cut_short_after_the_new_slot_took_the_spend_is_not_counted
     await store.put_grant(budgeted)  # ... and the next reconcile repeats the move under the same move id.
     assert await store.spent(plain.key_id, "stripe", today, BUDGET) == 6_000_000
     assert await store.spent(plain.key_id, "stripe", today) == 0
+
+
+async def test_with_replica_acks_a_refused_reservation_gives_the_budget_its_amount_back_too(
+    redis_server,
+) -> None:
+    # This redis-server has no replica: WAIT 1 answers 0, so the paid call is refused and given back.
+    store = RedisStore.from_url(redis_server.url, replica_acks=1, replica_ack_timeout_ms=5, audited=False)
+    try:
+        stripe, *_ = _keys()
+        await store.put_grant(stripe)
+        with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+            await _commit(store, stripe, 3_000_000)
+        assert await store.spent(stripe.key_id, "stripe", DAY, BUDGET) == 0
+        assert await store.budget_spent(BUDGET, DAY) == 0
+    finally:
+        await store.close()

@@ -192,8 +192,10 @@ class RedisStore:
         )  # redirected: WAIT missed it
         reserved = CommitStatus(int(result[0])) is CommitStatus.COMMITTED and int(args[1]) > 0
         if reserved and (moved or int(acked) < self._acks):
-            # ks: spend, reservation, …, idempotency record (ks[4], only when the call has a key: args[7])
-            held = [ks[1], ks[2], *([ks[4]] if args[7] else [])]
+            # ks: spend, reservation, …, idempotency record (ks[4]: one no call has when it has no key),
+            # then, under a shared budget, its counter (ks[7]) and the reservation's budget record (ks[9]):
+            # release.lua gives the amount back to both.
+            held = [ks[1], ks[2], ks[4], *([ks[7], ks[9]] if len(ks) > 7 else [])]
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 await self._release(keys=held, args=[args[11], DAY_TTL_S])
             raise StoreUnavailable(
