@@ -1,7 +1,9 @@
-"""Benchmark: what the idempotency check and the loop breaker add to commit.lua. Prints figures; not a test.
+"""Benchmark: what the idempotency check, the loop breaker and a shared budget add to commit.lua. Prints
+figures; not a test.
 
-Starts redis-server and times sequential commits (one Redis round trip each) three ways: the cap alone,
-with an Idempotency-Key (a new key per call, as stripe-python sends), and with both and a loop breaker.
+Starts redis-server and times sequential commits (one Redis round trip each) four ways: the cap alone,
+with an Idempotency-Key (a new key per call, as stripe-python sends), with both and a loop breaker, and
+the cap alone for a key under a SpendBudget (its cap checked and charged in the same script).
 
     python bench/commit_limits.py [--calls 5000]
 """
@@ -18,17 +20,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.builders import grant
+from tests.builders import grant, spend_budget
 
 from tollgate.local.processes import start_redis
-from tollgate.store.base import NO_LIMITS, Limits
+from tollgate.store.base import NO_LIMITS, BudgetCharge, Limits
 from tollgate.store.redis import RedisStore
 
 
 async def run(url: str, calls: int) -> None:
-    store = RedisStore.from_url(url)
+    # Unaudited: grants are marked as written, so every commit reserves (an audited store without its
+    # ingester would answer "not yet rebuilt from the ledger" before doing any of the work timed here).
+    store = RedisStore.from_url(url, audited=False)
     g = grant()
     await store.put_grant(g)
+    b = grant(key_id="agents/budgeted", budget=spend_budget(dailyCapUsd="1000000000"), token="tgk_b")
+    await store.put_grant(b)
+    charge = BudgetCharge("agents/support", "bench", 10**15)
     cases = {
         "cap only": lambda i: NO_LIMITS,
         "+ idempotency key": lambda i: Limits(idempotency_key=f"ik_{i}", fingerprint="fp"),
@@ -36,12 +43,24 @@ async def run(url: str, calls: int) -> None:
             idempotency_key=f"ik_lb_{i}", fingerprint="fp", breaker_calls=10**6, breaker_window_ms=60_000
         ),
     }
-    for name, limits in cases.items():
+    for name, limits in [*cases.items(), ("cap + shared budget", lambda i: NO_LIMITS)]:
+        key, budget = (b, charge) if name == "cap + shared budget" else (g, None)
         times = []
         for i in range(calls):
             t = time.perf_counter()
-            await store.commit(g.key_id, g.version, "stripe", "bench", 1, 10**15, at_ms=i, limits=limits(i))
+            c = await store.commit(
+                key.key_id,
+                key.version,
+                "stripe",
+                "bench",
+                1,
+                10**15,
+                at_ms=i,
+                limits=limits(i),
+                budget=budget,
+            )
             times.append(time.perf_counter() - t)
+            assert c.reservation_id, c
         times.sort()
         p50, p99 = statistics.median(times), times[int(len(times) * 0.99)]
         print(f"{name:34s} p50 {p50 * 1e3:.3f} ms   p99 {p99 * 1e3:.3f} ms")

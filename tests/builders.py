@@ -9,7 +9,8 @@ from tollgate.credentials import CredentialBox, fingerprint, new_box_key, token_
 from tollgate.decide.call import Call
 from tollgate.policy.compile import compile_grant
 from tollgate.policy.grant import Grant
-from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.spend_budget import SpendBudgetSpec
+from tollgate.policy.spend_policy import BudgetRef, SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.vendors.wire import Wire
 
@@ -38,17 +39,34 @@ def vault_key(**overrides: Any) -> VaultKeySpec:
     return VaultKeySpec.model_validate(spec)
 
 
+def spend_budget(**overrides: Any) -> SpendBudgetSpec:
+    spec: dict[str, Any] = {"dailyCapUsd": "50"}
+    spec.update(overrides)
+    return SpendBudgetSpec.model_validate(spec)
+
+
 def grant(
-    policy: SpendPolicySpec | None = None, key: VaultKeySpec | None = None, token: str = TOKEN
+    policy: SpendPolicySpec | None = None,
+    key: VaultKeySpec | None = None,
+    token: str = TOKEN,
+    *,
+    key_id: str = "agents/support-bot",
+    budget: SpendBudgetSpec | None = None,
+    budget_id: str = "agents/support",
 ) -> Grant:
+    """A grant; with `budget`, its policy is under that SpendBudget (named `budget_id`)."""
+    policy = policy or spend_policy()
+    if budget is not None and policy.budget_ref is None:
+        policy = policy.model_copy(update={"budget_ref": BudgetRef(name=budget_id.partition("/")[2])})
     return compile_grant(
-        key_id="agents/support-bot",
+        key_id=key_id,
         key=key or vault_key(),
         policy_id="agents/refunds",
-        policy=policy or spend_policy(),
+        policy=policy,
         token_sha256=token_digest(token),
         sealed_credential=BOX.seal(VENDOR_KEY),
         credential_fingerprint=fingerprint(VENDOR_KEY),
+        budget=(budget_id, budget) if budget is not None else None,
     )
 
 

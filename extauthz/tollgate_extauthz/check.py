@@ -25,7 +25,15 @@ from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import Mode
-from tollgate.store.base import NO_LIMITS, ApprovalState, CheckStore, Commit, CommitStatus, Limits
+from tollgate.store.base import (
+    NO_LIMITS,
+    ApprovalState,
+    BudgetCharge,
+    CheckStore,
+    Commit,
+    CommitStatus,
+    Limits,
+)
 from tollgate.vendors.base import Endpoint, Facts, Found, Idempotent, Invalid, Need, Unpriced, Vendor
 from tollgate.vendors.redaction import audit_json
 from tollgate_extauthz.lookup import Lookup, ObjectNotFound
@@ -50,6 +58,8 @@ class Decision:
     key_id: str | None = None  # known from the token even when the grant is gone (revoked)
     approval_id: str | None = None  # the approval this call waited for (pending) or used (rule 7b)
     approval_created: bool = False  # this call created that approval (pending)
+    budget_day: str | None = None  # the shared budget's day the reservation was charged to, if any
+    budget_spent_micro_usd: int | None = None  # the budget's spend after this call (or at its refusal)
 
     @property
     def allowed(self) -> bool:
@@ -147,6 +157,7 @@ class Checker:
                     approval_details=details,
                     approval_max_waiting=engine.MAX_WAITING_APPROVALS,
                 )
+            charge = budget_charge(grant, now)
             c = await self._store.commit(
                 grant.key_id,
                 grant.version,
@@ -158,6 +169,7 @@ class Checker:
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
                 limits=limits,
+                budget=charge,
             )
             if c.status is CommitStatus.STALE:
                 self._cache.forget_grant(grant.key_id)
@@ -171,7 +183,14 @@ class Checker:
             )
             if c.status is CommitStatus.APPROVALS_WAITING:
                 aid = None  # none was created: the audit row and the alerts must not name one
-            return replace(done, approval_id=aid, approval_created=c.approval_created)
+            done = replace(done, approval_id=aid, approval_created=c.approval_created)
+            if charge is None:
+                return done
+            return replace(
+                done,
+                budget_day=charge.day if c.reservation_id else None,
+                budget_spent_micro_usd=c.budget_spent_micro_usd,
+            )
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
     async def _key_id(self, digest: str | None) -> str | None:
@@ -239,7 +258,7 @@ class Checker:
         # call) is the same request: it waits for, is refused by, or uses the approval already asked
         # for. Once that one is used or expired, the request is asked for anew under this key.
         request = f"{fingerprint(call, accounts)}:{allow.cost_micro_usd}"
-        linked = await self._store.approval_of_request(grant.key_id, request)
+        linked = await self._store.approval_of_request(grant.key_id, request, grant.budget_id)
         if linked is not None and linked.state(int(now.timestamp() * 1000)) in _LINKED:
             return allow, linked.id
         return allow, approval_id(grant.key_id, idem)
@@ -294,6 +313,12 @@ class Checker:
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)
 
 
+def budget_charge(grant: Grant, now: datetime) -> BudgetCharge | None:
+    """The shared budget the call is reserved against too: its id, its day (its own time zone) and cap."""
+    b = grant.budget
+    return BudgetCharge(b.id, b.day_key(now), b.daily_cap_micro_usd) if b is not None else None
+
+
 def _limited(verdict: Allow | Deny) -> bool:
     # Only a call enforcement lets through can be a replay or take a loop-breaker slot.
     return isinstance(verdict, Allow) and verdict.shadow_denial is None
@@ -345,5 +370,7 @@ def _answer(
         return engine.key_reused(grant, call.idempotency_key or "")
     if c.status is CommitStatus.LOOP_BREAKER:
         return engine.loop_broken(grant, c.retry_after_ms, now)
+    if c.status is CommitStatus.OVER_BUDGET:
+        return engine.over_budget(grant, allow, c.budget_spent_micro_usd, now)
     reserved = c.status is CommitStatus.COMMITTED
     return engine.after_reserve(grant, allow, reserved, c.spent_micro_usd, now)

@@ -122,6 +122,10 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
             grant_version=d.grant.version,
             mode=d.grant.mode.value,
         )
+        if d.grant.budget is not None:  # the audit row names the budget (and settles its counter)
+            fields.update(
+                budget_id=d.grant.budget.id, budget_cap_micro_usd=d.grant.budget.daily_cap_micro_usd
+            )
     if d.endpoint is not None:
         fields["endpoint"] = d.endpoint.name
     if d.facts is not None and (d.facts.customers or d.facts.recipients):
@@ -130,6 +134,10 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
         fields.update(amount_minor=d.facts.cost.amount, currency=d.facts.cost.currency)
     if d.reservation_id:
         fields.update(reservation_id=d.reservation_id, day=d.day)
+        if d.budget_day:
+            fields["budget_day"] = d.budget_day
+    if d.budget_spent_micro_usd is not None:
+        fields["budget_spent_micro_usd"] = d.budget_spent_micro_usd
     if d.spent_micro_usd is not None:
         fields["spent_micro_usd"] = d.spent_micro_usd
     if d.approval_id is not None:  # pending on a denial row, used on an allowed one (rule 7b)

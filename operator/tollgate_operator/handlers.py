@@ -4,11 +4,14 @@ the startup, status and error-mapping pieces too.
 
 Indices (kopf keeps them in memory from the watch streams): VaultKeys by their SpendPolicy and by their
 vendor-key Secret, so a policy or Secret change re-applies exactly the keys that use it; and the
-SpendPolicies themselves, so a key finds its policy without an API call."""
+SpendPolicies themselves, so a key finds its policy without an API call; and SpendPolicies by the
+SpendBudget they name, so a budget change re-applies the keys of exactly the policies under it; and the
+SpendBudgets themselves, which reconcile reads when it compiles a grant (IndexedBudgets)."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -17,11 +20,14 @@ from pydantic import ValidationError
 
 import tollgate_operator.approvals  # registers the SpendApproval watch
 import tollgate_operator.startup  # noqa: F401  (registers the startup and cleanup handlers)
+from tollgate.policy.spend_budget import SpendBudgetSpec
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.policies import (
     InvalidPolicy,
     PolicyLookup,
     apply_spend_policy,
     delete_spend_policy,
+    parse_budget,
     parse_key,
     parse_policy,
     reconcile_key,
@@ -33,6 +39,7 @@ from tollgate.reconcile.vault_keys import revoke_vault_key
 from tollgate_operator.confinement import Action, ConfinementSettings, reconcile_namespace
 from tollgate_operator.errors import kopf_errors
 from tollgate_operator.kube_secrets import (
+    SPEND_BUDGETS,
     SPEND_POLICIES,
     VAULT_KEYS,
     KubeUnavailable,
@@ -40,7 +47,7 @@ from tollgate_operator.kube_secrets import (
     post_event,
 )
 from tollgate_operator.settings import OperatorSettings, confinement_settings
-from tollgate_operator.status import publish_key_status, publish_policy_status
+from tollgate_operator.status import publish_budget_status, publish_key_status, publish_policy_status
 
 
 class IndexedKey(NamedTuple):
@@ -52,6 +59,8 @@ class IndexedKey(NamedTuple):
 
 Keys = kopf.Index[tuple[str, str], IndexedKey]
 Policies = kopf.Index[tuple[str, str], dict[str, Any]]
+PoliciesByBudget = kopf.Index[tuple[str, str], tuple[str, dict[str, Any]]]
+Budgets = kopf.Index[tuple[str, str], dict[str, Any]]
 
 
 # Index functions and filters name `namespace: str | None` as kopf's protocols do; ours are namespaced.
@@ -86,6 +95,86 @@ def spend_policies(
     return {(namespace or "", name): copy.deepcopy(dict(spec))}
 
 
+@kopf.index(*SPEND_BUDGETS, when=_not_deleting)
+def spend_budgets(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace or "", name): copy.deepcopy(dict(spec))}
+
+
+@kopf.index(*SPEND_POLICIES, when=_not_deleting)
+def spend_policies_by_budget(
+    namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    ref = spec.get("budgetRef")
+    budget = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(budget, str):
+        return {}
+    return {(namespace or "", budget): (name, copy.deepcopy(dict(spec)))}
+
+
+# ---- SpendBudget ----------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*SPEND_BUDGETS)
+@kopf.on.create(*SPEND_BUDGETS)
+@kopf.on.update(*SPEND_BUDGETS)
+@kopf_errors
+async def spend_budget_changed(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    spend_policies_by_budget: PoliciesByBudget,
+    vault_keys_by_policy: Keys,
+    spend_budgets: Budgets,
+    **_: Any,
+) -> None:
+    budget = parse_budget(spec)  # invalid: the keys under it are refused (BudgetMissing), fail closed
+    policies = list(spend_policies_by_budget.get((namespace, name), []))
+    await _reapply_policies(_ctx(memo, spend_budgets), memo, namespace, policies, vault_keys_by_policy)
+    if isinstance(budget, InvalidPolicy):
+        raise budget.error()
+    await publish_budget_status(memo, body, patch, budget, bound_policies=len(policies))
+
+
+@kopf.on.delete(*SPEND_BUDGETS)
+@kopf_errors
+async def spend_budget_deleted(
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    spend_policies_by_budget: PoliciesByBudget,
+    vault_keys_by_policy: Keys,
+    spend_budgets: Budgets,
+    **_: Any,
+) -> None:
+    # Being deleted, the budget has left the index already: its keys are refused (BudgetMissing).
+    policies = list(spend_policies_by_budget.get((namespace, name), []))
+    await _reapply_policies(_ctx(memo, spend_budgets), memo, namespace, policies, vault_keys_by_policy)
+
+
+async def _reapply_policies(
+    ctx: ReconcileContext,
+    memo: kopf.Memo,
+    namespace: str,
+    policies: list[tuple[str, dict[str, Any]]],
+    vault_keys_by_policy: Keys,
+) -> None:
+    """Recompile the keys of every policy naming a budget that changed (its cap, its day, its existence)."""
+    for policy_name, policy_spec in sorted(policies, key=lambda p: p[0]):
+        results = await apply_spend_policy(
+            ctx,
+            parse_policy(policy_spec),
+            _objects(vault_keys_by_policy.get((namespace, policy_name), [])),
+            guard=memo.locks,
+            is_live=memo.locks.is_live,
+        )
+        memo.outcomes.update({r.key_id: r.outcome for r in results})
+
+
 # ---- SpendPolicy ----------------------------------------------------------------------------------
 
 
@@ -101,12 +190,13 @@ async def spend_policy_changed(
     patch: kopf.Patch,
     memo: kopf.Memo,
     vault_keys_by_policy: Keys,
+    spend_budgets: Budgets,
     **_: Any,
 ) -> None:
     policy = parse_policy(spec)
     bound = list(vault_keys_by_policy.get((namespace, name), []))
     results = await apply_spend_policy(
-        memo.reconcile,
+        _ctx(memo, spend_budgets),
         policy,
         _objects(bound),
         guard=memo.locks,
@@ -146,6 +236,7 @@ async def vault_key_changed(
     patch: kopf.Patch,
     memo: kopf.Memo,
     spend_policies: Policies,
+    spend_budgets: Budgets,
     **_: Any,
 ) -> None:
     key_id = f"{namespace}/{name}"
@@ -155,7 +246,7 @@ async def vault_key_changed(
         # A new key gets a token; so does a changed spec.tokenRotation (status records the last one done).
         rotate = reason != kopf.Reason.CREATE and key.spec.token_rotation != status.get("tokenRotation")
         result = await reconcile_key(
-            memo.reconcile,
+            _ctx(memo, spend_budgets),
             key,
             _policy(spend_policies, key.policy_id),
             mint=reason == kopf.Reason.CREATE or rotate,
@@ -206,13 +297,14 @@ async def vendor_key_changed(
     memo: kopf.Memo,
     vault_keys_by_secret: Keys,
     spend_policies: Policies,
+    spend_budgets: Budgets,
     **_: Any,
 ) -> None:
     if type is None:  # the initial listing: the keys' resume handlers apply them anyway
         return
     users = list(vault_keys_by_secret.get((namespace, name), []))
     results = await reconcile_keys(
-        memo.reconcile,
+        _ctx(memo, spend_budgets),
         _objects(users),
         lambda key: _policy(spend_policies, key.policy_id),
         guard=memo.locks,
@@ -301,6 +393,24 @@ def _objects(entries: Iterable[IndexedKey]) -> list[VaultKeyObject]:
         except ValidationError:
             continue
     return out
+
+
+class IndexedBudgets:
+    """The SpendBudgets as kopf's index holds them (complete before any handler runs, so a key under a
+    budget is never refused for a budget not yet seen at start-up); an invalid one reads as missing."""
+
+    def __init__(self, index: Budgets) -> None:
+        self._index = index
+
+    async def read(self, namespace: str, name: str) -> SpendBudgetSpec | None:
+        for spec in self._index.get((namespace, name), []):
+            budget = parse_budget(spec)
+            return budget if isinstance(budget, SpendBudgetSpec) else None
+        return None
+
+
+def _ctx(memo: kopf.Memo, spend_budgets: Budgets) -> ReconcileContext:
+    return dataclasses.replace(memo.reconcile, budgets=IndexedBudgets(spend_budgets))
 
 
 def _policy(spend_policies: Policies, policy_id: str) -> PolicyLookup:

@@ -18,7 +18,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tollgate.errors import InvalidSpec, SecretNotFound, TollgateError
 from tollgate.policy.manifests import GROUP_VERSION
-from tollgate.reconcile.policies import PolicyLookup, parse_policy
+from tollgate.policy.spend_budget import SpendBudgetSpec
+from tollgate.reconcile.policies import PolicyLookup, parse_budget, parse_policy
 from tollgate.reconcile.resync import ClusterState
 from tollgate.reconcile.status import Transition
 from tollgate.reconcile.tokens import VaultKeyObject
@@ -28,6 +29,7 @@ GROUP, VERSION = GROUP_VERSION.split("/")
 VAULT_KEYS = (GROUP, VERSION, "vaultkeys")
 SPEND_POLICIES = (GROUP, VERSION, "spendpolicies")
 SPEND_APPROVALS = (GROUP, VERSION, "spendapprovals")
+SPEND_BUDGETS = (GROUP, VERSION, "spendbudgets")
 TOKEN_KEY = "token"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "tollgate"}
 _MERGE_PATCH = "application/merge-patch+json"
@@ -199,7 +201,8 @@ class KubeApi:
     # ---- resync -------------------------------------------------------------------------------------
 
     async def list_cluster(self) -> ClusterState:
-        """Every SpendPolicy and every valid VaultKey not being deleted, in the operator's namespaces."""
+        """Every SpendPolicy, valid SpendBudget and valid VaultKey not being deleted, in the operator's
+        namespaces."""
         policies: dict[str, PolicyLookup] = {}
         for obj in await self._list("spendpolicies"):
             meta = obj.get("metadata", {})
@@ -216,7 +219,13 @@ class KubeApi:
                 )
             except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
                 continue  # invalid keys hold no grant; their own handler reported why
-        return ClusterState(keys, policies, self.namespaces)
+        budgets: dict[str, SpendBudgetSpec] = {}
+        for obj in await self._list("spendbudgets"):
+            meta = obj.get("metadata", {})
+            budget = parse_budget(obj.get("spec"))
+            if not meta.get("deletionTimestamp") and isinstance(budget, SpendBudgetSpec):
+                budgets[f"{meta.get('namespace')}/{meta.get('name')}"] = budget
+        return ClusterState(keys, policies, self.namespaces, budgets)
 
     async def _list(self, plural: str) -> list[dict[str, Any]]:
         if self.namespaces is None:

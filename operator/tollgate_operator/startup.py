@@ -83,6 +83,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
     memo.store = store
     memo.secrets = await KubeApi.connect(namespaces)
     # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
+    # Handlers read the SpendBudgets from kopf's index, the resync from its own listing (handlers.py).
     memo.reconcile = ReconcileContext(memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it

@@ -1,5 +1,6 @@
 """Status kept current from Redis, off the hot path: timers mirror each VaultKey's spend today, remaining
-budget and last decision (and each SpendPolicy's bound keys and expiry) into `.status`, and post an
+budget and last decision (each SpendPolicy's bound keys and expiry, each SpendBudget's spend and remaining
+today) into `.status`, and post an
 Event when an object's state changes. Handlers write status through the same two functions."""
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from typing import Any
 
 import kopf
 
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
-from tollgate.reconcile.policies import InvalidPolicy, parse_policy
+from tollgate.reconcile.policies import InvalidPolicy, parse_budget, parse_policy
 from tollgate.reconcile.status import (
+    read_budget_report,
     read_key_report,
+    spend_budget_status,
     spend_policy_status,
     transition,
     vault_key_status,
 )
 from tollgate.reconcile.vault_keys import Outcome
 from tollgate_operator.errors import kopf_errors
-from tollgate_operator.kube_secrets import SPEND_POLICIES, VAULT_KEYS, post_event
+from tollgate_operator.kube_secrets import SPEND_BUDGETS, SPEND_POLICIES, VAULT_KEYS, post_event
 from tollgate_operator.settings import status_interval_s
 
 # kopf fixes a timer's interval when the handler is registered, i.e. at import.
@@ -64,6 +68,42 @@ async def refresh_spend_policy_status(
 ) -> None:
     bound = len(vault_keys_by_policy.get((namespace, name), []))
     publish_policy_status(body, patch, parse_policy(spec), bound_keys=bound)
+
+
+@kopf.timer(*SPEND_BUDGETS, interval=INTERVAL_S, initial_delay=INTERVAL_S)
+@kopf_errors
+async def refresh_spend_budget_status(
+    namespace: str,
+    name: str,
+    spec: kopf.Spec,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    spend_policies_by_budget: kopf.Index[tuple[str, str], Any],
+    **_: Any,
+) -> None:
+    budget = parse_budget(spec)
+    if isinstance(budget, InvalidPolicy):  # the handler's Invalid status stands
+        return
+    bound = len(spend_policies_by_budget.get((namespace, name), []))
+    await publish_budget_status(memo, body, patch, budget, bound_policies=bound)
+
+
+async def publish_budget_status(
+    memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, budget: SpendBudgetSpec, *, bound_policies: int
+) -> None:
+    """Write the SpendBudget's spend and remaining today, as Redis counts them now."""
+    now = datetime.now(UTC)
+    budget_id = f"{body.metadata.namespace}/{body.metadata.name}"
+    report = await read_budget_report(memo.store, budget_id, budget, now)
+    status = spend_budget_status(
+        report,
+        bound_policies=bound_policies,
+        generation=body.metadata.get("generation"),
+        previous_conditions=body.status.get("conditions"),
+        now=now,
+    )
+    _write(body, patch, status, str(status["message"]))
 
 
 async def publish_key_status(

@@ -34,12 +34,12 @@ def test_a_schema_1_database_gains_the_replay_and_evidence_columns(tmp_path: Pat
         conn.execute(text("ALTER TABLE tollgate_calls DROP COLUMN replay"))
         conn.execute(text("ALTER TABLE tollgate_calls DROP COLUMN response_code_details"))
         conn.execute(text("DELETE FROM tollgate_schema_versions WHERE version > 1"))
-    assert store.migrate() == SCHEMA_VERSION == 5
+    assert store.migrate() == SCHEMA_VERSION == 6
     store.append([from_entry(ENTRY, "t")], "src", Checkpoint("f", 1))
     _, rows = store.query("SELECT replay, cost_micro_usd, response_code_details FROM tollgate_calls")
     assert rows == [(True, 0, ENTRY.get("response_code_details"))]
     _, versions = store.query("SELECT version FROM tollgate_schema_versions ORDER BY version")
-    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
     store.dispose()
 
 

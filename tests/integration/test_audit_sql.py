@@ -79,7 +79,7 @@ def test_a_schema_3_store_migrates_to_4_keeping_its_rows(audit: AuditStore) -> N
             ),
             {"at": datetime(2026, 11, 30, 12, tzinfo=UTC), "day": date(2026, 11, 30)},
         )
-    assert audit.migrate() == SCHEMA_VERSION == 5
+    assert audit.migrate() == SCHEMA_VERSION == 6
     seen = {"id": "re_1", "object": "refund", "amount": "1500", "currency": "usd"}
     audit.append([from_line(line(request_id="new", vendor_response=seen), "f@1")], "src", Checkpoint("x", 1))
     cols, data = audit.query("SELECT * FROM tollgate_calls ORDER BY row_id")
@@ -87,13 +87,13 @@ def test_a_schema_3_store_migrates_to_4_keeping_its_rows(audit: AuditStore) -> N
     assert got["old"]["cost_micro_usd"] == 15_000_000 and got["old"]["settlement"] == "settled"
     assert all(got["old"][c] is None for c in V4_COLUMNS)
     assert (got["new"]["vendor_object_id"], got["new"]["vendor_amount_minor"]) == ("re_1", 1500)
-    assert audit.migrate() == 5  # and again: nothing to do
+    assert audit.migrate() == 6  # and again: nothing to do
 
 
 def test_a_schema_4_store_gains_the_approval_column_keeping_its_rows(audit: AuditStore) -> None:
     with audit.engine.begin() as c:
         c.execute(text("ALTER TABLE tollgate_calls DROP COLUMN approval_id"))
-        c.execute(text("DELETE FROM tollgate_schema_versions WHERE version = 5"))
+        c.execute(text("DELETE FROM tollgate_schema_versions WHERE version >= 5"))
         c.execute(
             text(
                 "INSERT INTO tollgate_calls (row_id, at, day, decision, rule, cost_micro_usd) "
@@ -101,11 +101,25 @@ def test_a_schema_4_store_gains_the_approval_column_keeping_its_rows(audit: Audi
             ),
             {"at": datetime(2026, 11, 30, 12, tzinfo=UTC), "day": date(2026, 11, 30)},
         )
-    assert audit.migrate() == 5
+    assert audit.migrate() == 6
     authz = {**ALLOWED["authz"], "approval_id": "apr-1"}  # type: ignore[dict-item]
     audit.append([from_line(line(request_id="new", authz=authz), "f@1")], "src", Checkpoint("x", 1))
     _, data = audit.query("SELECT row_id, approval_id FROM tollgate_calls ORDER BY row_id")
     assert data == [("new", "apr-1"), ("old", None)]
+
+
+def test_a_schema_5_store_migrates_to_6_and_rows_name_their_budget(audit: AuditStore) -> None:
+    with audit.engine.begin() as c:
+        c.execute(text("DROP INDEX ix_tollgate_calls_budget_at"))
+        for name in ("budget_id", "budget_day", "budget_cap_micro_usd", "budget_spent_micro_usd"):
+            c.execute(text(f"ALTER TABLE tollgate_calls DROP COLUMN {name}"))
+        c.execute(text("DELETE FROM tollgate_schema_versions WHERE version = 6"))
+    assert audit.migrate() == 6
+    authz = {**ALLOWED["authz"], "budget_id": "agents/support", "budget_day": "20261130"}  # type: ignore[dict-item]
+    row = line(request_id="b", authz=authz)
+    audit.append([from_line(row, "f@1")], "src", Checkpoint("x", 1))
+    _cols, data = audit.query("SELECT budget_id, budget_day FROM tollgate_calls WHERE row_id = 'b'")
+    assert data == [("agents/support", "20261130")]
 
 
 def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: AuditStore) -> None:

@@ -22,6 +22,12 @@ def test_check_accepts_the_local_example() -> None:
     assert "1 SpendPolicy, 1 VaultKey, 1 Secret" in r.output
 
 
+def test_check_accepts_the_budgets_example_and_counts_its_spend_budget() -> None:
+    r = runner.invoke(app, ["check", str(ROOT / "deploy/examples/budgets")])
+    assert r.exit_code == 0, r.output
+    assert "ok: 3 SpendPolicy, 3 VaultKey, 1 SpendBudget, 1 Secret" in r.output
+
+
 def test_check_names_every_bad_field_and_exits_1(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(
         "apiVersion: tollgate.dev/v1alpha1\nkind: SpendPolicy\nmetadata: {name: p}\n"

@@ -10,14 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.builders import NOW, grant, spend_policy, vault_key
+from tests.builders import NOW, grant, spend_budget, spend_policy, vault_key
 from tests.support.crd_schema import root_schema, status_errors
 
 from tollgate.policy.grant import Grant
 from tollgate.reconcile.policies import InvalidPolicy
 from tollgate.reconcile.status import (
+    BudgetReport,
     invalid_status,
     key_report,
+    spend_budget_status,
     spend_policy_status,
     vault_key_status,
 )
@@ -57,6 +59,8 @@ KEY_STATUSES = {
     "suspended": key_status(READY, grant(key=vault_key(suspended=True))),
     "grant gone from redis": key_status(READY, None),
     "policy missing": key_status(Outcome("PolicyMissing", "SpendPolicy agents/refunds does not exist"), None),
+    "budget missing": key_status(Outcome("BudgetMissing", "SpendBudget agents/support does not exist"), None),
+    "ready, under a budget": key_status(READY, grant(budget=spend_budget())),
     "secret missing": key_status(Outcome("SecretMissing", "Secret agents/stripe has no key api-key"), None),
     "revoked": key_status(Outcome("Revoked", "revoked"), None),
     "invalid": invalid_status(
@@ -77,6 +81,45 @@ POLICY_STATUSES = {
 }
 
 
+def budget_status(spent: int) -> dict[str, Any]:
+    return spend_budget_status(
+        BudgetReport("2026-11-25", 2_000_000_000, spent),
+        bound_policies=3,
+        generation=1,
+        previous_conditions=None,
+        now=NOW,
+    )
+
+
+BUDGET_STATUSES = {
+    "ready": budget_status(1_234_567_891),
+    "exhausted": budget_status(2_000_000_000),
+    "over (settled above its reservations)": budget_status(2_000_500_000),
+    "invalid": invalid_status(
+        "spec.dailyCapUsd: Field required",
+        kind="SpendBudget",
+        generation=2,
+        previous_conditions=None,
+        now=NOW,
+    ),
+}
+
+
+def test_a_budget_status_shows_spent_and_remaining() -> None:
+    s = BUDGET_STATUSES["ready"]
+    assert (s["spentTodayUsd"], s["remainingTodayUsd"], s["dailyCapUsd"]) == (
+        "1234.567891",
+        "765.432109",
+        "2000.00",
+    )
+    assert BUDGET_STATUSES["over (settled above its reservations)"]["remainingTodayUsd"] == "0.00"
+
+
+@pytest.mark.parametrize("status", BUDGET_STATUSES.values(), ids=BUDGET_STATUSES.keys())
+def test_every_spend_budget_status_the_operator_writes_is_admitted(status: dict[str, Any]) -> None:
+    assert status_errors("SpendBudget", status) == []
+
+
 @pytest.mark.parametrize("status", KEY_STATUSES.values(), ids=KEY_STATUSES.keys())
 def test_every_vault_key_status_the_operator_writes_is_admitted(status: dict[str, Any]) -> None:
     assert status_errors("VaultKey", status) == []
@@ -89,7 +132,11 @@ def test_every_spend_policy_status_the_operator_writes_is_admitted(status: dict[
 
 def test_the_status_statuses_cover_every_state_the_schema_names() -> None:
     # A new state in the operator without a row above (or in the schema's enum) fails here or above.
-    for kind, statuses in (("VaultKey", KEY_STATUSES), ("SpendPolicy", POLICY_STATUSES)):
+    for kind, statuses in (
+        ("VaultKey", KEY_STATUSES),
+        ("SpendPolicy", POLICY_STATUSES),
+        ("SpendBudget", BUDGET_STATUSES),
+    ):
         enum = root_schema(kind)["properties"]["status"]["properties"]["state"]["enum"]
         assert {s["state"] for s in statuses.values()} == set(enum), kind
 
@@ -122,11 +169,15 @@ def _resolve(root: dict[str, Any], json_path: str) -> dict[str, Any] | None:
     return node
 
 
-@pytest.mark.parametrize("kind", ["SpendPolicy", "VaultKey"])
+@pytest.mark.parametrize("kind", ["SpendPolicy", "VaultKey", "SpendBudget"])
 def test_every_printer_column_points_at_a_field_of_its_type(kind: str) -> None:
     from tollgate.policy import crd
 
-    build = crd.spend_policy_crd if kind == "SpendPolicy" else crd.vault_key_crd
+    build = {
+        "SpendPolicy": crd.spend_policy_crd,
+        "VaultKey": crd.vault_key_crd,
+        "SpendBudget": crd.spend_budget_crd,
+    }[kind]
     root = root_schema(kind)
     for column in build()["spec"]["versions"][0]["additionalPrinterColumns"]:
         if column["jsonPath"] == ".metadata.creationTimestamp":

@@ -57,7 +57,7 @@ def test_each_example_is_admitted_by_the_crd_schema(where: str, doc: dict[str, A
     assert admission_errors(doc["kind"], doc["spec"]) == []
 
 
-@pytest.mark.parametrize("folder", ["local", "roles", "messaging"])
+@pytest.mark.parametrize("folder", ["local", "roles", "messaging", "budgets"])
 def test_each_example_folder_loads_through_the_models(folder: str) -> None:
     manifests = load_path(EXAMPLES / folder)  # raises InvalidManifests naming the field
     assert manifests.policies and manifests.keys
@@ -97,3 +97,14 @@ def test_the_messaging_example_prices_only_what_its_recipients_allow() -> None:
     assert sms.recipients and sms.prices
     for price in sms.prices:
         assert any(price.prefix.startswith(r) for r in sms.recipients), price.prefix
+
+
+def test_the_budgets_example_puts_a_stripe_a_twilio_and_a_resend_key_under_one_budget() -> None:
+    manifests = load_path(EXAMPLES / "budgets")
+    (budget,) = manifests.budgets.values()
+    assert budget.spec.daily_cap_micro_usd == 2_000_000_000
+    under = {str(p.spec.vendor) for p in manifests.policies.values() if p.spec.budget_ref}
+    assert under == {"stripe", "twilio", "resend"}
+    assert all(
+        p.spec.budget_ref and p.spec.budget_ref.name == budget.name for p in manifests.policies.values()
+    )

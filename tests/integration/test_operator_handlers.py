@@ -21,6 +21,8 @@ from tollgate.reconcile.tokens import VaultKeyObject
 from tollgate.store.redis import RedisStore
 from tollgate_operator.handlers import (
     IndexedKey,
+    spend_budget_changed,
+    spend_budget_deleted,
     spend_policy_changed,
     spend_policy_deleted,
     vault_key_changed,
@@ -72,7 +74,9 @@ def memo(store: RedisStore) -> kopf.Memo:
 
 
 async def run(handler: object, **kwargs: Any) -> None:
-    """Call a handler as kopf does, with keyword arguments (its registered type is kopf's)."""
+    """Call a handler as kopf does, with keyword arguments (its registered type is kopf's); kopf passes
+    every index to every handler, so the SpendBudget ones default to empty here."""
+    kwargs = {"spend_budgets": {}, "spend_policies_by_budget": {}, **kwargs}
     await cast(Callable[..., Awaitable[None]], handler)(**kwargs)
 
 
@@ -229,3 +233,47 @@ async def test_an_invalid_key_is_revoked_and_named_in_its_status(
         )
     assert await store.grant(f"{NS}/bot") is None
     assert ("bot", "Invalid") in [(n, e.reason) for n, e in events]
+
+
+async def test_a_key_under_a_budget_reads_it_from_the_index_and_a_budget_change_recompiles_its_keys(
+    memo: kopf.Memo, store: RedisStore
+) -> None:
+    policy = {**POLICY_SPEC, "budgetRef": {"name": "team"}}
+    indexed = {(NS, "team"): [{"dailyCapUsd": "20"}]}
+    await run(
+        vault_key_changed,
+        reason=kopf.Reason.CREATE,
+        namespace=NS,
+        name="bot",
+        uid=UID,
+        spec=KEY_SPEC,
+        status={},
+        body=body("VaultKey", "bot", KEY_SPEC),
+        patch=kopf.Patch(),
+        memo=memo,
+        spend_policies={(NS, "refunds"): [policy]},
+        spend_budgets=indexed,
+    )
+    g = await store.grant(f"{NS}/bot")
+    assert g is not None and g.budget is not None and g.budget.daily_cap_micro_usd == 20_000_000
+
+    common: dict[str, Any] = {
+        "namespace": NS,
+        "name": "team",
+        "memo": memo,
+        "spend_policies_by_budget": {(NS, "team"): [("refunds", policy)]},
+        "vault_keys_by_policy": {(NS, "refunds"): [IndexedKey(NS, "bot", UID, KEY_SPEC)]},
+    }
+    raised = {(NS, "team"): [{"dailyCapUsd": "35"}]}
+    budget = body("SpendBudget", "team", {"dailyCapUsd": "35"})
+    patch = kopf.Patch()
+    await run(
+        spend_budget_changed, spec=budget.spec, body=budget, patch=patch, spend_budgets=raised, **common
+    )
+    g = await store.grant(f"{NS}/bot")
+    assert g is not None and g.budget is not None and g.budget.daily_cap_micro_usd == 35_000_000
+    assert (patch["status"]["dailyCapUsd"], patch["status"]["boundPolicies"]) == ("35.00", 1)
+
+    await run(spend_budget_deleted, spend_budgets={}, **common)  # it has left the index
+    assert await store.grant(f"{NS}/bot") is None  # fail closed
+    assert memo.outcomes[f"{NS}/bot"].state == "BudgetMissing"

@@ -142,3 +142,21 @@ async def test_a_key_whose_handler_has_not_minted_its_token_yet_is_left_to_that_
     report = await resync(ReconcileContext(store, BOX, vendor_secrets(), tokens), listing(fresh))
     assert report.unminted == [fresh.id] and report.restored == [] and report.revoked == []
     assert tokens.writes == 0 and await store.grant(fresh.id) is None
+
+
+async def test_a_key_under_a_budget_comes_back_under_the_budget_the_cluster_lists(store: RedisStore) -> None:
+    from tests.builders import spend_budget
+
+    tokens, bot = MemoryTokens(), key("a", "uid-a")
+    under = spend_policy(budgetRef={"name": "team"})
+    ctx = ReconcileContext(store, BOX, vendor_secrets(), tokens)
+    first = await reconcile_key(ctx, bot, under, mint=True)
+    assert first.outcome.state == "BudgetMissing"  # this context knows no budget: refused, not unbudgeted
+
+    async def list_cluster() -> ClusterState:
+        return ClusterState([bot], {"agents/refunds": under}, None, {"agents/team": spend_budget()})
+
+    report = await resync(ctx, list_cluster)
+    assert [(r.key_id, r.outcome.state) for r in report.restored] == [("agents/a", "Ready")]
+    g = await store.grant("agents/a")
+    assert g is not None and g.budget_id == "agents/team"

@@ -21,6 +21,7 @@ PLURALS = {
     "SpendPolicy": "spendpolicies",
     "VaultKey": "vaultkeys",
     "SpendApproval": "spendapprovals",
+    "SpendBudget": "spendbudgets",
     "Secret": "secrets",
     "Event": "events",
 }

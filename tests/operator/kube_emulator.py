@@ -28,6 +28,7 @@ KINDS = {
     "spendpolicies": ("SpendPolicy", "spendpolicy", {"sp"}),
     "vaultkeys": ("VaultKey", "vaultkey", {"vk"}),
     "spendapprovals": ("SpendApproval", "spendapproval", {"spa"}),
+    "spendbudgets": ("SpendBudget", "spendbudget", {"sb"}),
 }
 
 

@@ -35,6 +35,8 @@ EXERCISED = {
     ("tollgate.dev", "vaultkeys", "patch"),
     ("tollgate.dev", "vaultkeys/status", "patch"),
     ("tollgate.dev", "spendpolicies/status", "patch"),
+    ("tollgate.dev", "spendbudgets", "watch"),
+    ("tollgate.dev", "spendbudgets/status", "patch"),
     ("", "secrets", "watch"),
     ("", "secrets", "get"),
     ("", "secrets", "create"),
@@ -123,16 +125,23 @@ def round_of_changes(cluster: Cluster, namespace: str, redis_client: redis.Redis
     its SpendApproval's life: every kind of write the operator makes."""
     approval_round(cluster, namespace, redis_client)
     cluster.create("Secret", namespace, "stripe-key", type="Opaque", data={"api-key": b64("sk_test_one")})
+    cluster.create("SpendBudget", namespace, "team", spec={"dailyCapUsd": "50"})
     cluster.create(
         "SpendPolicy",
         namespace,
         "p",
-        spec={"vendor": "stripe", "dailyCapUsd": "5", "allow": ["GET /v1/charges"]},
+        spec={
+            "vendor": "stripe",
+            "dailyCapUsd": "5",
+            "allow": ["GET /v1/charges"],
+            "budgetRef": {"name": "team"},
+        },
     )
     key = {"policyRef": {"name": "p"}, "vendorKeySecretRef": {"name": "stripe-key", "key": "api-key"}}
     cluster.create("VaultKey", namespace, "bot", spec=key)
     first = wait_for_token(cluster, namespace, "bot-vault-token")
     wait_for_state(cluster, "VaultKey", namespace, "bot", "Ready")
+    wait_for_state(cluster, "SpendBudget", namespace, "team", "Ready")
     cluster.patch("VaultKey", namespace, "bot", {"spec": {"tokenRotation": "2"}})
     wait_for_token(cluster, namespace, "bot-vault-token", other_than=first)
     cluster.patch("Secret", namespace, "stripe-key", {"data": {"api-key": b64("sk_test_two")}})

@@ -29,7 +29,11 @@ _FORMATS = jsonschema.FormatChecker(["date-time", "date"])
 
 
 def root_schema(kind: str) -> Schema:
-    build = {"SpendPolicy": crd.spend_policy_crd, "VaultKey": crd.vault_key_crd}[kind]
+    build = {
+        "SpendPolicy": crd.spend_policy_crd,
+        "VaultKey": crd.vault_key_crd,
+        "SpendBudget": crd.spend_budget_crd,
+    }[kind]
     root: Schema = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return root
 

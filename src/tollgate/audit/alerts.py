@@ -1,6 +1,7 @@
 """Alerts from the audit stream to a Slack-compatible incoming webhook.
 
-What is worth waking someone for: a key near or at its daily cap, a burst of denials from one key
+What is worth waking someone for: a key near or at its daily cap, a shared budget (SpendBudget) near or
+at its own, a burst of denials from one key
 (an agent stuck in a loop), a revoked, expired or suspended key still calling, and a call whose
 outcome is unknown (money may have moved: its cost stays counted, and a human should check), a
 vendor reporting it moved more than was reserved, and a call waiting for a person's approval. Each alert is
@@ -35,8 +36,8 @@ DAY_S = 24 * 3600
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # cap_warning | cap_reached | denial_burst | dead_key_calling | settlement_unknown
-    # | vendor_moved_more | approval_pending
+    kind: str  # cap_warning | cap_reached | budget_warning | budget_reached | denial_burst
+    # | dead_key_calling | settlement_unknown | vendor_moved_more | approval_pending
     key_id: str
     dedup: str  # one alert per dedup name per ttl_s
     ttl_s: int
@@ -66,6 +67,7 @@ class AlertRules:
                     f"{format_usd(row.cap_micro_usd or 0)} daily cap ({pct}%+), policy {row.policy_id}."
                 )
                 alerts.append(Alert("cap_warning", key, f"warn{pct}:{key}:{day}", DAY_S, text))
+            alerts.extend(self._budget(row))
             if row.settlement == UNKNOWN:
                 alerts.append(
                     Alert("settlement_unknown", key, f"unknown:{row.row_id}", DAY_S, self._unknown_text(row))
@@ -92,6 +94,30 @@ class AlertRules:
             if row.decision == "deny":
                 alerts.extend(self._burst(key, row))
         return alerts
+
+    def _budget(self, row: AuditRow) -> list[Alert]:
+        """A shared budget at the warning share of its cap, or at its cap: once a day per budget (the
+        budget's day, from whichever key's call crossed it)."""
+        b, cap, spent = row.budget_id, row.budget_cap_micro_usd, row.budget_spent_micro_usd
+        if not b or not cap or spent is None:
+            return []
+        day = row.budget_day or row.day.strftime("%Y%m%d")
+        key = row.vault_key_id or "-"
+        if row.rule == Rule.BUDGET_EXCEEDED.value:
+            text = (
+                f":octagonal_sign: SpendBudget {b} reached its daily cap ({format_usd(spent)} of "
+                f"{format_usd(cap)}); every key under it is refused money calls until the day resets "
+                f"(refused: vault key {key}, policy {row.policy_id})."
+            )
+            return [Alert("budget_reached", key, f"budget:{b}:{day}", DAY_S, text)]
+        pct = self.s.cap_warn_percent
+        if row.decision == "allow" and spent * 100 >= cap * pct:
+            text = (
+                f":warning: SpendBudget {b} has spent {format_usd(spent)} of its {format_usd(cap)} daily "
+                f"cap ({pct}%+), across every key under it (last: vault key {key}, {row.vendor})."
+            )
+            return [Alert("budget_warning", key, f"bwarn{pct}:{b}:{day}", DAY_S, text)]
+        return []
 
     @staticmethod
     def _more_text(row: AuditRow) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tollgate.audit.ledger import ledger_copy, lookback
+from tollgate.audit.ledger import budget_copy, ledger_copy, lookback
 from tollgate.audit.record import AuditRow, from_line
 from tollgate.audit.settle import apply_settlements
 from tollgate.audit.sql import APPROVALS_SOURCE, AuditStore, AuditStoreUnavailable, Checkpoint
@@ -151,6 +151,7 @@ class AuditPipeline:
         self._settle_loaded = False
         self._reopen_retry_at: float | None = None  # set while the writer has not reopened the log
         self._marked: set[str] = set()  # keys seen marked since the ledger hint was last found
+        self._budgets_marked: set[str] = set()  # shared budgets likewise
         self._next_sweep = 0.0
 
     async def run_once(self) -> int:
@@ -278,6 +279,7 @@ class AuditPipeline:
             # the old Redis may have allowed have finished. A key that appears later, with the hint in
             # place, is new to this Redis: nothing of it can be in flight, so it is marked at once.
             self._marked.clear()
+            self._budgets_marked.clear()
             self._loss_at = time.monotonic()
             grants = await self.store.grant_ids()
             if hint is not None:
@@ -288,11 +290,12 @@ class AuditPipeline:
             await self.ledger.set_ledger_hint(server)
         grants = await self.store.grant_ids()
         todo = grants - self._marked
-        if not todo:
-            return []
-        missing = await self.ledger.unmarked(todo)
+        missing = await self.ledger.unmarked(todo) if todo else set()
         self._marked |= todo - missing
-        if not missing:
+        budgets = await self.ledger.budget_ids() - self._budgets_marked
+        budgets_missing = await self.ledger.unmarked_budgets(budgets) if budgets else set()
+        self._budgets_marked |= budgets - budgets_missing
+        if not missing and not budgets_missing:
             return []
         since_ms = int(time.time() * 1000)
         if self._loss_at is not None:
@@ -306,6 +309,10 @@ class AuditPipeline:
             await self._rebuild(key_id, since_ms)
             self._marked.add(key_id)
             rebuilt.append(key_id)
+        for budget_id in sorted(budgets_missing):
+            await self._rebuild_budget(budget_id, since_ms)
+            self._budgets_marked.add(budget_id)
+            rebuilt.append(f"budget:{budget_id}")
         return rebuilt
 
     async def _nothing_in_flight(self) -> bool:
@@ -332,6 +339,17 @@ class AuditPipeline:
             log.warning(
                 "restored the spend of %s from the audit ledger (%d micro-USD over %d day(s), %d calls)",
                 key_id, total, len(copy.spend), len(entries),
+            )  # fmt: skip
+
+    async def _rebuild_budget(self, budget_id: str, since_ms: int) -> None:
+        assert self.ledger is not None
+        since = lookback(datetime.fromtimestamp(since_ms / 1000, UTC)).date()
+        rows = await asyncio.to_thread(self.audit.counted_budget_calls, budget_id, since)
+        copy = budget_copy(budget_id, rows, since_ms)
+        if await self.ledger.rebuild_budget(copy):
+            log.warning(
+                "restored the spend of budget %s from the audit ledger (%d micro-USD over %d day(s))",
+                budget_id, sum(copy.spend.values()), len(copy.spend),
             )  # fmt: skip
 
     async def _maybe_rotate(self) -> None:

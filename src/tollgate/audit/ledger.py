@@ -10,6 +10,8 @@ ext_authz refuses its money calls (503 tollgate_unavailable) and reads pass. The
    counted when any attempt of it is not proven refused) and its loop-breaker calls still in window;
 3. writes them and the marker (value T) in one atomic step (store/lua/rebuild.lua), only if no other
    ingester did first.
+A shared budget (SpendBudget) has its own marker and is rebuilt the same way from the rows that name it
+(their budget_day), before any money call under it passes; a key under a budget needs both marks.
 Calls reserved before the loss but logged after step 1 (still in flight at the vendor) are covered by
 the marker: settling a counted call made before T whose reservation this Redis never saw counts it
 then, once (store/lua/settle.lua). Idempotency keys are not rebuilt (the audit does not keep the
@@ -24,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from tollgate.audit.sql import LedgerEntry
 from tollgate.policy.grant import Grant
-from tollgate.store.base import LedgerCopy
+from tollgate.store.base import BudgetLedgerCopy, LedgerCopy
 from tollgate.vendors.base import Settlement
 
 log = logging.getLogger("tollgate.audit")
@@ -76,6 +78,20 @@ def ledger_copy(
         if counted and cost and day:
             spend[(vendor, day)] = spend.get((vendor, day), 0) + cost
     return LedgerCopy(key_id, since_ms, spend, calls, lb.window_ms if lb and calls else 0)
+
+
+def budget_copy(budget_id: str, rows: Iterable[tuple[str, LedgerEntry]], since_ms: int) -> BudgetLedgerCopy:
+    """What Redis must hold for a shared budget: every key's counted calls under it, by the budget's day
+    (the entries' spend_day is the budget's, see AuditStore.counted_budget_calls), each key counted as
+    ledger_copy counts it (a retry under one idempotency key once). Pure."""
+    by_key: dict[str, list[LedgerEntry]] = {}
+    for key_id, entry in rows:
+        by_key.setdefault(key_id, []).append(entry)
+    spend: dict[str, int] = {}
+    for key_id, entries in by_key.items():
+        for (_vendor, day), amount in ledger_copy(key_id, entries, None, since_ms).spend.items():
+            spend[day] = spend.get(day, 0) + amount
+    return BudgetLedgerCopy(budget_id, since_ms, spend)
 
 
 def lookback(now: datetime) -> datetime:

@@ -88,6 +88,12 @@ class AuditRow(BaseModel):
     # Added in schema 5. The approval (spec.approval) this call waited for (a denial while pending,
     # rejected or expired) or used (the allowed call).
     approval_id: str | None = None
+    # Added in schema 6. The shared budget (SpendBudget) the key is under, its cap, and the budget's day
+    # the reservation was charged to (its own time zone's; settlement moves that counter too).
+    budget_id: str | None = None
+    budget_day: str | None = None
+    budget_cap_micro_usd: int | None = None
+    budget_spent_micro_usd: int | None = None  # the budget's spend today after this call's reservation
 
     @property
     def vendor_succeeded(self) -> bool:
@@ -218,6 +224,10 @@ def _from_entry(entry: dict[str, Any], position: str) -> AuditRow:
         settlement=_settlement(decision, _str(authz.get("vendor")), cost, reservation_id, entry),
         params=_str(authz.get("params")),
         approval_id=_str(authz.get("approval_id")),
+        budget_id=_str(authz.get("budget_id")),
+        budget_day=_str(authz.get("budget_day")),
+        budget_cap_micro_usd=_int(authz.get("budget_cap_micro_usd")),
+        budget_spent_micro_usd=_int(authz.get("budget_spent_micro_usd")),
     )
 
 

@@ -14,7 +14,7 @@ from tollgate.audit.sql import AuditStore, day_range
 from tollgate.decide.rules import Rule
 
 TOP_CALLS = 10
-STOPPING_RULES = (Rule.CAP_EXCEEDED.value, Rule.LOOP_BREAKER.value)
+STOPPING_RULES = (Rule.CAP_EXCEEDED.value, Rule.BUDGET_EXCEEDED.value, Rule.LOOP_BREAKER.value)
 
 
 class PolicySpend(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tollgate.audit.record import AuditRow
-from tollgate.store.base import SettleStore
+from tollgate.store.base import BudgetCharge, SettleStore
 from tollgate.vendors.base import Settlement
 
 SETTLED = Settlement.SETTLED.value
@@ -40,9 +40,16 @@ async def apply_settlements(store: SettleStore, rows: Sequence[AuditRow]) -> dic
         if outcome is None:
             continue
         assert row.vault_key_id and row.vendor and row.spend_day and row.reservation_id
+        # A call under a shared budget: its counters sit in the budget's slot, and the budget's moves too.
+        budget = BudgetCharge(row.budget_id, row.budget_day) if row.budget_id and row.budget_day else None
         if outcome == RELEASED:
             await store.release(
-                row.vault_key_id, row.vendor, row.spend_day, row.reservation_id, row.idempotency_key
+                row.vault_key_id,
+                row.vendor,
+                row.spend_day,
+                row.reservation_id,
+                row.idempotency_key,
+                budget=budget,
             )
         else:
             await store.settle(
@@ -52,6 +59,7 @@ async def apply_settlements(store: SettleStore, rows: Sequence[AuditRow]) -> dic
                 row.reservation_id,
                 _counted(row),
                 at_ms=int(row.at.timestamp() * 1000),
+                budget=budget,
             )
         done[row.row_id] = outcome
     return done

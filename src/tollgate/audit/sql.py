@@ -57,6 +57,14 @@ _V4_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("settled_micro_usd", BigInteger),
 )
 
+# Schema 6: the shared budget a call was reserved under (see AuditRow).
+_V6_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("budget_id", Text),
+    ("budget_day", Text),
+    ("budget_cap_micro_usd", BigInteger),
+    ("budget_spent_micro_usd", BigInteger),
+)
+
 # Free-form values are TEXT, never VARCHAR(n): one over-long idempotency key from an agent must not make
 # PostgreSQL refuse a whole batch (SQLite never would), which would stall the audit behind it.
 
@@ -106,12 +114,15 @@ calls = Table(
     # Added in schema 4: what was asked (redacted parameters, JSON) and what the vendor says it did.
     *(Column(name, kind) for name, kind in _V4_COLUMNS),
     Column("approval_id", Text),  # added in schema 5: the approval the call waited for or used
+    # Added in schema 6: the shared budget (SpendBudget) the call was reserved under, and its day.
+    *(Column(name, kind) for name, kind in _V6_COLUMNS),
     Index("ix_tollgate_calls_at", "at"),
     Index("ix_tollgate_calls_key_at", "vault_key_id", "at"),
     Index("ix_tollgate_calls_policy_at", "policy_id", "at"),
     Index("ix_tollgate_calls_vendor_day", "vendor", "day"),
     Index("ix_tollgate_calls_rule_day", "rule", "day"),
     Index("ix_tollgate_calls_vendor_object", "vendor_object_id"),
+    Index("ix_tollgate_calls_budget_at", "budget_id", "at"),
 )
 
 checkpoints = Table(
@@ -186,8 +197,20 @@ def _v5(conn: Connection) -> None:
     approval_events.create(conn, checkfirst=True)
 
 
+def _v6(conn: Connection) -> None:
+    # Rows written before name no budget: none existed, so none is made up.
+    have = {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}
+    for name, kind in _V6_COLUMNS:
+        if name not in have:
+            sql_type = kind().compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE tollgate_calls ADD COLUMN {name} {sql_type}"))
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_tollgate_calls_budget_at ON tollgate_calls (budget_id, at)")
+    )
+
+
 # Append-only: a released schema version is never edited, a change is a new function.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -296,6 +319,22 @@ class AuditStore:
         )  # fmt: skip
         with self._connect() as conn:
             return [LedgerEntry(*row) for row in conn.execute(stmt)]
+
+    def counted_budget_calls(self, budget_id: str, since: date) -> list[tuple[str, LedgerEntry]]:
+        """The calls reserved under a shared budget from `since` on, as (vault key id, entry) with the
+        entry's spend_day the *budget's* day: what the budget's ledger counts (tollgate.audit.ledger)."""
+        c = calls.c
+        stmt = (
+            select(
+                c.vault_key_id, c.at, c.method, c.path, c.vendor, c.budget_day, c.cost_micro_usd,
+                c.reservation_id, c.idempotency_key, c.replay, c.settlement, c.shadow_rule,
+                c.settled_micro_usd,
+            )
+            .where(c.budget_id == budget_id, c.day >= since, c.decision == "allow")
+            .where((c.cost_micro_usd > 0) | (c.replay.is_(True)))
+        )  # fmt: skip
+        with self._connect() as conn:
+            return [(row[0] or "", LedgerEntry(*list(row)[1:])) for row in conn.execute(stmt)]
 
     def count(self) -> int:
         with self._connect() as conn:

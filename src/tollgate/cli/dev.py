@@ -24,7 +24,7 @@ def gen_crds(
         bool, typer.Option(help="Write nothing; exit 1 if a folder's CRDs differ from the models.")
     ] = False,
 ) -> None:
-    """Generate the SpendPolicy and VaultKey CustomResourceDefinitions from the pydantic models."""
+    """Generate the SpendPolicy, VaultKey and SpendBudget CustomResourceDefinitions from the pydantic models."""
     from tollgate.policy.crd import rendered
 
     stale: list[Path] = []

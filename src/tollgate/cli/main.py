@@ -41,7 +41,8 @@ def _main(
 def check(
     manifests: Annotated[Path, typer.Argument(help="A manifest file or a folder of them.", exists=True)],
 ) -> None:
-    """Validate SpendPolicy / VaultKey / Secret manifests exactly as the gateway would; other kinds are skipped."""
+    """Validate SpendPolicy / VaultKey / SpendBudget / Secret manifests exactly as the gateway would; other
+    kinds are skipped."""
     from tollgate.cli.check import allow_warnings
 
     try:
@@ -53,13 +54,19 @@ def check(
     for warning in allow_warnings(m):
         typer.echo(f"warning: {warning}", err=True)
     skipped = f", skipped {len(m.skipped)} of other kinds" if m.skipped else ""
-    typer.echo(f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey, {len(m.secrets)} Secret{skipped}")
+    budgets = f", {len(m.budgets)} SpendBudget" if m.budgets else ""
+    typer.echo(
+        f"ok: {len(m.policies)} SpendPolicy, {len(m.keys)} VaultKey{budgets}, {len(m.secrets)} Secret{skipped}"
+    )
 
 
 @app.command()
 def local(
     manifests: Annotated[
-        Path, typer.Argument(help="A folder of SpendPolicy, VaultKey and Secret manifests.", exists=True)
+        Path,
+        typer.Argument(
+            help="A folder of SpendPolicy, VaultKey, SpendBudget and Secret manifests.", exists=True
+        ),
     ],
     port: Annotated[int, typer.Option(help="Port agents point their SDK at.")] = 10000,
     redis_url: Annotated[

@@ -6,6 +6,7 @@
   6 customer / recipient out of scope → 403   6b usage the policy does not price → 403
   7 currency not allowed → 403               7b approval above spec.approval.aboveUsd → 403
   8 loop breaker → 429 (loop_broken)          9 daily cap would be exceeded → 402 (after_reserve)
+  9b the shared budget's cap would be exceeded → 402 (over_budget)
   10 allow: reserve the cost, swap the key.
 
 `decide` runs rules 1–5 from the request alone and returns Pending when it needs facts (which may
@@ -86,6 +87,21 @@ def after_reserve(
         f"{format_usd(cap)} spent today and this call would add {format_usd(allow.cost_micro_usd)}. "
         f"The cap resets at {grant.day_ends_at(now).isoformat()}. This is a Tollgate spend limit "
         f"(SpendPolicy {grant.policy_id}), not a card decline; do not retry before the reset.",
+    )
+    return _shadow(grant, deny, cost=0)
+
+
+def over_budget(grant: Grant, allow: Allow, budget_spent_micro_usd: int, now: datetime) -> Allow | Deny:
+    """Rule 9b: within the key's cap, but the shared budget (SpendBudget) it is under is spent."""
+    b = grant.budget
+    assert b is not None
+    deny = Deny(
+        Rule.BUDGET_EXCEEDED,
+        f"Daily cap of SpendBudget {b.id} reached: {format_usd(budget_spent_micro_usd)} of "
+        f"{format_usd(b.daily_cap_micro_usd)} spent today by all keys under it and this call would add "
+        f"{format_usd(allow.cost_micro_usd)}. The budget resets at {b.day_ends_at(now).isoformat()}. This is "
+        f"a Tollgate spend limit shared by vault key {grant.key_id} (SpendPolicy {grant.policy_id}) and "
+        "others, not a card decline; do not retry before the reset.",
     )
     return _shadow(grant, deny, cost=0)
 

@@ -31,6 +31,7 @@ class Rule(StrEnum):
     LOOP_BREAKER = "tollgate_loop_breaker"
     IDEMPOTENCY_KEY_REUSED = "tollgate_idempotency_key_reused"
     CAP_EXCEEDED = "tollgate_cap_exceeded"
+    BUDGET_EXCEEDED = "tollgate_budget_exceeded"
     OBJECT_NOT_FOUND = "tollgate_object_not_found"
     UNAVAILABLE = "tollgate_unavailable"
     # Answered by Envoy itself, before ext_authz is asked; named here so the audit speaks one vocabulary.
@@ -80,6 +81,7 @@ STATUS: dict[Rule, int] = {
     Rule.LOOP_BREAKER: 429,
     Rule.IDEMPOTENCY_KEY_REUSED: 400,
     Rule.CAP_EXCEEDED: 402,
+    Rule.BUDGET_EXCEEDED: 402,
     Rule.OBJECT_NOT_FOUND: 404,
     Rule.UNAVAILABLE: 503,
     Rule.UNKNOWN_ROUTE: 404,

@@ -9,7 +9,8 @@ from datetime import datetime
 from pydantic_core import to_jsonable_python
 
 from tollgate.policy.extension import PriceTable, extension
-from tollgate.policy.grant import Approval, Grant, LoopBreaker
+from tollgate.policy.grant import Approval, Grant, GrantBudget, LoopBreaker
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -23,7 +24,12 @@ def compile_grant(
     token_sha256: str,
     sealed_credential: str,
     credential_fingerprint: str,
+    budget: tuple[str, SpendBudgetSpec] | None = None,
 ) -> Grant:
+    """`budget`: the (id, spec) of the SpendBudget the policy's budgetRef names; the caller refuses the key
+    when the policy names one that does not exist, so it is never silently dropped here."""
+    if (policy.budget_ref is None) != (budget is None):
+        raise ValueError("the policy's budgetRef and the budget given do not agree")
     expires_at, expired_by = _earliest(key.expires_at, "VaultKey", policy.expires_at, "SpendPolicy")
     body: dict[str, object] = {
         "key_id": key_id,
@@ -46,6 +52,11 @@ def compile_grant(
         "expired_by": expired_by,
         "suspended": key.suspended,
     }
+    if budget is not None:  # only when set, so grants without one keep their version
+        budget_id, spec = budget
+        body["budget"] = GrantBudget(
+            id=budget_id, daily_cap_micro_usd=spec.daily_cap_micro_usd, time_zone=spec.time_zone
+        )
     if policy.loop_breaker is not None:  # only when set, so grants without one keep their version
         body["loop_breaker"] = _loop_breaker(policy)
     if (a := policy.approval) is not None:  # likewise

@@ -1,4 +1,4 @@
-"""Build the SpendPolicy and VaultKey CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic
+"""Build the SpendPolicy, VaultKey and SpendBudget CustomResourceDefinitions (apiextensions.k8s.io/v1) from the pydantic
 models. Pure: models in, dicts and YAML text out; `tollgate dev gen-crds` writes crds/ from here.
 
 `spec` is `model_json_schema(by_alias=True)` made *structural*, the shape Kubernetes demands of a CRD schema:
@@ -32,6 +32,7 @@ from tollgate.money import MAX_MICRO_USD, MICRO_PER_USD
 from tollgate.policy import rules, vault_key
 from tollgate.policy.approval import DECIDED_BY_ANNOTATION, DECISION_ANNOTATION, SpendApprovalSpec
 from tollgate.policy.extension import extensions, vendors_of
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -189,6 +190,12 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
         ]
     },
     "approval.endpoints[]": {"pattern": ENDPOINT_PATTERN},
+    "budgetRef.name": {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253},
+}
+
+_SPEND_BUDGET_EXTRAS: dict[str, Schema] = {
+    "dailyCapUsd": USD,
+    "timeZone": {"pattern": TIME_ZONE_PATTERN},
 }
 
 
@@ -329,7 +336,7 @@ def _conditions() -> Schema:
             "type": "object",
             "required": ["type", "status"],
             "properties": {
-                "type": {"type": "string", "description": "Ready, Expired, Revoked or Suspended."},
+                "type": {"type": "string", "description": "Ready, Expired, Revoked, Suspended or Exhausted."},
                 "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
                 "reason": {"type": "string", "description": "CamelCase reason for the condition's status."},
                 "message": {"type": "string", "description": "Human-readable detail."},
@@ -357,6 +364,7 @@ def vault_key_status() -> Schema:
                     "Expired",
                     "Revoked",
                     "PolicyMissing",
+                    "BudgetMissing",
                     "SecretMissing",
                     "Invalid",
                 ],
@@ -424,6 +432,30 @@ def spend_approval_status() -> Schema:
             "decidedAt": _time("When it was approved or rejected."),
             "expiresAt": _time("When a pending approval, or an approved one not yet used, expires."),
             "usedAt": _time("When the approved call passed."),
+        },
+    }
+
+
+def spend_budget_status() -> Schema:
+    return {
+        "type": "object",
+        "description": "The budget's spend today across every key under it.",
+        "properties": {
+            "state": _str("Ready, Invalid or Exhausted.", enum=["Ready", "Invalid", "Exhausted"]),
+            "message": _str("Why the budget is in this state, in words."),
+            "observedGeneration": _generation(),
+            "day": _str("The budget's current day, in its time zone.", format="date"),
+            "dailyCapUsd": _decimal("The budget's daily cap, USD."),
+            "spentTodayUsd": _decimal("Spent (reserved or settled) today by every key under it, USD."),
+            "remainingTodayUsd": _decimal("Left to spend today, USD."),
+            "boundPolicies": {
+                "type": "integer",
+                "format": "int32",
+                "minimum": 0,
+                "nullable": True,
+                "description": "SpendPolicies that name this budget in budgetRef.",
+            },
+            "conditions": _conditions(),
         },
     }
 
@@ -568,8 +600,30 @@ def spend_approval_crd() -> Schema:
     )
 
 
+def spend_budget_crd() -> Schema:
+    return _crd(
+        "SpendBudget",
+        "spendbudgets",
+        "sb",
+        "A daily cap shared by every VaultKey of every SpendPolicy that names it in budgetRef, across vendors.",
+        SpendBudgetSpec,
+        _SPEND_BUDGET_EXTRAS,
+        spend_budget_status(),
+        [
+            _column("Cap", ".status.dailyCapUsd", "string", "Daily cap of the budget, USD."),
+            _column("Spent", ".status.spentTodayUsd", "string", "Spent today by every key under it, USD."),
+            _column("Remaining", ".status.remainingTodayUsd", "string", "Left to spend today, USD."),
+            _column("Policies", ".status.boundPolicies", "integer", "SpendPolicies naming this budget."),
+            _column("State", ".status.state", "string", "Ready, Invalid or Exhausted."),
+            _AGE,
+            _column("Message", ".status.message", "string", "Why the budget is in this state.", priority=1),
+        ],
+    )
+
+
 BUILDERS: dict[str, Callable[[], Schema]] = {
     f"{GROUP}_spendapprovals.yaml": spend_approval_crd,
+    f"{GROUP}_spendbudgets.yaml": spend_budget_crd,
     f"{GROUP}_spendpolicies.yaml": spend_policy_crd,
     f"{GROUP}_vaultkeys.yaml": vault_key_crd,
 }

@@ -48,6 +48,33 @@ class Approval(BaseModel):
         return self.endpoints is None or any(p.matches(method, path) for p in self.endpoints)
 
 
+def _day_key(time_zone: str, now: datetime) -> str:
+    return now.astimezone(ZoneInfo(time_zone)).strftime("%Y%m%d")
+
+
+def _day_ends_at(time_zone: str, now: datetime) -> datetime:
+    local = now.astimezone(ZoneInfo(time_zone))
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(ZoneInfo("UTC"))
+
+
+class GrantBudget(BaseModel):
+    """The SpendBudget the key's calls are also reserved against (its own day window and cap)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str  # "namespace/name" of the SpendBudget
+    daily_cap_micro_usd: int
+    time_zone: str
+
+    def day_key(self, now: datetime) -> str:
+        """The budget's current day as yyyymmdd (its own time zone, not the policy's)."""
+        return _day_key(self.time_zone, now)
+
+    def day_ends_at(self, now: datetime) -> datetime:
+        return _day_ends_at(self.time_zone, now)
+
+
 class Grant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,18 +105,22 @@ class Grant(BaseModel):
     expires_at: datetime | None  # the earlier of the key's and the policy's
     expired_by: str | None  # "VaultKey" or "SpendPolicy": whose expiry applies
     suspended: bool
+    # The shared budget the key is under, if any; defaulted so grants stored before budgets still load.
+    budget: GrantBudget | None = None
+
+    @property
+    def budget_id(self) -> str | None:
+        return self.budget.id if self.budget is not None else None
 
     # The cap's window: the policy's day, read by the decision (what it reserves against) and by the
     # status writer (what it reports), so both count the same day.
     def day_key(self, now: datetime) -> str:
         """The policy's current day as yyyymmdd: the window the cap counts in."""
-        return now.astimezone(ZoneInfo(self.time_zone)).strftime("%Y%m%d")
+        return _day_key(self.time_zone, now)
 
     def day_ends_at(self, now: datetime) -> datetime:
         """The next midnight in the policy's time zone, in UTC: when the cap resets."""
-        local = now.astimezone(ZoneInfo(self.time_zone))
-        midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight.astimezone(ZoneInfo("UTC"))
+        return _day_ends_at(self.time_zone, now)
 
     def usd_rate(self, currency: str) -> Decimal | None:
         rate = self.usd_rates.get(currency.lower())

@@ -1,4 +1,4 @@
-"""Read Kubernetes-style YAML manifests (SpendPolicy, VaultKey, Secret) for local mode and `tollgate check`.
+"""Read Kubernetes-style YAML manifests (SpendPolicy, VaultKey, SpendBudget, Secret) for local mode and `tollgate check`.
 
 Every problem is reported with its file, object and field, and all problems are reported at once.
 """
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
@@ -48,6 +49,17 @@ class KeyObject:
 
 
 @dataclass(frozen=True)
+class BudgetObject:
+    namespace: str
+    name: str
+    spec: SpendBudgetSpec
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class SecretObject:
     namespace: str
     name: str
@@ -59,6 +71,7 @@ class Manifests:
     policies: dict[str, PolicyObject] = field(default_factory=dict)
     keys: dict[str, KeyObject] = field(default_factory=dict)
     secrets: dict[str, SecretObject] = field(default_factory=dict)
+    budgets: dict[str, BudgetObject] = field(default_factory=dict)
     # Documents of other kinds, which are not Tollgate's to judge (a Deployment beside a policy).
     skipped: list[str] = field(default_factory=list)
 
@@ -102,10 +115,15 @@ def add_document(out: Manifests, doc: Any, where: str) -> list[str]:
     if not isinstance(name, str) or not name:
         return [f"{where}: metadata.name is required"]
     label = f"{where} ({kind} {namespace}/{name})"
-    if kind in ("SpendPolicy", "VaultKey"):
+    if kind in ("SpendPolicy", "VaultKey", "SpendBudget"):
         if api != GROUP_VERSION:
             return [f"{label}: apiVersion must be {GROUP_VERSION}, got {api!r}"]
-        model: type[BaseModel] = SpendPolicySpec if kind == "SpendPolicy" else VaultKeySpec
+        models: dict[str, type[BaseModel]] = {
+            "SpendPolicy": SpendPolicySpec,
+            "VaultKey": VaultKeySpec,
+            "SpendBudget": SpendBudgetSpec,
+        }
+        model = models[kind]
         try:
             spec = model.model_validate(doc.get("spec"))
         except ValidationError as exc:
@@ -114,20 +132,22 @@ def add_document(out: Manifests, doc: Any, where: str) -> list[str]:
             out.policies[f"{namespace}/{name}"] = PolicyObject(namespace, name, spec)
         elif isinstance(spec, VaultKeySpec):
             out.keys[f"{namespace}/{name}"] = KeyObject(namespace, name, spec)
+        elif isinstance(spec, SpendBudgetSpec):
+            out.budgets[f"{namespace}/{name}"] = BudgetObject(namespace, name, spec)
         return []
     if kind == "Secret" and api == "v1":
         data, problems = _secret_data(doc, label)
         if not problems:
             out.secrets[f"{namespace}/{name}"] = SecretObject(namespace, name, data)
         return problems
-    return [f"{label}: unsupported kind (expected SpendPolicy, VaultKey or v1 Secret)"]
+    return [f"{label}: unsupported kind (expected SpendPolicy, VaultKey, SpendBudget or v1 Secret)"]
 
 
 def _ours(kind: object, api: object) -> bool:
     """Tollgate's kinds (by name or API group) and v1 Secrets; anything else in the folder is not ours to judge."""
     group = api.partition("/")[0] if isinstance(api, str) else ""
     return (
-        kind in ("SpendPolicy", "VaultKey")
+        kind in ("SpendPolicy", "VaultKey", "SpendBudget")
         or group == GROUP_VERSION.partition("/")[0]
         or (kind == "Secret" and api == "v1")
     )
@@ -162,4 +182,11 @@ def _check_references(m: Manifests, problems: list[str]) -> None:
         if key.policy_id not in m.policies:
             problems.append(
                 f"VaultKey {key.id}: spec.policyRef.name: no SpendPolicy {key.policy_id} in these manifests"
+            )
+    for policy in m.policies.values():
+        ref = policy.spec.budget_ref
+        if ref is not None and f"{policy.namespace}/{ref.name}" not in m.budgets:
+            problems.append(
+                f"SpendPolicy {policy.id}: spec.budgetRef.name: no SpendBudget "
+                f"{policy.namespace}/{ref.name} in these manifests"
             )

@@ -209,6 +209,20 @@ class ApprovalSpec(Spec):
         return _duration_s(self.ttl) * 1000
 
 
+_BUDGET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class BudgetRef(Spec):
+    name: str = Field(description="Name of a SpendBudget in the policy's namespace.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not _BUDGET_NAME.match(v):
+            raise ValueError(f"{v!r} is not a valid Kubernetes object name")
+        return v
+
+
 class SpendPolicySpec(Spec):
     """What an agent bound to this policy may do with one vendor, and how much it may spend per day."""
 
@@ -272,6 +286,11 @@ class SpendPolicySpec(Spec):
         description="Currencies allowed; USD only when omitted.",
     )
     time_zone: str = Field(default="UTC", description="IANA time zone whose midnight resets the daily cap.")
+    budget_ref: BudgetRef | None = Field(
+        default=None,
+        description="A SpendBudget (same namespace) whose daily cap every key on this policy shares with the "
+        "keys of the other policies naming it, on top of its own cap; keys are refused while it is missing.",
+    )
     expires_at: datetime | None = Field(
         default=None, description="RFC 3339 time after which every key on it is refused."
     )

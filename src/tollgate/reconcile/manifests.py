@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from tollgate.credentials import CredentialBox
 from tollgate.policy.manifests import Manifests
+from tollgate.reconcile.budgets import HeldBudgets
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.policies import reconcile_key
 from tollgate.reconcile.secrets import ManifestSecretReader
@@ -41,7 +42,8 @@ async def apply_manifests(
     """Returns key id → (vault token, outcome). A key in `keep_tokens` keeps that token (local mode across
     restarts); every other key gets a fresh one. Tokens are returned, never stored."""
     tokens = HeldTokens({k: v for k, v in (keep_tokens or {}).items() if v and k in manifests.keys})
-    ctx = ReconcileContext(store, box, ManifestSecretReader(manifests.secrets), tokens)
+    budgets = HeldBudgets({b.id: b.spec for b in manifests.budgets.values()})
+    ctx = ReconcileContext(store, box, ManifestSecretReader(manifests.secrets), tokens, budgets)
     result: dict[str, tuple[str, Outcome]] = {}
     for key_id, key in sorted(manifests.keys.items()):
         policy = manifests.policies.get(key.policy_id)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from tollgate.credentials import token_digest
 from tollgate.errors import InvalidSpec
 from tollgate.policy.manifests import field_errors
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.tokens import VaultKeyObject, key_token_sha256
@@ -62,6 +63,14 @@ PolicyLookup = SpendPolicySpec | InvalidPolicy | None
 def parse_policy(spec: Mapping[str, Any] | None) -> SpendPolicySpec | InvalidPolicy:
     try:
         return SpendPolicySpec.model_validate(dict(spec or {}))
+    except ValidationError as exc:
+        return InvalidPolicy(field_errors(exc, "spec"))
+
+
+def parse_budget(spec: Mapping[str, Any] | None) -> SpendBudgetSpec | InvalidPolicy:
+    """A SpendBudget's spec, or its problems (an invalid budget refuses every key under it)."""
+    try:
+        return SpendBudgetSpec.model_validate(dict(spec or {}))
     except ValidationError as exc:
         return InvalidPolicy(field_errors(exc, "spec"))
 
@@ -147,6 +156,7 @@ async def _apply(
         spec=key.spec,
         policy=policy,
         token_sha256=digest,
+        budgets=ctx.budgets,
     )
     return KeyOutcome(key.id, outcome, minted)
 

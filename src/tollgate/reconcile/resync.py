@@ -5,8 +5,10 @@ behind them are revoked. Knows nothing of kopf: the caller supplies the listing 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from tollgate.policy.spend_budget import SpendBudgetSpec
+from tollgate.reconcile.budgets import HeldBudgets
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.policies import (
     KeyGuard,
@@ -23,12 +25,14 @@ from tollgate.reconcile.tokens import VaultKeyObject
 @dataclass(frozen=True)
 class ClusterState:
     """What the cluster holds. `keys` are the VaultKeys that should work (valid, not being deleted);
-    `policies` maps policy id to its spec (or why it is invalid). `namespaces` is the resync's scope:
-    None for the whole cluster, else only grants of keys in these namespaces are considered."""
+    `policies` maps policy id to its spec (or why it is invalid); `budgets` the valid SpendBudgets by id.
+    `namespaces` is the resync's scope: None for the whole cluster, else only grants of keys in these
+    namespaces are considered."""
 
     keys: list[VaultKeyObject]
     policies: dict[str, PolicyLookup]
     namespaces: frozenset[str] | None = None
+    budgets: dict[str, SpendBudgetSpec] = field(default_factory=dict)
 
     def in_scope(self, key_id: str) -> bool:
         return self.namespaces is None or key_id.partition("/")[0] in self.namespaces
@@ -58,6 +62,7 @@ async def resync(
     revoked either way. A listing that fails raises, and nothing is revoked."""
     stored = await ctx.store.grant_ids()
     cluster = await list_cluster()
+    ctx = replace(ctx, budgets=HeldBudgets(cluster.budgets))  # the budgets as listed with the keys
     live = {k.id for k in cluster.keys}
     report = ResyncReport()
     for key in sorted(cluster.keys, key=lambda k: k.id):

@@ -1,4 +1,4 @@
-"""What a VaultKey's and a SpendPolicy's `.status` should say, computed from the last reconcile outcome
+"""What a VaultKey's, a SpendPolicy's and a SpendBudget's `.status` should say, computed from the last reconcile outcome
 and what Redis holds (spend today, last decision). Pure functions, plus one store read; the operator
 only writes the result. Field names are the CRDs' status schema (camelCase)."""
 
@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tollgate.money import format_usd
-from tollgate.policy.grant import Grant
+from tollgate.policy.grant import Grant, GrantBudget
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.policies import InvalidPolicy
 from tollgate.reconcile.vault_keys import Outcome
@@ -18,8 +19,9 @@ from tollgate.store.base import LastDecision, StatusStore
 
 KEY_CONDITIONS = ("Ready", "Expired", "Revoked", "Suspended")
 POLICY_CONDITIONS = ("Ready", "Expired")
+BUDGET_CONDITIONS = ("Ready", "Exhausted")
 # States in which the key's grant is gone from Redis: every call with its token is refused as revoked.
-REVOKED_STATES = frozenset({"Revoked", "PolicyMissing", "SecretMissing", "Invalid"})
+REVOKED_STATES = frozenset({"Revoked", "PolicyMissing", "BudgetMissing", "SecretMissing", "Invalid"})
 # Transitions into these states are Warning Events; into the others, Normal.
 WARNING_STATES = REVOKED_STATES | {"Expired"}
 
@@ -28,7 +30,9 @@ WARNING_STATES = REVOKED_STATES | {"Expired"}
 class KeyReport:
     """A key's state as ext_authz will treat its next call, and its spend today."""
 
-    state: str  # Ready | Suspended | Expired | Revoked | PolicyMissing | SecretMissing | Invalid
+    state: (
+        str  # Ready | Suspended | Expired | Revoked | PolicyMissing | BudgetMissing | SecretMissing | Invalid
+    )
     message: str
     grant_version: str | None = None
     day: str | None = None  # yyyy-mm-dd, in the policy's time zone
@@ -77,8 +81,8 @@ async def read_key_report(store: StatusStore, key_id: str, outcome: Outcome, now
     grant = await store.grant(key_id)
     if grant is None:
         return key_report(outcome, None, 0, None, now)
-    spent = await store.spent(key_id, grant.vendor, grant.day_key(now))
-    last = await store.last_decision(key_id)
+    spent = await store.spent(key_id, grant.vendor, grant.day_key(now), grant.budget_id)
+    last = await store.last_decision(key_id, grant.budget_id)
     return key_report(outcome, grant, spent, last, now)
 
 
@@ -141,11 +145,70 @@ def spend_policy_status(
     }
 
 
+@dataclass(frozen=True)
+class BudgetReport:
+    """A shared budget's day: its cap, and what every key under it has spent (reserved or settled)."""
+
+    day: str  # yyyy-mm-dd, in the budget's time zone
+    daily_cap_micro_usd: int
+    spent_micro_usd: int
+
+
+async def read_budget_report(
+    store: StatusStore, budget_id: str, spec: SpendBudgetSpec, now: datetime
+) -> BudgetReport:
+    """The budget's day as Redis counts it (one read); the day window is the grant's (GrantBudget)."""
+    window = GrantBudget(id=budget_id, daily_cap_micro_usd=spec.daily_cap_micro_usd, time_zone=spec.time_zone)
+    day = window.day_key(now)
+    spent = await store.budget_spent(budget_id, day)
+    return BudgetReport(f"{day[:4]}-{day[4:6]}-{day[6:]}", spec.daily_cap_micro_usd, spent)
+
+
+def spend_budget_status(
+    report: BudgetReport,
+    *,
+    bound_policies: int,
+    generation: int | None,
+    previous_conditions: Iterable[Mapping[str, Any]] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole `.status` of a SpendBudget: spent and remaining today (what `kubectl get` shows)."""
+    cap, spent = report.daily_cap_micro_usd, report.spent_micro_usd
+    if spent >= cap:
+        state = "Exhausted"
+        message = (
+            f"{usd(spent)} of {usd(cap)} USD spent today; money calls under it are refused until midnight"
+        )
+    else:
+        state, message = (
+            "Ready",
+            f"{usd(spent)} of {usd(cap)} USD spent today by {bound_policies} SpendPolicy(ies)",
+        )
+    truths = {"Ready": state == "Ready", "Exhausted": state == "Exhausted"}
+    return {
+        "state": state,
+        "message": message,
+        "observedGeneration": generation,
+        "day": report.day,
+        "dailyCapUsd": usd(cap),
+        "spentTodayUsd": usd(spent),
+        "remainingTodayUsd": usd(max(cap - spent, 0)),
+        "boundPolicies": bound_policies,
+        "conditions": conditions(truths, state, message, previous_conditions, generation, now),
+    }
+
+
 def invalid_status(
     message: str, *, kind: str, generation: int | None, previous_conditions: Any, now: datetime
 ) -> dict[str, Any]:
     """The status of an object whose spec does not validate: state Invalid, the message naming the field."""
-    truths = key_truths("Invalid") if kind == "VaultKey" else {"Ready": False, "Expired": False}
+    truths = (
+        key_truths("Invalid")
+        if kind == "VaultKey"
+        else {"Ready": False, "Exhausted": False}
+        if kind == "SpendBudget"
+        else {"Ready": False, "Expired": False}
+    )
     return {
         "state": "Invalid",
         "message": message,

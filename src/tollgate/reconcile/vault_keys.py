@@ -9,6 +9,7 @@ from tollgate.errors import SecretNotFound
 from tollgate.policy.compile import compile_grant
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
+from tollgate.reconcile.budgets import NO_BUDGETS, BudgetReader
 from tollgate.reconcile.secrets import SecretReader
 from tollgate.store.base import GrantStore
 
@@ -17,7 +18,7 @@ from tollgate.store.base import GrantStore
 class Outcome:
     """What the resource's status should say."""
 
-    state: str  # Ready | Revoked | PolicyMissing | SecretMissing
+    state: str  # Ready | Revoked | PolicyMissing | BudgetMissing | SecretMissing
     message: str
     grant_version: str | None = None
 
@@ -36,6 +37,7 @@ async def apply_vault_key(
     spec: VaultKeySpec,
     policy: SpendPolicySpec | None,
     token_sha256: str,
+    budgets: BudgetReader = NO_BUDGETS,
 ) -> Outcome:
     """Compile and store the key's grant. Without its policy or vendor key the key must not work, so
     any previous grant is revoked rather than left standing."""
@@ -46,6 +48,18 @@ async def apply_vault_key(
         return Outcome(
             "PolicyMissing", f"SpendPolicy {policy_id} does not exist; the key is refused until it does"
         )
+    budget = None
+    if policy.budget_ref is not None:
+        budget_id = f"{namespace}/{policy.budget_ref.name}"
+        found = await budgets.read(namespace, policy.budget_ref.name)
+        if found is None:  # fail closed: a key never runs outside the budget its policy names
+            await store.revoke(key_id)
+            return Outcome(
+                "BudgetMissing",
+                f"SpendBudget {budget_id} (SpendPolicy {policy_id} spec.budgetRef) does not exist or is "
+                "invalid; the key is refused until it does",
+            )
+        budget = (budget_id, found)
     ref = spec.vendor_key_secret_ref
     try:
         vendor_key = await secrets.read(namespace, ref.name, ref.key)
@@ -60,6 +74,7 @@ async def apply_vault_key(
         token_sha256=token_sha256,
         sealed_credential=box.seal(vendor_key),
         credential_fingerprint=fingerprint(vendor_key),
+        budget=budget,
     )
     await store.put_grant(grant)
     return Outcome("Ready", f"bound to SpendPolicy {policy_id}", grant.version)

@@ -23,6 +23,16 @@ class CommitStatus(Enum):
     APPROVAL_EXPIRED = 8  # the approval expired before it was given, or before the approved call came
     APPROVAL_USED = 9  # the approval already let its one call through
     APPROVALS_WAITING = 10  # no approval created: the key has the most waiting already
+    OVER_BUDGET = 11  # under the key's cap, but the cost does not fit under its shared budget's cap
+
+
+@dataclass(frozen=True)
+class BudgetCharge:
+    """The shared budget (SpendBudget) a key's call is reserved against besides the key's own cap."""
+
+    budget_id: str  # "namespace/name"
+    day: str  # the budget's day (yyyymmdd in its own time zone)
+    cap_micro_usd: int = 0  # read by commit only
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class Commit:
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
     reservation_id: str | None
     retry_after_ms: int = 0
+    budget_spent_micro_usd: int = 0  # the budget's spend, like spent_micro_usd (0 without a budget)
     # With Limits.approval_id: whether this commit created the pending approval, when the approval
     # expires, and who decided it (for the rejection's message).
     approval_created: bool = False
@@ -90,9 +101,13 @@ class CheckStore(Protocol):
         decision_id: str = "",
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
+        budget: BudgetCharge | None = None,
     ) -> Commit: ...
-    async def approval_of_request(self, key_id: str, request: str) -> ApprovalRecord | None:
-        """The approval made for `request` (fingerprint:cost) by this key, under whatever idempotency key."""
+    async def approval_of_request(
+        self, key_id: str, request: str, budget_id: str | None = None
+    ) -> ApprovalRecord | None:
+        """The approval made for `request` (fingerprint:cost) by this key, under whatever idempotency key;
+        `budget_id`: the key's shared budget (its grant's), which names the slot the approval sits in."""
         ...
 
 
@@ -100,7 +115,14 @@ class SettleStore(Protocol):
     """The audit's settlement of what Check reserved: to the vendor's amount, or released."""
 
     async def release(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        idempotency_key: str | None = None,
+        *,
+        budget: BudgetCharge | None = None,
     ) -> int: ...
     async def settle(
         self,
@@ -111,6 +133,7 @@ class SettleStore(Protocol):
         actual_micro_usd: int,
         *,
         at_ms: int = 0,
+        budget: BudgetCharge | None = None,
     ) -> int: ...
 
 
@@ -141,11 +164,13 @@ class IngestStore(SettleStore, GrantIndex, Protocol):
 
 
 class StatusStore(Protocol):
-    """The operator's status reads: a key's grant, its spend today, its last decision."""
+    """The operator's status reads: a key's grant, its spend today (in its budget's slot when it is under
+    one), its last decision, and a shared budget's spend today."""
 
     async def grant(self, key_id: str) -> Grant | None: ...
-    async def spent(self, key_id: str, vendor: str, day: str) -> int: ...
-    async def last_decision(self, key_id: str) -> LastDecision | None: ...
+    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int: ...
+    async def budget_spent(self, budget_id: str, day: str) -> int: ...
+    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None: ...
 
 
 class Lifecycle(Protocol):
@@ -178,6 +203,7 @@ class ApprovalRecord:
     decided_by: str = ""
     decided_ms: int = 0
     used_ms: int = 0
+    budget_id: str | None = None  # the key's shared budget when the record was made (names its slot)
 
     def state(self, now_ms: int) -> ApprovalState:
         """What the data plane would answer now: pending or approved past the expiry is expired."""
@@ -245,6 +271,15 @@ class LedgerCopy:
     window_ms: int = 0
 
 
+@dataclass(frozen=True)
+class BudgetLedgerCopy:
+    """One shared budget's share of the audit ledger: the calls whose rows name it, per budget day."""
+
+    budget_id: str
+    since_ms: int
+    spend: dict[str, int]  # budget day → micro-USD counted
+
+
 class Ledger(Protocol):
     """What the audit ingester needs to keep Redis a copy of the ledger (the audit store)."""
 
@@ -254,6 +289,18 @@ class Ledger(Protocol):
 
     async def rebuild(self, copy: LedgerCopy) -> bool:
         """Write the key's spend and mark it, unless already marked; True when this call wrote it."""
+        ...
+
+    async def budget_ids(self) -> set[str]:
+        """Every shared budget a grant was written under (whose spend the ledger sweep keeps)."""
+        ...
+
+    async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
+        """The budgets among `budget_ids` whose spend this Redis does not hold from the ledger."""
+        ...
+
+    async def rebuild_budget(self, copy: BudgetLedgerCopy) -> bool:
+        """Write the budget's spend and mark it, unless already marked; True when this call wrote it."""
         ...
 
     async def ledger_hint(self) -> str | None:
@@ -267,7 +314,7 @@ class Ledger(Protocol):
         ...
 
     async def forget_marks(self, key_ids: set[str]) -> None:
-        """Drop the keys' ledger markers, so their spend is rebuilt (never lowered) before money passes."""
+        """Drop the keys' ledger markers (and their budgets'), so their spend is rebuilt (never lowered) before money passes."""
         ...
 
     async def settle_checkpoint(self, source: str) -> str | None:

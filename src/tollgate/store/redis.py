@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from tollgate.store.base import (
     ApprovalEvent,
     ApprovalRecord,
     ApprovalState,
+    BudgetCharge,
+    BudgetLedgerCopy,
     Commit,
     CommitStatus,
     LastDecision,
@@ -72,6 +75,8 @@ class RedisStore:
         self._settle = client.register_script(_script("settle.lua"))
         self._rebuild = client.register_script(_script("rebuild.lua"))
         self._approval = client.register_script(_script("approval.lua"))
+        self._move_out_lua = client.register_script(_script("move_out.lua"))
+        self._move_in_lua = client.register_script(_script("move_in.lua"))
         # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, whose pipelines
         # split by node and retry by slot, nor with replica_acks, whose WAIT must follow its own script.
         self._commit_pipelined = (
@@ -132,26 +137,29 @@ class RedisStore:
         decision_id: str = "",
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
+        budget: BudgetCharge | None = None,
     ) -> Commit:
         """Check the grant is still at `version`, recognise a retry, apply the loop breaker and reserve
-        the amount, atomically (commit.lua); also records the decision as the key's last one."""
+        the amount, atomically (commit.lua); also records the decision as the key's last one. With a
+        `budget`, the amount is reserved against the budget's cap too, in the same step."""
         rid = secrets.token_hex(8)
         idem = limits.idempotency_key
+        b = budget.budget_id if budget else None
         ks = [
-            keys.version(key_id),
-            keys.spend(key_id, vendor, day),
-            keys.reservation(key_id, rid),
-            keys.last_decision(key_id),
-            keys.idempotency(key_id, idem or ""),
-            keys.calls(key_id),
-            keys.ledger(key_id),
+            keys.version(key_id, b),
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, rid, b),
+            keys.last_decision(key_id, b),
+            keys.idempotency(key_id, idem or "", b),
+            keys.calls(key_id, b),
+            keys.ledger(key_id, b),
         ]
         aid = limits.approval_id if idem else ""
         if aid:
-            ks += [
-                keys.approval(key_id, aid),
-                keys.pending_approvals(key_id),
-                keys.approval_of_request(key_id, f"{limits.fingerprint}:{amount_micro_usd}"),
+            ks += [  # in the key's slot: its budget's when it has one
+                keys.approval(key_id, aid, b),
+                keys.pending_approvals(key_id, b),
+                keys.approval_of_request(key_id, f"{limits.fingerprint}:{amount_micro_usd}", b),
             ]
         else:  # untouched without an approval: the version key stands in (same slot), no names to build
             ks += [ks[0]] * 3
@@ -174,25 +182,34 @@ class RedisStore:
             limits.approval_details,
             limits.approval_max_waiting,
         ]
+        if budget is not None:  # commit.lua's shared-budget block
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_ledger(budget.budget_id),
+                keys.budget_reservation(budget.budget_id, rid),
+            ]
+            args.append(budget.cap_micro_usd)
         if self._acks:
             reply = await self._do(lambda: self._commit_replicated(ks, args))
         elif (pipelined := self._commit_pipelined) is not None:
             reply = await self._do(lambda: pipelined(ks, args))
         else:
             reply = await self._do(lambda: self._commit(keys=ks, args=args))
-        status, spent, retry_after_ms, created, expires_ms, decided_by = [*reply, 0, 0, ""][:6]
+        status, spent, retry_after_ms, bspent, created, expires_ms, decided_by = [*reply, 0, 0, ""][:7]
         st = CommitStatus(int(status))
         if st is CommitStatus.APPROVAL_PENDING:
             # Indexed on every pending answer (idempotent), so a write lost with a failed call is made
             # again by the agent's next retry; the record itself sits in the key's slot, the index cannot.
             aid = limits.approval_id
-            await self._do(lambda: self._r.hset(keys.approvals_index(), aid, key_id))
+            entry = _index_entry(key_id, b)
+            await self._do(lambda: self._r.hset(keys.approvals_index(), aid, entry))
         reserved = st is CommitStatus.COMMITTED and amount_micro_usd > 0
         return Commit(
             st,
             int(spent),
             rid if reserved else None,
             int(retry_after_ms),
+            int(bspent),
             approval_created=bool(int(created)),
             approval_expires_ms=int(expires_ms),
             approval_decided_by=_text(decided_by),
@@ -231,8 +248,10 @@ class RedisStore:
         )  # redirected: WAIT missed it
         reserved = CommitStatus(int(result[0])) is CommitStatus.COMMITTED and int(args[1]) > 0
         if reserved and (moved or int(acked) < self._acks):
-            # ks: spend, reservation, …, idempotency record (ks[4], only when the call has a key: args[7])
-            held = [ks[1], ks[2], *([ks[4]] if args[7] else [])]
+            # ks: spend, reservation, …, idempotency record (ks[4]: one no call has when it has no key),
+            # then the approval's three (ks[7..9]), then, under a shared budget, its counter (ks[10]) and the
+            # reservation's budget record (ks[12]): release.lua gives the amount back to both.
+            held = [ks[1], ks[2], ks[4], *([ks[10], ks[12]] if len(ks) > 10 else [])]
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 await self._release(keys=held, args=[args[11], DAY_TTL_S])
             raise StoreUnavailable(
@@ -241,12 +260,28 @@ class RedisStore:
         return list(result)
 
     async def release(
-        self, key_id: str, vendor: str, day: str, reservation_id: str, idempotency_key: str | None = None
+        self,
+        key_id: str,
+        vendor: str,
+        day: str,
+        reservation_id: str,
+        idempotency_key: str | None = None,
+        *,
+        budget: BudgetCharge | None = None,
     ) -> int:
-        """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua)."""
-        ks = [keys.spend(key_id, vendor, day), keys.reservation(key_id, reservation_id)]
-        if idempotency_key:
-            ks.append(keys.idempotency(key_id, idempotency_key))
+        """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua).
+        `budget`: the budget (and its day) the call was reserved under, as the audit row names it."""
+        b = budget.budget_id if budget else None
+        ks = [
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, reservation_id, b),
+            keys.idempotency(key_id, idempotency_key or "", b),
+        ]
+        if budget is not None:
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_reservation(budget.budget_id, reservation_id),
+            ]
         n = await self._do(lambda: self._release(keys=ks, args=[reservation_id, DAY_TTL_S]))
         return int(n)
 
@@ -259,27 +294,35 @@ class RedisStore:
         actual_micro_usd: int,
         *,
         at_ms: int = 0,
+        budget: BudgetCharge | None = None,
     ) -> int:
         """Close the reservation at `actual_micro_usd` (settle.lua); `at_ms` (the call's time) lets a call
-        reserved in a Redis that lost its data be counted again here, once."""
-        n = await self._do(
-            lambda: self._settle(
-                keys=[
-                    keys.spend(key_id, vendor, day),
-                    keys.reservation(key_id, reservation_id),
-                    keys.ledger(key_id),
-                ],
-                args=[actual_micro_usd, at_ms, DAY_TTL_S],
-            )
-        )
+        reserved in a Redis that lost its data be counted again here, once. `budget`: as for release."""
+        b = budget.budget_id if budget else None
+        ks = [
+            keys.spend(key_id, vendor, day, b),
+            keys.reservation(key_id, reservation_id, b),
+            keys.ledger(key_id, b),
+        ]
+        if budget is not None:
+            ks += [
+                keys.budget_spend(budget.budget_id, budget.day),
+                keys.budget_reservation(budget.budget_id, reservation_id),
+                keys.budget_ledger(budget.budget_id),
+            ]
+        n = await self._do(lambda: self._settle(keys=ks, args=[actual_micro_usd, at_ms, DAY_TTL_S]))
         return int(n)
 
-    async def spent(self, key_id: str, vendor: str, day: str) -> int:
-        v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day)))
+    async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int:
+        v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day, budget_id)))
         return int(v or 0)
 
-    async def last_decision(self, key_id: str) -> LastDecision | None:
-        h: Any = await self._do(lambda: self._r.hgetall(keys.last_decision(key_id)))
+    async def budget_spent(self, budget_id: str, day: str) -> int:
+        v: Any = await self._do(lambda: self._r.get(keys.budget_spend(budget_id, day)))
+        return int(v or 0)
+
+    async def last_decision(self, key_id: str, budget_id: str | None = None) -> LastDecision | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.last_decision(key_id, budget_id)))
         if not h:
             return None
         return LastDecision(h.get("rule", ""), h.get("decision_id", ""), int(h.get("at_ms", 0)))
@@ -291,37 +334,109 @@ class RedisStore:
     # ---- reconcile --------------------------------------------------------------------------------
 
     async def put_grant(self, grant: Grant) -> None:
-        """Write the grant, then index its token. Replacing the grant is what revokes an old token."""
-        old: Any = await self._do(lambda: self._r.get(keys.grant(grant.key_id)))
+        """Write the grant, then index its token. Replacing the grant is what revokes an old token. A
+        grant under another budget than before moves the key's counters to its new slot first."""
+        old_raw: Any = await self._do(lambda: self._r.get(keys.grant(grant.key_id)))
+        old = Grant.model_validate_json(old_raw) if old_raw else None
+        key_id, b = grant.key_id, grant.budget_id
+        moved = old is not None and keys.slot(key_id, old.budget_id) != keys.slot(key_id, b)
+        if old is not None and moved:
+            await self._move_in(old, grant, await self._move_out(old))
 
         async def write() -> None:
-            # grant and version share a slot: one MULTI keeps them in step
-            pipe = self._r.pipeline(transaction=True)
-            pipe.set(keys.grant(grant.key_id), grant.model_dump_json())
-            pipe.set(keys.version(grant.key_id), grant.version)
-            if not self.audited:  # no ledger to wait for: what Redis holds is all there is
-                pipe.set(keys.ledger(grant.key_id), int(time.time() * 1000), nx=True)
-            await pipe.execute()
+            now_ms = int(time.time() * 1000)
+            if b is None:
+                # grant and version share a slot: one MULTI keeps them in step
+                pipe = self._r.pipeline(transaction=True)
+                pipe.set(keys.grant(key_id), grant.model_dump_json())
+                pipe.set(keys.version(key_id), grant.version)
+                if not self.audited:  # no ledger to wait for: what Redis holds is all there is
+                    pipe.set(keys.ledger(key_id), now_ms, nx=True)
+                await pipe.execute()
+            else:
+                # Under a budget the version sits in the budget's slot, beside the counters commit.lua
+                # reserves against, and the grant in the key's: one round trip, no MULTI across slots.
+                # In either order a commit never passes on terms it was not decided on: a stale version
+                # (or a new grant before its version lands) is STALE, and the call is decided again.
+                pipe = self._r.pipeline(transaction=False)
+                pipe.set(keys.version(key_id, b), grant.version)
+                pipe.set(keys.grant(key_id), grant.model_dump_json())
+                if not self.audited:
+                    pipe.set(keys.ledger(key_id, b), now_ms, nx=True)
+                    pipe.set(keys.budget_ledger(b), now_ms, nx=True)
+                await pipe.execute()
             pipe = self._r.pipeline(transaction=False)
-            pipe.set(keys.token(grant.token_sha256), grant.key_id)
-            pipe.sadd(keys.grants_index(), grant.key_id)
+            pipe.set(keys.token(grant.token_sha256), key_id)
+            pipe.sadd(keys.grants_index(), key_id)
+            if b is not None:
+                pipe.sadd(keys.budgets_index(), b)
             await pipe.execute()
 
         await self._do(write)
+        if old is not None and moved:
+            await self._forget_slot(old)
         if old:
-            previous = Grant.model_validate_json(old).token_sha256
+            previous = old.token_sha256
             if previous != grant.token_sha256:
                 await self._retire_token(previous)
 
+    # ---- a key changing slot (store/keys.py): move_out.lua, move_in.lua, then the old slot is cleared ----
+
+    @staticmethod
+    def _move_days(g: Grant) -> list[str]:
+        # Counters live two days (DAY_TTL_S): yesterday's, today's and (across time zones) tomorrow's.
+        now = datetime.now(UTC)
+        return sorted({g.day_key(now + timedelta(days=d)) for d in (-1, 0, 1)})
+
+    async def _move_out(self, old: Grant) -> list[Any]:
+        key_id, b = old.key_id, old.budget_id
+        days = self._move_days(old)
+        ks = [keys.version(key_id, b), keys.moving(key_id, b), keys.calls(key_id, b), keys.ledger(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in days]
+        out: Any = await self._do(lambda: self._move_out_lua(keys=ks, args=[secrets.token_hex(8), DAY_TTL_S]))
+        return list(out)
+
+    async def _move_in(self, old: Grant, new: Grant, out: list[Any]) -> None:
+        move_id, marker, counters, calls = out
+        key_id, b = new.key_id, new.budget_id
+        days = self._move_days(old)
+        ks = [keys.adopted(key_id, b, str(move_id)), keys.ledger(key_id, b), keys.calls(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in days]
+        args: list[Any] = [DAY_TTL_S, marker, len(days), *counters, *calls]
+        await self._do(lambda: self._move_in_lua(keys=ks, args=args))
+
+    async def _forget_slot(self, old: Grant) -> None:
+        key_id, b = old.key_id, old.budget_id
+        ks = [keys.calls(key_id, b), keys.ledger(key_id, b), keys.last_decision(key_id, b)]
+        ks += [keys.spend(key_id, old.vendor, day, b) for day in self._move_days(old)]
+        ks.append(keys.moving(key_id, b))  # last: while it stands, a repeated move reuses its id
+        await self._do(lambda: self._r.delete(*ks[:-1]))
+        await self._do(lambda: self._r.delete(ks[-1]))
+
     async def revoke(self, key_id: str) -> bool:
         """Delete the grant: the very next call with its token is refused as revoked."""
-        old: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
-        removed = await self._do(
-            lambda: self._r.delete(keys.version(key_id), keys.grant(key_id), keys.last_decision(key_id))
-        )
+        old_raw: Any = await self._do(lambda: self._r.get(keys.grant(key_id)))
+        old = Grant.model_validate_json(old_raw) if old_raw else None
+        b = old.budget_id if old else None
+        if b is None:
+            # One slot: one DEL, so a call never finds the grant without its version (it is refused as
+            # revoked on its next read, never told the grant "kept changing").
+            removed: int = await self._do(
+                lambda: self._r.delete(keys.version(key_id), keys.grant(key_id), keys.last_decision(key_id))
+            )
+        else:
+            # Two slots, one round trip. Whichever lands first, a commit on the cached grant fails
+            # STALE once the version is gone, and the next read finds no grant.
+            async def drop() -> int:
+                pipe = self._r.pipeline(transaction=False)
+                pipe.delete(keys.version(key_id, b), keys.last_decision(key_id, b))
+                pipe.delete(keys.grant(key_id))
+                return sum(int(n) for n in await pipe.execute())
+
+            removed = await self._do(drop)
         await self._do(lambda: self._r.srem(keys.grants_index(), key_id))
         if old:
-            await self._retire_token(Grant.model_validate_json(old).token_sha256)
+            await self._retire_token(old.token_sha256)
         return bool(removed)
 
     async def _retire_token(self, token_sha256: str) -> None:
@@ -335,18 +450,23 @@ class RedisStore:
 
     # ---- approvals (the operator, `tollgate approve|reject`) ------------------------------------------
 
-    async def approval_of_request(self, key_id: str, request: str) -> ApprovalRecord | None:
-        aid: Any = await self._do(lambda: self._r.get(keys.approval_of_request(key_id, request)))
-        return await self._approval_record(key_id, _text(aid)) if aid else None
+    async def approval_of_request(
+        self, key_id: str, request: str, budget_id: str | None = None
+    ) -> ApprovalRecord | None:
+        aid: Any = await self._do(lambda: self._r.get(keys.approval_of_request(key_id, request, budget_id)))
+        return await self._approval_record(key_id, _text(aid), budget_id) if aid else None
 
     async def approval(self, approval_id: str) -> ApprovalRecord | None:
-        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
-        if key_id is None:
+        entry: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if entry is None:
             return None
-        return await self._approval_record(_text(key_id), approval_id)
+        key_id, budget_id = _index_slot(entry)
+        return await self._approval_record(key_id, approval_id, budget_id)
 
-    async def _approval_record(self, key_id: str, approval_id: str) -> ApprovalRecord | None:
-        h: Any = await self._do(lambda: self._r.hgetall(keys.approval(key_id, approval_id)))
+    async def _approval_record(
+        self, key_id: str, approval_id: str, budget_id: str | None = None
+    ) -> ApprovalRecord | None:
+        h: Any = await self._do(lambda: self._r.hgetall(keys.approval(key_id, approval_id, budget_id)))
         if not h:
             return None
         h = {_text(k): _text(v) for k, v in h.items()}
@@ -361,13 +481,15 @@ class RedisStore:
             decided_by=h.get("decided_by", ""),
             decided_ms=int(h.get("decided_ms", 0)),
             used_ms=int(h.get("used_ms", 0)),
+            budget_id=budget_id,
         )
 
     async def approvals(self) -> list[ApprovalRecord]:
         index: Any = await self._do(lambda: self._r.hgetall(keys.approvals_index()))
         out, gone = [], []
-        for aid, key_id in sorted((_text(a), _text(k)) for a, k in index.items()):
-            record = await self._approval_record(key_id, aid)
+        for aid, entry in sorted((_text(a), _text(e)) for a, e in index.items()):
+            key_id, budget_id = _index_slot(entry)
+            record = await self._approval_record(key_id, aid, budget_id)
             if record is None:
                 gone.append(aid)
             else:
@@ -379,17 +501,17 @@ class RedisStore:
     async def decide_approval(
         self, approval_id: str, state: ApprovalState, by: str, at_ms: int
     ) -> tuple[bool, ApprovalRecord | None]:
-        key_id: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
-        if key_id is None:
+        entry: Any = await self._do(lambda: self._r.hget(keys.approvals_index(), approval_id))
+        if entry is None:
             return False, None
-        key_id = _text(key_id)
+        key_id, b = _index_slot(entry)
         done, _ = await self._do(
             lambda: self._approval(
-                keys=[keys.approval(key_id, approval_id), keys.pending_approvals(key_id)],
+                keys=[keys.approval(key_id, approval_id, b), keys.pending_approvals(key_id, b)],
                 args=[state.value, by, at_ms, APPROVAL_KEPT_S, approval_id],
             )
         )
-        record = await self._approval_record(key_id, approval_id)
+        record = await self._approval_record(key_id, approval_id, b)
         if int(done) and record is not None:
             # After the decision, not in its script (another slot): a decision made while this write fails
             # stands, and is still in the record (decided_by, decided_ms) and in the SpendApproval's status.
@@ -431,26 +553,75 @@ class RedisStore:
 
     # ---- ledger (the audit ingester) ---------------------------------------------------------------
 
+    async def _budgets_of(self, key_ids: list[str]) -> dict[str, str | None]:
+        """Each key's budget (from its grant), which names the slot its ledger marker sits in."""
+
+        async def read() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for key_id in key_ids:
+                pipe.get(keys.grant(key_id))
+            return list(await pipe.execute())
+
+        raws = await self._do(read) if key_ids else []
+        return {
+            k: (Grant.model_validate_json(raw).budget_id if raw else None)
+            for k, raw in zip(key_ids, raws, strict=True)
+        }
+
     async def unmarked(self, key_ids: set[str]) -> set[str]:
+        """Keys whose spend (or whose budget's) this Redis does not hold from the ledger."""
         ordered = sorted(key_ids)
+        budgets = await self._budgets_of(ordered)
 
         async def check() -> list[Any]:
+            # A key under a budget needs the budget's mark too before a money call passes (commit.lua).
             pipe = self._r.pipeline(transaction=False)
             for key_id in ordered:
-                pipe.exists(keys.ledger(key_id))
+                b = budgets[key_id]
+                pipe.exists(keys.ledger(key_id, b))
+                pipe.exists(keys.budget_ledger(b) if b else keys.ledger(key_id))
             return list(await pipe.execute())
 
         found = await self._do(check) if ordered else []
-        return {k for k, n in zip(ordered, found, strict=True) if not n}
+        return {k for i, k in enumerate(ordered) if not (found[2 * i] and found[2 * i + 1])}
 
     async def rebuild(self, copy: LedgerCopy) -> bool:
+        b = (await self._budgets_of([copy.key_id]))[copy.key_id]
         days = sorted(copy.spend)
-        ks = [keys.ledger(copy.key_id), keys.calls(copy.key_id)]
-        ks += [keys.spend(copy.key_id, vendor, day) for vendor, day in days]
+        ks = [keys.ledger(copy.key_id, b), keys.calls(copy.key_id, b)]
+        ks += [keys.spend(copy.key_id, vendor, day, b) for vendor, day in days]
         args: list[Any] = [copy.since_ms, DAY_TTL_S, copy.window_ms]
         args += [copy.spend[d] for d in days]
         for member, score in copy.calls:
             args += [member, score]
+        n = await self._do(lambda: self._rebuild(keys=ks, args=args))
+        return bool(int(n))
+
+    async def budget_ids(self) -> set[str]:
+        ids: Any = await self._do(lambda: self._r.smembers(keys.budgets_index()))
+        return set(ids)
+
+    async def unmarked_budgets(self, budget_ids: set[str]) -> set[str]:
+        ordered = sorted(budget_ids)
+
+        async def check() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for budget_id in ordered:
+                pipe.exists(keys.budget_ledger(budget_id))
+            return list(await pipe.execute())
+
+        found = await self._do(check) if ordered else []
+        return {b for b, n in zip(ordered, found, strict=True) if not n}
+
+    async def rebuild_budget(self, copy: BudgetLedgerCopy) -> bool:
+        """rebuild.lua on the budget's counters (no loop breaker): set, never lowered, then marked."""
+        days = sorted(copy.spend)
+        ks = [
+            keys.budget_ledger(copy.budget_id),
+            keys.budget_ledger(copy.budget_id),
+        ]  # no log: the marker twice
+        ks += [keys.budget_spend(copy.budget_id, day) for day in days]
+        args: list[Any] = [copy.since_ms, DAY_TTL_S, 0, *(copy.spend[d] for d in days)]
         n = await self._do(lambda: self._rebuild(keys=ks, args=args))
         return bool(int(n))
 
@@ -479,10 +650,14 @@ class RedisStore:
         return ",".join(sorted(ids))
 
     async def forget_marks(self, key_ids: set[str]) -> None:
+        budgets = await self._budgets_of(sorted(key_ids))
+
         async def drop() -> None:
             pipe = self._r.pipeline(transaction=False)
-            for key_id in sorted(key_ids):
-                pipe.delete(keys.ledger(key_id))
+            for key_id, b in budgets.items():
+                pipe.delete(keys.ledger(key_id, b))
+            for b in sorted({b for b in budgets.values() if b}):
+                pipe.delete(keys.budget_ledger(b))
             await pipe.execute()
 
         if key_ids:
@@ -500,6 +675,18 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+def _index_entry(key_id: str, budget_id: str | None) -> str:
+    """tg:approvals' value: the key id, and its budget's id when it has one (the record's slot)."""
+    return f"{key_id}\t{budget_id}" if budget_id else key_id
+
+
+def _index_slot(entry: Any) -> tuple[str, str | None]:
+    """(key id, budget id or None) from tg:approvals' value; a plain key id (as written before budgets) has
+    no budget."""
+    key_id, _, budget_id = _text(entry).partition("\t")
+    return key_id, budget_id or None
 
 
 def _text(v: Any) -> str:

@@ -12,7 +12,12 @@ import kubernetes_validate
 import yaml
 from tests.integration.chart.render import CHART, KUBERNETES_VERSION, RELEASE, REPO, Chart, Rendered
 
-NAMES = {"spendapprovals.tollgate.dev", "spendpolicies.tollgate.dev", "vaultkeys.tollgate.dev"}
+NAMES = {
+    "spendapprovals.tollgate.dev",
+    "spendpolicies.tollgate.dev",
+    "vaultkeys.tollgate.dev",
+    "spendbudgets.tollgate.dev",
+}
 KEEP = "helm.sh/resource-policy"
 
 

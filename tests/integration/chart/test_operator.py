@@ -82,10 +82,13 @@ class TestOperatorRbac:
         expected = {
             *(
                 ("tollgate.dev", r, v)
-                for r in ("spendpolicies", "vaultkeys")
+                for r in ("spendpolicies", "vaultkeys", "spendbudgets")
                 for v in ("list", "watch", "patch")
             ),
-            *(("tollgate.dev", f"{r}/status", "patch") for r in ("spendpolicies", "vaultkeys")),
+            *(
+                ("tollgate.dev", f"{r}/status", "patch")
+                for r in ("spendpolicies", "vaultkeys", "spendbudgets")
+            ),
             ("tollgate.dev", "vaultkeys/finalizers", "update"),
             *(("tollgate.dev", "spendapprovals", v) for v in ("list", "watch", "create", "delete")),
             ("tollgate.dev", "spendapprovals/status", "patch"),

@@ -110,3 +110,34 @@ def test_a_call_waiting_for_approval_alerts_once_naming_the_approval_and_how_to_
     used = row(approval_id="apr-0123")
     no_key = row(decision="deny", rule="tollgate_approval_required", reservation_id=None)
     assert [a for a in rules().evaluate([used, no_key]) if a.kind == "approval_pending"] == []
+
+
+BUDGET = {"budget_id": "agents/support", "budget_day": "20261125", "budget_cap_micro_usd": "2000000000"}
+
+
+def test_a_shared_budget_warns_at_the_warning_share_and_alerts_at_its_cap_once_per_budget_and_day() -> None:
+    r = rules(cap_warn_percent=80)
+    assert r.evaluate([row(spent_micro_usd="1", **BUDGET, budget_spent_micro_usd="1599999999")]) == []
+    warned = r.evaluate(
+        [
+            row(spent_micro_usd="1", **BUDGET, budget_spent_micro_usd="1600000000"),
+            row(
+                spent_micro_usd="1",
+                vault_key_id="agents/other",
+                **BUDGET,
+                budget_spent_micro_usd="1700000000",
+            ),
+        ]
+    )
+    # One dedup name for every key under the budget: the sender delivers the first only.
+    assert {(a.kind, a.dedup) for a in warned} == {("budget_warning", "bwarn80:agents/support:20261125")}
+    assert "SpendBudget agents/support has spent $1600.00 of its $2000.00" in warned[0].text
+    (reached,) = r.evaluate(
+        [row(decision="deny", rule="tollgate_budget_exceeded", **BUDGET, budget_spent_micro_usd="1999990000")]
+    )
+    assert (reached.kind, reached.dedup) == ("budget_reached", "budget:agents/support:20261125")
+    assert "reached its daily cap" in reached.text and "agents/bot" in reached.text
+
+
+def test_a_key_under_no_budget_raises_no_budget_alert() -> None:
+    assert rules().evaluate([row(spent_micro_usd="1", cap_micro_usd="100000000")]) == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.builders import grant, spend_policy
 
-from tollgate.audit.ledger import ledger_copy
+from tollgate.audit.ledger import budget_copy, ledger_copy
 from tollgate.audit.sql import LedgerEntry
 
 NOW = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
@@ -74,3 +74,20 @@ def test_a_settled_call_counts_what_the_vendor_moved_and_an_unknown_one_its_rese
         entry(4, "settled"),  # written before schema 4: its reservation
     ]
     assert ledger_copy("k", rows, None, SINCE_MS).spend == {("stripe", "20261201"): 6 + 20 + 35 + 4}
+
+
+def test_a_budget_counts_every_keys_calls_under_it_by_the_budgets_day_each_retry_once() -> None:
+    rows = [
+        ("support/a", entry(10, "settled", spend_day="20261201")),
+        ("support/a", entry(20, "released", spend_day="20261201")),
+        ("support/b", entry(40, "unknown", vendor="twilio", spend_day="20261201")),
+        ("support/b", entry(5, "settled", vendor="resend", spend_day="20261130")),
+        # One request retried under one idempotency key by one key: counted once.
+        ("support/a", entry(7, "settled", idem="k1", spend_day="20261201")),
+        ("support/a", entry(7, "settled", rid=None, idem="k1", replay=True, spend_day="20261201")),
+        # The same idempotency key from another key is another request.
+        ("support/c", entry(7, "settled", idem="k1", spend_day="20261201")),
+    ]
+    copy = budget_copy("support/team", rows, SINCE_MS)
+    assert (copy.budget_id, copy.since_ms) == ("support/team", SINCE_MS)
+    assert copy.spend == {"20261201": 10 + 40 + 7 + 7, "20261130": 5}

@@ -9,7 +9,7 @@ import pytest
 from tests.builders import NOW, TOKEN, call, grant, spend_policy, vault_key
 
 from tollgate.credentials import token_digest
-from tollgate.decide.engine import Subject, after_reserve, decide
+from tollgate.decide.engine import Subject, after_reserve, decide, over_budget
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.money import Money
@@ -250,6 +250,22 @@ def test_cap_exceeded_after_reserve_says_spent_cap_and_reset_and_is_not_a_card_d
     assert "$5.00" in v.message
     assert "2026-11-26T00:00:00+00:00" in v.message
     assert "not a card decline" in v.message
+
+
+def test_a_spent_shared_budget_names_the_budget_its_spend_cap_and_its_own_reset() -> None:
+    from tests.builders import spend_budget
+
+    g = grant(budget=spend_budget(dailyCapUsd="2000", timeZone="America/New_York"))
+    v = over_budget(g, Allow(cost_micro_usd=5_000_000), 1_998_000_000, NOW)
+    assert isinstance(v, Deny) and v.rule is Rule.BUDGET_EXCEEDED and v.status == 402
+    assert "SpendBudget agents/support" in v.message and "$1998.00 of $2000.00" in v.message
+    assert "2026-11-26T05:00:00+00:00" in v.message  # midnight in New York, not the policy's UTC
+    assert "not a card decline" in v.message
+    shadow = over_budget(
+        grant(spend_policy(mode="shadow"), budget=spend_budget()), Allow(cost_micro_usd=5), 50_000_000, NOW
+    )
+    assert isinstance(shadow, Allow) and shadow.shadow_denial is not None and shadow.cost_micro_usd == 0
+    assert shadow.shadow_denial.rule is Rule.BUDGET_EXCEEDED
 
 
 def test_a_successful_reservation_keeps_the_allow() -> None:

@@ -17,11 +17,16 @@ from typer.testing import CliRunner
 from tollgate.cli.main import app
 from tollgate.policy import crd
 from tollgate.policy.manifests import field_errors
+from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
 REPO = Path(__file__).resolve().parents[3]
-MODELS: dict[str, type[BaseModel]] = {"SpendPolicy": SpendPolicySpec, "VaultKey": VaultKeySpec}
+MODELS: dict[str, type[BaseModel]] = {
+    "SpendPolicy": SpendPolicySpec,
+    "VaultKey": VaultKeySpec,
+    "SpendBudget": SpendBudgetSpec,
+}
 
 STRIPE: dict[str, Any] = {"vendor": "stripe", "dailyCapUsd": "200", "allow": ["POST /v1/refunds"]}
 TWILIO: dict[str, Any] = {
@@ -83,6 +88,9 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("SpendPolicy", policy(approval={"aboveUsd": "100"})),
     ("SpendPolicy", policy(approval={"aboveUsd": 0, "ttl": "24h", "endpoints": ["POST /v1/refunds"]})),
     ("SpendPolicy", policy(RESEND, approval={"aboveUsd": "0.5", "ttl": "90s"})),
+    ("SpendPolicy", policy(budgetRef={"name": "support-team"})),
+    ("SpendBudget", {"dailyCapUsd": "2000"}),
+    ("SpendBudget", {"dailyCapUsd": 0, "timeZone": "Europe/Paris"}),
     ("VaultKey", key()),
     ("VaultKey", key(expiresAt="2027-01-01T08:00:00+01:00", suspended=True)),
     ("VaultKey", key(tokenSecretName="bot-token", tokenRotation="2026-11-25")),
@@ -158,6 +166,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "spec.approval.endpoints[0]",
     ),
     ("SpendPolicy", policy(TWILIO, approval={"aboveUsd": "100"}), "spec.approval"),
+    ("SpendPolicy", policy(budgetRef={"name": "Support_Team"}), "spec.budgetRef.name"),
+    ("SpendPolicy", policy(budgetRef={}), "spec.budgetRef.name"),
+    ("SpendBudget", {}, "spec.dailyCapUsd"),
+    ("SpendBudget", {"dailyCapUsd": "-5"}, "spec.dailyCapUsd"),
+    ("SpendBudget", {"dailyCapUsd": "5", "timeZone": "Mars Base"}, "spec.timeZone"),
+    ("SpendBudget", {"dailyCapUsd": "5.0000001"}, "spec.dailyCapUsd"),
     ("VaultKey", {"vendorKeySecretRef": KEY["vendorKeySecretRef"]}, "spec.policyRef"),
     ("VaultKey", key(policyRef={"name": "Not_A_Name"}), "spec.policyRef.name"),
     (
@@ -220,10 +234,12 @@ def test_gen_crds_writes_and_then_checks_clean(tmp_path: Path) -> None:
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path)]).exit_code == 0
     assert runner.invoke(app, ["dev", "gen-crds", "--out", str(tmp_path), "--check"]).exit_code == 0
     docs = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("*.yaml"))]
-    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["spa"], ["sp"], ["vk"]]
+    assert [d["spec"]["names"]["shortNames"] for d in docs] == [["spa"], ["sb"], ["sp"], ["vk"]]
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
+@pytest.mark.parametrize(
+    "build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd, crd.spend_budget_crd]
+)
 def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people_want(build: Any) -> None:
     doc = build()
     version = doc["spec"]["versions"][0]
@@ -238,6 +254,7 @@ def test_each_crd_is_namespaced_with_a_status_subresource_and_the_columns_people
         "SpendPolicy": {"Vendor", "Cap", "State", "Expires", "Age"},
         "VaultKey": {"Policy", "Cap", "Spent", "Remaining", "Expires", "State", "Age"},
         "SpendApproval": {"Key", "Policy", "Endpoint", "Amount", "State", "Age"},
+        "SpendBudget": {"Cap", "Spent", "Remaining", "State", "Age"},
     }[doc["spec"]["names"]["kind"]]
     assert wanted <= columns
 
@@ -253,7 +270,9 @@ def _nodes(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd])
+@pytest.mark.parametrize(
+    "build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_approval_crd, crd.spend_budget_crd]
+)
 def test_the_schema_is_structural(build: Any) -> None:
     # Every node has a type unless it says it holds int-or-string or unknown fields; no $ref, no anyOf types.
     root = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -305,7 +324,7 @@ def test_every_list_a_cel_rule_walks_is_bounded(kind: str) -> None:
                 )
 
 
-@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd])
+@pytest.mark.parametrize("build", [crd.spend_policy_crd, crd.vault_key_crd, crd.spend_budget_crd])
 def test_every_cel_rule_is_one_the_api_server_registers(build: Any) -> None:
     # The API server refuses a CRD whose rule message spans lines or whose fieldPath names no field.
     root = build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

@@ -24,7 +24,7 @@ from tollgate.policy.extension import ItemRule, PolicyExtension, PriceTable
 from tollgate.policy.grant import Grant
 from tollgate.policy.manifests import GROUP_VERSION, Manifests, add_document
 from tollgate.policy.spend_policy import SpendPolicySpec
-from tollgate.store.base import NO_LIMITS, Commit, CommitStatus, Limits
+from tollgate.store.base import NO_LIMITS, BudgetCharge, Commit, CommitStatus, Limits
 from tollgate.vendors import VENDORS
 from tollgate.vendors.base import (
     Delivery,
@@ -206,6 +206,7 @@ class CheckOnly:
         decision_id: str = "",
         at_ms: int = 0,
         limits: Limits = NO_LIMITS,
+        budget: BudgetCharge | None = None,
     ) -> Commit:
         self.spent += amount_micro_usd
         return Commit(CommitStatus.COMMITTED, self.spent, "res_1")

@@ -2,6 +2,10 @@
 -- (the vendor moved more than was reserved) counts the excess, since the vendor is the truth. Idempotent:
 -- a closed reservation stays behind as 'x' until its TTL, so settling the same call again does nothing.
 -- KEYS[1] spend counter, KEYS[2] reservation, KEYS[3] the key's ledger marker.
+-- Shared budget (a key under a SpendBudget): KEYS[4] the budget counter, KEYS[5] the reservation's budget
+-- record (naming the budget counter it charged), KEYS[6] the budget's ledger marker. The budget counter
+-- moves with the key's, by the same amount, once; an adopted call is counted there too when the budget's
+-- spend was rebuilt after the call was made.
 -- ARGV[1] actual amount (micro-USD), ARGV[2] the call's time (ms; 0: unknown, never adopted),
 -- ARGV[3] TTL of a closed reservation, s.
 -- A counted call with no reservation here, made before this Redis got the key's spend from the ledger
@@ -20,6 +24,14 @@ if not reserved then
     redis.call('EXPIRE', KEYS[1], ARGV[3])
     redis.call('SET', KEYS[2], 'x', 'EX', ARGV[3])
   end
+  if KEYS[4] and redis.call('GET', KEYS[5]) == false then  -- budget: adopt it there too, once
+    local bsince = tonumber(redis.call('GET', KEYS[6]) or '0')
+    if bsince > 0 and at > 0 and at < bsince and tonumber(ARGV[1]) > 0 then
+      redis.call('INCRBY', KEYS[4], ARGV[1])
+      redis.call('EXPIRE', KEYS[4], ARGV[3])
+      redis.call('SET', KEYS[5], 'x', 'EX', ARGV[3])
+    end
+  end
   return 0
 end
 local back = tonumber(reserved) - tonumber(ARGV[1])
@@ -29,4 +41,12 @@ elseif back < 0 then
   redis.call('INCRBY', KEYS[1], -back)
 end
 redis.call('SET', KEYS[2], 'x', 'EX', ARGV[3])
+if KEYS[4] and redis.call('GET', KEYS[5]) == KEYS[4] then  -- budget
+  if back > 0 then
+    redis.call('DECRBY', KEYS[4], back)
+  elseif back < 0 then
+    redis.call('INCRBY', KEYS[4], -back)
+  end
+  redis.call('SET', KEYS[5], 'x', 'EX', ARGV[3])
+end
 return back
