@@ -1,6 +1,6 @@
 """Prometheus metrics of the data plane. Label values are Rule codes, vendor names and policy ids, never
-key ids or customers: rules and vendors are fixed sets, and policies are objects an operator writes (a
-handful per team, each shared by many keys), so cardinality does not grow with agents or traffic while
+key ids or customers: rules and vendors are fixed sets, and policies and budgets are objects an operator
+writes (a handful per team, each shared by many keys), so cardinality does not grow with agents or traffic while
 spend per policy stays one query away. What a key has spent of its cap is a histogram per policy (the
 share of the cap spent after each money call), which shows keys near their cap without naming them."""
 
@@ -29,6 +29,16 @@ class Metrics:
         self.cap_share = Histogram(
             "tollgate_cap_spent_ratio", "Share of its daily cap a key had spent after each money call, by policy.",
             ["vendor", "policy"], buckets=CAP_SHARE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        # A shared budget (SpendBudget) spans keys and vendors: labelled by budget alone ("namespace/name",
+        # an object people write, a handful per team).
+        self.budget_reserved = Counter(
+            "tollgate_budget_reserved_micro_usd", "Spend reserved against shared budgets, in micro-USD, by budget.",
+            ["budget"], registry=self.registry,
+        )  # fmt: skip
+        self.budget_share = Histogram(
+            "tollgate_budget_spent_ratio", "Share of its daily cap a shared budget had spent after each money call under it.",
+            ["budget"], buckets=CAP_SHARE_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.ready = Gauge(
             "tollgate_ready", "1 while this ext_authz process reports SERVING (Redis answers its health ping).",

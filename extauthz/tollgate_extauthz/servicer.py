@@ -85,14 +85,24 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         m.child(m.check_seconds, vendor).observe(time.perf_counter() - started)
 
     def _observe_spend(self, vendor: str, decision: Decision) -> None:
-        """The key's share of its cap after a money call (allowed, or refused at the cap)."""
+        """The key's share of its cap after a money call (allowed, or refused at the cap), and its shared
+        budget's share of the budget's cap (allowed, or refused at the budget)."""
         v, grant, spent = decision.verdict, decision.grant, decision.spent_micro_usd
-        if grant is None or spent is None or grant.daily_cap_micro_usd <= 0:
+        if grant is None:
             return
-        money = decision.reservation_id is not None or (isinstance(v, Deny) and v.rule is Rule.CAP_EXCEEDED)
-        if money:
-            m = self._metrics
+        refused = v.rule if isinstance(v, Deny) else None
+        m = self._metrics
+        money = decision.reservation_id is not None or refused is Rule.CAP_EXCEEDED
+        if money and spent is not None and grant.daily_cap_micro_usd > 0:
             m.child(m.cap_share, vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
+        b, b_spent = grant.budget, decision.budget_spent_micro_usd
+        if b is None or b_spent is None or b.daily_cap_micro_usd <= 0:
+            return
+        charged = decision.budget_day is not None  # set only when the call was reserved against the budget
+        if charged and isinstance(v, Allow):
+            m.child(m.budget_reserved, b.id).inc(v.cost_micro_usd)
+        if charged or refused is Rule.BUDGET_EXCEEDED:
+            m.child(m.budget_share, b.id).observe(b_spent / b.daily_cap_micro_usd)
 
     def _fail(
         self, incoming: Incoming | None, detail: str, started: float

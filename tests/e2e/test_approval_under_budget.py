@@ -14,6 +14,7 @@ import stripe
 from tests.e2e.conftest import NAMESPACE, REAL_KEY
 from tests.e2e.test_approvals import cli, opts, pending_id
 from tests.e2e.test_audit_trail import eventually, rows
+from tests.e2e.test_metrics import scrape
 from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
 
 from tollgate.local.gateway import LocalGateway
@@ -77,6 +78,7 @@ def test_an_approved_call_counts_against_key_and_budget_and_the_next_one_past_th
 ) -> None:
     run = "run-approval-budget"
     agent = deploy_under_budget(gateway)
+    before = scrape(gateway)
     ch = charge(direct, 100_000)
     first: Any = {"charge": ch.id, "amount": BIG}
 
@@ -99,6 +101,19 @@ def test_an_approved_call_counts_against_key_and_budget_and_the_next_one_past_th
     assert refunded(direct, ch.id) == BIG  # nothing of the refused call reached Stripe
     assert len(direct.v1.refunds.list(params={"charge": ch.id}).data) == 1
     assert counters(gateway) == (250_000_000, 250_000_000)
+
+    after = scrape(gateway)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted({"budget": BUDGET, **labels}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    # The budget's metrics: what was reserved under it, and its share spent after each money call under
+    # it ($250 of $300 after the approved call, and still at the refusal): past 0.8, within 0.9.
+    assert delta("tollgate_budget_reserved_micro_usd_total") == 250_000_000
+    assert delta("tollgate_budget_spent_ratio_count") == 2
+    assert delta("tollgate_budget_spent_ratio_bucket", le="0.8") == 0
+    assert delta("tollgate_budget_spent_ratio_bucket", le="0.9") == 2
 
     got = eventually(lambda: len(r := rows(gateway, "agent_run_id = :run", {"run": run})) == 4 and r)
     assert [(r["idempotency_key"], r["decision"], r["rule"], r["budget_id"]) for r in got] == [

@@ -144,6 +144,13 @@ def test_the_dashboard_shows_spend_per_policy_caps_decisions_denials_replays_lat
         "tollgate_check_duration_seconds_bucket",
         "tollgate_store_errors_total",
     } <= read
+    # shared budgets and approvals, with the audit's decisions beside ext_authz's
+    assert {
+        "tollgate_budget_reserved_micro_usd_total",
+        "tollgate_budget_spent_ratio_bucket",
+        "tollgate_approvals_total",
+        "tollgate_approval_decisions_total",
+    } <= read
     by_policy = [e for _, e in dashboard_queries() if "policy" in names_and_labels(e)[1]]
     assert any("tollgate_reserved_micro_usd_total" in e for e in by_policy)
 
@@ -185,7 +192,7 @@ class TestPrometheusRule:
         assert rule["metadata"]["namespace"] == NAMESPACE
         return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
-    def test_should_alert_on_store_errors_extauthz_unavailable_deny_bursts_and_keys_near_cap(
+    def test_should_alert_on_store_errors_extauthz_unavailable_deny_bursts_caps_budgets_and_approvals(
         self, helm: Chart
     ) -> None:
         rules = self.rules(helm)
@@ -194,6 +201,10 @@ class TestPrometheusRule:
             "TollgateExtAuthzUnavailable",
             "TollgateDenyBurst",
             "TollgateKeysNearCap",
+            "TollgateBudgetNearCap",
+            "TollgateBudgetExhausted",
+            "TollgateApprovalsWaiting",
+            "TollgateApprovalsExpired",
         }
         for alert, rule in rules.items():
             check_query(rule["expr"])
@@ -202,10 +213,13 @@ class TestPrometheusRule:
             assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
     def test_should_take_thresholds_from_values(self, helm: Chart) -> None:
-        rules = self.rules(helm, {"denyBurst": 7, "capShare": "0.95", "storeErrorsFor": "30s"})
+        values = {"denyBurst": 7, "capShare": "0.95", "storeErrorsFor": "30s", "approvalsWaitingFor": "2h"}
+        rules = self.rules(helm, values)
         assert rules["TollgateDenyBurst"]["expr"].rstrip().endswith("> 7")
-        assert 'le="0.95"' in rules["TollgateKeysNearCap"]["expr"]
-        assert "95%" in rules["TollgateKeysNearCap"]["annotations"]["summary"]
+        for near in ("TollgateKeysNearCap", "TollgateBudgetNearCap"):
+            assert 'le="0.95"' in rules[near]["expr"]
+            assert "95%" in rules[near]["annotations"]["summary"]
+        assert rules["TollgateApprovalsWaiting"]["expr"].count("[2h]") == 2
         assert rules["TollgateStoreErrors"]["for"] == "30s"
 
     def test_should_offer_only_cap_shares_that_are_buckets(self, helm: Chart) -> None:
@@ -215,6 +229,15 @@ class TestPrometheusRule:
         assert {float(v) for v in rule["capShare"]["enum"]} <= set(CAP_SHARE_BUCKETS)
         values = {**ON, "metrics": {"prometheusRule": {"enabled": True, "capShare": "0.7"}}}
         assert "capShare" in helm.render_error(values)
+
+    def test_should_leave_out_the_approval_alerts_without_the_audits_metrics(self, helm: Chart) -> None:
+        """They read the audit sidecar's tollgate_approval_decisions_total: without it, the waiting alert
+        would fire on every approval asked for."""
+        values = {**ON, "audit": {"metrics": {"enabled": False}}}
+        (rule,) = helm.render(values).of_kind("PrometheusRule")
+        alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+        assert "TollgateBudgetNearCap" in alerts
+        assert not alerts & {"TollgateApprovalsWaiting", "TollgateApprovalsExpired"}
 
     def test_should_refuse_to_render_without_extauthz_metrics(self, helm: Chart) -> None:
         error = helm.render_error({"metrics": {"prometheusRule": {"enabled": True}}})
