@@ -3,6 +3,7 @@ the operator would), and the example agent fits the chart it is meant for."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def test_each_example_is_admitted_by_the_crd_schema(where: str, doc: dict[str, A
     assert admission_errors(doc["kind"], doc["spec"]) == []
 
 
-@pytest.mark.parametrize("folder", ["local", "roles", "messaging", "budgets"])
+@pytest.mark.parametrize("folder", ["local", "roles", "messaging", "budgets", "approvals"])
 def test_each_example_folder_loads_through_the_models(folder: str) -> None:
     manifests = load_path(EXAMPLES / folder)  # raises InvalidManifests naming the field
     assert manifests.policies and manifests.keys
@@ -108,3 +109,12 @@ def test_the_budgets_example_puts_a_stripe_a_twilio_and_a_resend_key_under_one_b
     assert all(
         p.spec.budget_ref and p.spec.budget_ref.name == budget.name for p in manifests.policies.values()
     )
+
+
+def test_the_approvals_example_holds_refunds_above_100_usd_for_a_person() -> None:
+    manifests = load_path(EXAMPLES / "approvals")
+    (policy,) = manifests.policies.values()
+    approval = policy.spec.approval
+    assert approval is not None and Decimal(approval.above_usd) == 100
+    assert [str(e) for e in approval.endpoints or []] == ["POST /v1/refunds"]
+    assert "POST /v1/refunds" in [str(a) for a in policy.spec.allow]
