@@ -16,6 +16,7 @@ from tests.e2e.test_approvals import cli, opts, pending_id
 from tests.e2e.test_audit_trail import eventually, rows
 from tests.e2e.test_metrics import scrape
 from tests.e2e.test_stripe_sdk import REFUNDS, charge, refunded
+from tests.support.recorder import RecordingUpstream
 
 from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import BudgetObject, KeyObject, Manifests, PolicyObject, SecretObject
@@ -74,7 +75,7 @@ def counters(gateway: LocalGateway) -> tuple[int, int]:
 
 
 def test_an_approved_call_counts_against_key_and_budget_and_the_next_one_past_the_budget_is_refused(
-    direct: stripe.StripeClient, gateway: LocalGateway
+    direct: stripe.StripeClient, gateway: LocalGateway, alert_sink: RecordingUpstream
 ) -> None:
     run = "run-approval-budget"
     agent = deploy_under_budget(gateway)
@@ -123,3 +124,12 @@ def test_an_approved_call_counts_against_key_and_budget_and_the_next_one_past_th
         ("ik-ab-2", "deny", "tollgate_budget_exceeded", BUDGET),
     ]
     assert [r["approval_id"] for r in got] == [aid, aid, aid2, aid2]
+
+    # The alerts: each approval asked for, and the budget past 80 % (awaited here, so that none lands in
+    # a later test's sink).
+    def alerted() -> list[str]:
+        return [str(r.json()["text"]) for r in alert_sink.requests]
+
+    eventually(lambda: all(any(aid_ in t for t in alerted()) for aid_ in (aid, aid2)))
+    over = eventually(lambda: [t for t in alerted() if f"SpendBudget {BUDGET}" in t])
+    assert any("has spent $250.00 of its $300.00 daily cap (80%+)" in t for t in over), over
