@@ -33,7 +33,7 @@ from tollgate.policy import rules, vault_key
 from tollgate.policy.approval import DECIDED_BY_ANNOTATION, DECISION_ANNOTATION, SpendApprovalSpec
 from tollgate.policy.extension import extensions, vendors_of
 from tollgate.policy.spend_budget import SpendBudgetSpec
-from tollgate.policy.spend_policy import SpendPolicySpec
+from tollgate.policy.spend_policy import OBJECT_NAME, SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 
 GROUP = "tollgate.dev"
@@ -140,6 +140,9 @@ _UNTYPED: dict[str, str] = {
     "params[].value": "a string, an integer or a list of them; which one depends on `op` (checked by pydantic)",
 }
 
+# A reference to another object by name (a DNS subdomain, as Kubernetes names it).
+_OBJECT_NAME: Schema = {"pattern": OBJECT_NAME.pattern, "maxLength": 253}
+
 # Keywords and CEL rules pydantic expresses in validator code, by field path ("" for spec itself, "a.b" for
 # properties, "[]" for list items). The regexes are the models' own where the model has one that RE2 reads.
 # Each vendor adds the rules of the fields only it reads (its policy extension), in _spend_policy_extras.
@@ -190,7 +193,7 @@ _SPEND_POLICY_EXTRAS: dict[str, Schema] = {
         ]
     },
     "approval.endpoints[]": {"pattern": ENDPOINT_PATTERN},
-    "budgetRef.name": {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253},
+    "budgetRef.name": _OBJECT_NAME,
 }
 
 _SPEND_BUDGET_EXTRAS: dict[str, Schema] = {
@@ -206,12 +209,11 @@ def _spend_policy_extras() -> dict[str, Schema]:
     return out
 
 
-_DNS_NAME = {"pattern": vault_key._DNS_NAME.pattern, "maxLength": 253}
 _VAULT_KEY_EXTRAS: dict[str, Schema] = {
-    "policyRef.name": _DNS_NAME,
-    "vendorKeySecretRef.name": _DNS_NAME,
+    "policyRef.name": _OBJECT_NAME,
+    "vendorKeySecretRef.name": _OBJECT_NAME,
     "vendorKeySecretRef.key": {"pattern": vault_key._SECRET_KEY.pattern, "maxLength": 253},
-    "tokenSecretName": _DNS_NAME,
+    "tokenSecretName": _OBJECT_NAME,
 }
 
 # Kubernetes' format names (k8s.io/kube-openapi strfmt); anything else pydantic emits must be mapped first.

@@ -209,7 +209,8 @@ class ApprovalSpec(Spec):
         return _duration_s(self.ttl) * 1000
 
 
-_BUDGET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# A Kubernetes object name (DNS subdomain), for every reference to another object; also the CRD's pattern.
+OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class BudgetRef(Spec):
@@ -218,7 +219,7 @@ class BudgetRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _BUDGET_NAME.match(v):
+        if not OBJECT_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Kubernetes object name")
         return v
 

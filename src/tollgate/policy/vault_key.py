@@ -7,9 +7,8 @@ from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from tollgate.policy.spend_policy import Spec
+from tollgate.policy.spend_policy import OBJECT_NAME, Spec
 
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._A-Za-z0-9]+$")
 
 
@@ -19,7 +18,7 @@ class PolicyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _DNS_NAME.fullmatch(v):
+        if not OBJECT_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Kubernetes object name")
         return v
 
@@ -31,7 +30,7 @@ class SecretKeyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not _DNS_NAME.fullmatch(v):
+        if not OBJECT_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Secret name")
         return v
 
@@ -64,7 +63,7 @@ class VaultKeySpec(Spec):
     @field_validator("token_secret_name")
     @classmethod
     def _secret_name(cls, v: str | None) -> str | None:
-        if v is not None and not _DNS_NAME.fullmatch(v):
+        if v is not None and not OBJECT_NAME.fullmatch(v):
             raise ValueError(f"{v!r} is not a valid Secret name")
         return v
 

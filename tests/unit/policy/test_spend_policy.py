@@ -29,6 +29,12 @@ def test_a_valid_policy_compiles_its_cap_to_micro_usd() -> None:
             {"currencies": [{"code": "usd"}, {"code": "USD"}]}, "currencies", "twice", id="duplicate currency"
         ),
         pytest.param({"timeZone": "Mars/Olympus"}, "timeZone", "IANA", id="bad time zone"),
+        pytest.param(
+            {"budgetRef": {"name": "Support"}}, "budgetRef.name", "object name", id="budget name case"
+        ),
+        pytest.param(
+            {"budgetRef": {"name": "support\n"}}, "budgetRef.name", "object name", id="budget name line end"
+        ),
         pytest.param({"expiresAt": "2026-12-01T00:00:00"}, "expiresAt", "time zone", id="naive expiry"),
         pytest.param({"dailyCapUSD": "5"}, "dailyCapUSD", "Extra inputs", id="misspelled key"),
         pytest.param(
