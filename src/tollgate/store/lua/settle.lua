@@ -35,18 +35,16 @@ if not reserved then
   return 0
 end
 local back = tonumber(reserved) - tonumber(ARGV[1])
-if back > 0 then
-  redis.call('DECRBY', KEYS[1], back)
-elseif back < 0 then
-  redis.call('INCRBY', KEYS[1], -back)
+-- Give back what was reserved over the actual amount (a negative `back` adds what the vendor took over it).
+local function give_back(counter)
+  if back ~= 0 then
+    redis.call('DECRBY', counter, back)
+  end
 end
+give_back(KEYS[1])
 redis.call('SET', KEYS[2], 'x', 'EX', ARGV[3])
 if KEYS[4] and redis.call('GET', KEYS[5]) == KEYS[4] then  -- budget
-  if back > 0 then
-    redis.call('DECRBY', KEYS[4], back)
-  elseif back < 0 then
-    redis.call('INCRBY', KEYS[4], -back)
-  end
+  give_back(KEYS[4])
   redis.call('SET', KEYS[5], 'x', 'EX', ARGV[3])
 end
 return back
