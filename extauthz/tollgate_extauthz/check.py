@@ -249,7 +249,11 @@ class Checker:
         """Rule 7b from the request: the approval the call must have (its id, for the commit to read,
         create or consume), or the verdict when there can be none (no idempotency key; a shadow policy
         asks nobody)."""
-        idem = vendor.idempotency_key(call.method, call.headers) if isinstance(vendor, Idempotent) else None
+        idem = (
+            cast(Idempotent, vendor).idempotency_key(call.method, call.headers)
+            if _idempotent(type(vendor))
+            else None
+        )
         if idem is None:
             return engine.approval_needs_key(grant, allow), None
         if grant.mode is Mode.SHADOW:
