@@ -176,13 +176,18 @@ def _v3(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN response_code_details TEXT"))
 
 
-def _v4(conn: Connection) -> None:
-    # Rows written before keep NULLs here: nothing was captured for them, and nothing is made up.
+def _add_columns(conn: Connection, columns: Sequence[tuple[str, Any]]) -> None:
+    """Add the columns tollgate_calls lacks (a migration cut short is run again whole)."""
     have = {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}
-    for name, kind in _V4_COLUMNS:
+    for name, kind in columns:
         if name not in have:
             sql_type = kind().compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE tollgate_calls ADD COLUMN {name} {sql_type}"))
+
+
+def _v4(conn: Connection) -> None:
+    # Rows written before keep NULLs here: nothing was captured for them, and nothing is made up.
+    _add_columns(conn, _V4_COLUMNS)
     conn.execute(
         text(
             "CREATE INDEX IF NOT EXISTS ix_tollgate_calls_vendor_object ON tollgate_calls (vendor_object_id)"
@@ -192,18 +197,13 @@ def _v4(conn: Connection) -> None:
 
 def _v5(conn: Connection) -> None:
     # Human approval (spec.approval): which approval a call waited for, or used; and every decision.
-    if "approval_id" not in {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}:
-        conn.execute(text("ALTER TABLE tollgate_calls ADD COLUMN approval_id TEXT"))
+    _add_columns(conn, [("approval_id", Text)])
     approval_events.create(conn, checkfirst=True)
 
 
 def _v6(conn: Connection) -> None:
     # Rows written before name no budget: none existed, so none is made up.
-    have = {c["name"] for c in inspect(conn).get_columns("tollgate_calls")}
-    for name, kind in _V6_COLUMNS:
-        if name not in have:
-            sql_type = kind().compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE tollgate_calls ADD COLUMN {name} {sql_type}"))
+    _add_columns(conn, _V6_COLUMNS)
     conn.execute(
         text("CREATE INDEX IF NOT EXISTS ix_tollgate_calls_budget_at ON tollgate_calls (budget_id, at)")
     )
