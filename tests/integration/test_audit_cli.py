@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from typer.testing import CliRunner
 from tollgate.audit.record import from_line
 from tollgate.audit.sql import AuditStore, Checkpoint
 from tollgate.cli.main import app
+from tollgate.local.processes import ManagedProcess
 
 runner = CliRunner()
 
@@ -184,3 +189,26 @@ def _rows(url: str) -> int:
         return store.count()
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize(("flag", "lowered_by"), [([], 10), (["--nice", "3"], 3), (["--nice", "0"], 0)])
+def test_the_ingester_lowers_its_own_cpu_priority_so_calls_come_first(
+    tmp_path: Path, redis_server: ManagedProcess, flag: list[str], lowered_by: int
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("")
+    argv = [sys.executable, "-m", "tollgate.cli.main", "audit", "ingest", "--log", str(log)]
+    argv += ["--db", f"sqlite:///{tmp_path / 'audit.db'}", "--redis-url", str(redis_server.url), *flag]
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        # Running once its database is migrated: by then the priority is set (it comes first).
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "audit.db").exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the ingester never opened its database"
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, own + lowered_by)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +73,24 @@ class Agent:
         except httpx.TimeoutException:
             return None, run
         return r.status_code, run
+
+    def payout_hanging_up(self, reached: Callable[[], bool], timeout: float = 30.0) -> str:
+        """POST a $10 payout and hang up once `reached()` says the vendor has read it, while it still works
+        on it: the disconnect lands after the request left, however slow this machine runs the check.
+        Returns the run id of its line."""
+        run = f"run-{uuid.uuid4().hex[:12]}"
+        body = b"amount=1000&currency=usd"
+        request = (
+            f"POST /stripe/v1/payouts HTTP/1.1\r\nHost: 127.0.0.1:{self.gateway.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Idempotency-Key: {uuid.uuid4().hex}\r\nX-Agent-Run-Id: {run}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        with socket.create_connection(("127.0.0.1", self.gateway.port), timeout=timeout) as conn:
+            conn.sendall(request)
+            eventually(reached, timeout=timeout, what="the vendor read the payout")
+        return run
 
     def read(self) -> int:
         r = httpx.get(

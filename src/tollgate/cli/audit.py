@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -145,6 +146,15 @@ def ingest(
     flush_ms: Annotated[
         int, typer.Option(help="How long Envoy may buffer a log line (its flush interval).")
     ] = 1000,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="Lower this process's CPU priority by this much: on cores it shares with Envoy and "
+            "ext_authz, the audit (batch work; its log is durable) yields to the calls waiting. 0 keeps it.",
+        ),
+    ] = 10,
 ) -> None:
     """Tail the access log into the audit store and settle spend; runs until interrupted."""
     from tollgate.audit.alerts import AlertRules, AlertSender
@@ -156,6 +166,9 @@ def ingest(
 
     settings = Settings()
     configure(settings.log_level, settings.log_format)
+    if nice:
+        # Raising one's own niceness needs no privilege (a container's securityContext allows it).
+        os.nice(nice)
     # Not migrated here: the pipeline migrates, retrying a database that is down (at start too) forever.
     store = AuditStore.from_url(db or settings.audit.url)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
