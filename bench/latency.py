@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import httpx
 import yaml
 
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
@@ -125,6 +126,30 @@ async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[flo
     return latencies
 
 
+def check_histogram(metrics_ports: list[int]) -> dict[float, float]:
+    """ext_authz's own `tollgate_check_duration_seconds` buckets (upper bound in ms → cumulative count),
+    summed over its processes: the time spent inside Check, from the request to the response built."""
+    buckets: dict[float, float] = {}
+    for port in metrics_ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for m in re.finditer(
+            r'^tollgate_check_duration_seconds_bucket\{le="([^"]+)",[^}]*\} (\S+)$', text, re.M
+        ):
+            le = float("inf") if m[1] == "+Inf" else float(m[1]) * 1000
+            buckets[le] = buckets.get(le, 0.0) + float(m[2])
+    return buckets
+
+
+def _minus(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    return {le: n - before.get(le, 0.0) for le, n in after.items()}
+
+
+def bucket_pct(buckets: dict[float, float], p: float) -> float:
+    """The upper bound of the bucket holding the p-th percentile (a histogram says no more)."""
+    total = buckets.get(float("inf"), 0.0)
+    return next((le for le, n in sorted(buckets.items()) if total and n >= total * p / 100), float("nan"))
+
+
 def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=1000)[int(p * 10) - 1]
 
@@ -198,7 +223,7 @@ def checks_worker(
 
     req = external_auth_pb2.CheckRequest.FromString(check_request(token))
 
-    async def run() -> int:
+    async def run() -> float:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = external_auth_pb2_grpc.AuthorizationStub(ch)
             done, deadline = 0, time.perf_counter() + seconds
@@ -346,6 +371,7 @@ def main() -> None:
         )
     )
     plain: list[float] = []
+    inside: dict[float, float] = {}
     gated: list[float] = []
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
     # brackets Tollgate's figure in time on a machine whose load drifts.
@@ -367,7 +393,9 @@ def main() -> None:
                 plain = asyncio.run(
                     open_loop(f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds)
                 )
+                inside_before = check_histogram(gw.metrics_ports)
                 gated = asyncio.run(open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds))
+                inside = _minus(check_histogram(gw.metrics_ports), inside_before)
             finally:
                 base.stop()
         pids = [p.pid for p in gw.extauthz if p.pid is not None]
@@ -394,6 +422,8 @@ def main() -> None:
         "gateway_p99_ms": round(pct(gated, 99), 3) if gated else None,
         "added_p50_ms": round(pct(gated, 50) - pct(plain, 50), 3) if gated else None,
         "added_p99_ms": round(pct(gated, 99) - pct(plain, 99), 3) if gated else None,
+        "inside_check_p50_ms_at_most": bucket_pct(inside, 50) if gated else None,
+        "inside_check_p99_ms_at_most": bucket_pct(inside, 99) if gated else None,
         "extauthz_checks_per_s": round(cps),
         "floor_bare_checks_per_s": round(floor["bare"]),
         "floor_evalsha_checks_per_s": round(floor["evalsha"]),
@@ -422,6 +452,10 @@ def main() -> None:
             f"Tollgate         p50 {figures['gateway_p50_ms']:.3f} ms   p99 {figures['gateway_p99_ms']:.3f} ms"
         )
         print(f"added            p50 {figures['added_p50_ms']:.3f} ms   p99 {figures['added_p99_ms']:.3f} ms")
+        print(
+            f"  of which inside Check (ext_authz's histogram): p50 ≤ {figures['inside_check_p50_ms_at_most']:g} ms, "
+            f"p99 ≤ {figures['inside_check_p99_ms_at_most']:g} ms; the rest is gRPC, Envoy and the wait for a core"
+        )
     print(f"ext_authz Check: {figures['extauthz_checks_per_s']} checks/s, driven by {driver}")
     print(
         f"floors, same ports and driver (mean of before and after): bare servicer "
