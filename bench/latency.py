@@ -11,7 +11,7 @@ grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and
 checks/s as a ratio of each. Other work on the same cores moves the absolute figures from run to
 run; the ratios, measured seconds apart under the same conditions, compare across machines.
 
-    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs 2]
+    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs N (default: one per core)]
 """
 
 from __future__ import annotations
@@ -337,7 +337,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--check-seconds", type=float, default=5)
     ap.add_argument(
-        "--extauthz-procs", type=int, default=1, help="ext_authz processes (one per core is typical)"
+        "--extauthz-procs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help='ext_authz processes (default: one per core, as README "Scale" sizes them)',
     )
     ap.add_argument(
         "--no-audit",
