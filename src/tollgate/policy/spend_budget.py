@@ -8,12 +8,10 @@ at the cap, as for a key's own cap.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import Field, field_validator
 
 from tollgate.money import parse_usd
-from tollgate.policy.spend_policy import Spec, UsdAmount, _usd
+from tollgate.policy.spend_policy import Spec, UsdAmount, _usd, time_zone
 
 
 class SpendBudgetSpec(Spec):
@@ -30,11 +28,7 @@ class SpendBudgetSpec(Spec):
     @field_validator("time_zone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{v!r} is not an IANA time zone") from exc
-        return v
+        return time_zone(v)
 
     @property
     def daily_cap_micro_usd(self) -> int:

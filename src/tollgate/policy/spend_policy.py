@@ -213,15 +213,29 @@ class ApprovalSpec(Spec):
 OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
+def object_name(v: str, kind: str = "Kubernetes object") -> str:
+    """`v` if it is a valid name of a `kind`, else ValueError saying which kind it failed to name."""
+    if not OBJECT_NAME.fullmatch(v):
+        raise ValueError(f"{v!r} is not a valid {kind} name")
+    return v
+
+
+def time_zone(v: str) -> str:
+    """`v` if it names an IANA time zone (whose midnight resets a daily cap), else ValueError."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{v!r} is not an IANA time zone") from exc
+    return v
+
+
 class BudgetRef(Spec):
     name: str = Field(description="Name of a SpendBudget in the policy's namespace.")
 
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not OBJECT_NAME.fullmatch(v):
-            raise ValueError(f"{v!r} is not a valid Kubernetes object name")
-        return v
+        return object_name(v)
 
 
 class SpendPolicySpec(Spec):
@@ -357,11 +371,7 @@ class SpendPolicySpec(Spec):
     @field_validator("time_zone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{v!r} is not an IANA time zone") from exc
-        return v
+        return time_zone(v)
 
     @field_validator("expires_at")
     @classmethod

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from tollgate.policy.spend_policy import OBJECT_NAME, Spec
+from tollgate.policy.spend_policy import Spec, object_name
 
 _SECRET_KEY = re.compile(r"^[-._A-Za-z0-9]+$")
 
@@ -18,9 +18,7 @@ class PolicyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not OBJECT_NAME.fullmatch(v):
-            raise ValueError(f"{v!r} is not a valid Kubernetes object name")
-        return v
+        return object_name(v)
 
 
 class SecretKeyRef(Spec):
@@ -30,9 +28,7 @@ class SecretKeyRef(Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, v: str) -> str:
-        if not OBJECT_NAME.fullmatch(v):
-            raise ValueError(f"{v!r} is not a valid Secret name")
-        return v
+        return object_name(v, "Secret")
 
     @field_validator("key")
     @classmethod
@@ -63,9 +59,7 @@ class VaultKeySpec(Spec):
     @field_validator("token_secret_name")
     @classmethod
     def _secret_name(cls, v: str | None) -> str | None:
-        if v is not None and not OBJECT_NAME.fullmatch(v):
-            raise ValueError(f"{v!r} is not a valid Secret name")
-        return v
+        return v if v is None else object_name(v, "Secret")
 
     @field_validator("expires_at")
     @classmethod
