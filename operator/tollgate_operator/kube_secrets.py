@@ -123,17 +123,12 @@ class KubeApi:
     # ---- NetworkPolicies (confinement.NetworkPolicies) --------------------------------------------
 
     async def get_network_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found = await self._networking.read_namespaced_network_policy(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise KubeUnavailable(
-                f"reading NetworkPolicy {namespace}/{name}: {exc.status} {exc.reason}"
-            ) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"reading NetworkPolicy {namespace}/{name}: {exc}") from exc
-        return cast(dict[str, Any], self._api.sanitize_for_serialization(found))
+        found = await self._call(
+            self._networking.read_namespaced_network_policy(name, namespace),
+            f"reading NetworkPolicy {namespace}/{name}",
+            tolerate=404,
+        )
+        return None if found is None else cast(dict[str, Any], self._api.sanitize_for_serialization(found))
 
     async def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
         # The client accepts the plain dict as the API serves it; its stubs name only the model class.
@@ -148,13 +143,11 @@ class KubeApi:
         )
 
     async def delete_network_policy(self, namespace: str, name: str) -> None:
-        try:
-            await self._networking.delete_namespaced_network_policy(name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:  # already gone is what we wanted
-                raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc.status}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"deleting NetworkPolicy {namespace}/{name}: {exc}") from exc
+        await self._call(  # already gone is what we wanted
+            self._networking.delete_namespaced_network_policy(name, namespace),
+            f"deleting NetworkPolicy {namespace}/{name}",
+            tolerate=404,
+        )
 
     # ---- SpendApprovals (approvals.py mirrors Redis's approvals as them) ----------------------------
 
@@ -164,15 +157,11 @@ class KubeApi:
     async def create_spend_approval(self, body: dict[str, Any]) -> None:
         """Create it; one already there (a mirror round that raced the last) is left as it is."""
         namespace = body["metadata"]["namespace"]
-        try:
-            await self._custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, "spendapprovals", body
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise KubeUnavailable(f"creating SpendApproval: {exc.status} {exc.reason}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"creating SpendApproval: {exc}") from exc
+        await self._call(
+            self._custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "spendapprovals", body),
+            "creating SpendApproval",
+            tolerate=409,
+        )
 
     async def patch_spend_approval_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._call(
@@ -188,15 +177,11 @@ class KubeApi:
         )
 
     async def delete_spend_approval(self, namespace: str, name: str) -> None:
-        try:
-            await self._custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, "spendapprovals", name
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise KubeUnavailable(f"deleting SpendApproval {namespace}/{name}: {exc.status}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"deleting SpendApproval {namespace}/{name}: {exc}") from exc
+        await self._call(
+            self._custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "spendapprovals", name),
+            f"deleting SpendApproval {namespace}/{name}",
+            tolerate=404,
+        )
 
     # ---- resync -------------------------------------------------------------------------------------
 
@@ -240,22 +225,23 @@ class KubeApi:
     # ---- plumbing -----------------------------------------------------------------------------------
 
     async def _get_secret(self, namespace: str, name: str) -> Any:
-        try:
-            return await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise KubeUnavailable(f"reading Secret {namespace}/{name}: {exc.status} {exc.reason}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"reading Secret {namespace}/{name}: {exc}") from exc
+        return await self._call(
+            self._core.read_namespaced_secret(name, namespace),
+            f"reading Secret {namespace}/{name}",
+            tolerate=404,
+        )
 
-    async def _call(self, request: Any) -> Any:
+    async def _call(self, request: Any, what: str = "Kubernetes API", *, tolerate: int | None = None) -> Any:
+        """The request's answer; None when the API answers `tolerate` (a 404 on a read or a delete, a 409
+        on a create: the state wanted is there). Any other failure is KubeUnavailable, naming `what`."""
         try:
             return await request
         except ApiException as exc:
-            raise KubeUnavailable(f"Kubernetes API: {exc.status} {exc.reason}") from exc
+            if exc.status == tolerate:
+                return None
+            raise KubeUnavailable(f"{what}: {exc.status} {exc.reason}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeUnavailable(f"Kubernetes API: {exc}") from exc
+            raise KubeUnavailable(f"{what}: {exc}") from exc
 
 
 def _owners(secret: Any) -> list[Any]:
