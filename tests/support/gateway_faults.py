@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import redis
 
+from tests.support import raw_http
 from tollgate.local.gateway import LocalGateway
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
@@ -79,16 +79,14 @@ class Agent:
         on it: the disconnect lands after the request left, however slow this machine runs the check.
         Returns the run id of its line."""
         run = f"run-{uuid.uuid4().hex[:12]}"
+        headers = [
+            ("authorization", f"Bearer {self.token}"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("idempotency-key", uuid.uuid4().hex),
+            ("x-agent-run-id", run),
+        ]
         body = b"amount=1000&currency=usd"
-        request = (
-            f"POST /stripe/v1/payouts HTTP/1.1\r\nHost: 127.0.0.1:{self.gateway.port}\r\n"
-            f"Authorization: Bearer {self.token}\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
-            f"Idempotency-Key: {uuid.uuid4().hex}\r\nX-Agent-Run-Id: {run}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        with socket.create_connection(("127.0.0.1", self.gateway.port), timeout=timeout) as conn:
-            conn.sendall(request)
+        with raw_http.sent(self.gateway.port, "POST", "/stripe/v1/payouts", body, headers, timeout=timeout):
             eventually(reached, timeout=timeout, what="the vendor read the payout")
         return run
 
