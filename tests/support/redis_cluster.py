@@ -1,5 +1,6 @@
 """A real Redis Cluster on loopback: 3 masters + 3 replicas (`redis-server --cluster-enabled yes`,
-joined by `redis-cli --cluster create`). A short node timeout makes a failover take about two seconds."""
+joined by `redis-cli --cluster create`). A short node timeout makes a failover take a few seconds; not
+shorter, or a node starved of CPU for a moment on a busy machine is failed over unasked."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tollgate.local.processes import LOOPBACK, ManagedProcess, free_port, redis_server_binary
 
-NODE_TIMEOUT_MS = 1000
+NODE_TIMEOUT_MS = 2000
 MIN_VERSION = (7, 0)
 
 
@@ -97,9 +98,43 @@ class RedisCluster:
         self.stopped.discard(port)
 
     def replica_of(self, master_port: int) -> int:
-        lines = [ln.split() for ln in self.redis_cli(master_port, "cluster", "nodes").splitlines()]
-        master_id = next(p[0] for p in lines if p[1].split("@")[0].endswith(f":{master_port}"))
-        return next(int(p[1].split(":")[1].split("@")[0]) for p in lines if p[3] == master_id)
+        """The port of a replica replicating from `master_port`, as the master's replication link says
+        (its CLUSTER NODES may not have heard of the replica's role yet)."""
+        deadline = time.monotonic() + 30
+        while True:
+            for k, v in self.replication(master_port).items():
+                if re.fullmatch(r"slave\d+", k):
+                    return int(dict(f.split("=", 1) for f in v.split(","))["port"])
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{master_port} has no replica: {self.replication(master_port)}")
+            time.sleep(0.02)
+
+    def replication(self, port: int) -> dict[str, str]:
+        out = self.redis_cli(port, "info", "replication")
+        return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+    def wait_synced(self, replica: int, master: int, timeout: float = 30.0) -> None:
+        """Wait until `replica` follows `master` and holds everything `master` had written when called.
+
+        A replica can be between two states for seconds: after a failover it was not part of, or a
+        restart, it full-syncs again and until that ends its data is what it held before. A test that
+        kills the master next must first know what the replica holds."""
+        target = int(self.replication(master).get("master_repl_offset", "0"))
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.replication(replica)
+            if (
+                r.get("role") == "slave"
+                and r.get("master_port") == str(master)
+                and r.get("master_link_status") == "up"
+                and int(r.get("slave_repl_offset", "-1")) >= target
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"replica {replica} not synced with {master} to {target} in {timeout}s: {r}"
+                )
+            time.sleep(0.02)
 
     def freeze(self, port: int) -> None:
         """SIGSTOP a node: it reads nothing more until thaw()."""
@@ -149,6 +184,8 @@ def start_cluster(workdir: Path, *, masters: int = 3, replicas: int = 1) -> Redi
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 # A replica whose link was cut may still take over (the failover tests cut it on purpose).
                 "--cluster-replica-validity-factor", "0",
+                # A replica (re)syncing starts at once, not after the default 5 s wait for more replicas.
+                "--repl-diskless-sync-delay", "0",
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(d),

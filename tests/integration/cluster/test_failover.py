@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 from redis.crc import key_slot
 from tests.builders import grant
 from tests.support.redis_cluster import RedisCluster, start_cluster
@@ -87,7 +88,9 @@ async def _until(  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not cond():
         if load is not None and load.other:  # a caller stopped on an outcome no check may have: say which
-            raise AssertionError(f"while waiting for {what}: {_outcome(load.other[0])}")
+            raise AssertionError(
+                f"while waiting for {what}: {_outcome(load.other[0])}" + _diagnosis(load, cluster)
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"not {what} within {timeout}s" + _diagnosis(load, cluster))
         await asyncio.sleep(0.02)
@@ -107,9 +110,23 @@ def _diagnosis(load: Load | None, cluster: RedisCluster | None) -> str:
         out += f"\ncluster nodes (from {live[0]}):\n{cluster.redis_cli(live[0], 'cluster', 'nodes')}"
         for node in cluster.nodes:
             if node.port not in cluster.stopped:
-                tail = node.log_path.read_text(errors="replace").splitlines()[-8:]
-                out += f"\n--- {node.name} ({node.port}) log tail:\n" + "\n".join(tail)
+                out += f"\n--- {node.name} ({node.port}): {_node_view(node.port)}"
+                tail = node.log_path.read_text(errors="replace").splitlines()[-15:]
+                out += "\n" + "\n".join(tail)
     return out
+
+
+def _node_view(port: int) -> str:
+    """One node's role, link and its own copy of the grant's version (READONLY: a replica answers too)."""
+    try:
+        with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as r:
+            info = r.info("replication")
+            r.execute_command("READONLY")
+            version = r.get(keys.version(KEY))
+    except redis.RedisError as e:
+        return f"unreadable: {e}"
+    link = info.get("master_link_status", "-")
+    return f"role={info.get('role')} link={link} offset={info.get('master_repl_offset')} version={version!r}"
 
 
 async def _fill_link(url: str) -> None:
@@ -153,6 +170,10 @@ async def test_a_killed_master_fails_calls_closed_until_its_replica_takes_over_a
         # A lagging replica, made certain: frozen, and its link filled past the kernel's buffers, so
         # whatever the master acknowledges from now on is still in the master's memory when it dies.
         replica = cluster.replica_of(master)
+        cluster.wait_synced(replica, master)  # it holds the grant and every reservation so far
+        assert cluster.master_of_slot(slot) == master, (
+            "a failover nobody asked for: the node timeout is too short"
+        )
         cluster.freeze(replica)
         await _fill_link(cluster.url)
         cut = time.monotonic()

@@ -101,6 +101,7 @@ def test_after_a_failover_to_a_lagging_replica_the_spend_it_lost_comes_back_from
 
         # The replica stops reading: what the master acknowledges from now on dies with it.
         replica = cluster.replica_of(master)
+        cluster.wait_synced(replica, master)  # it holds the grant and both payouts
         cluster.freeze(replica)
         with client(cluster) as r:
             r.set(f"{keys.version(agent.key_id)}:link-filler", b"x" * (32 << 20))
