@@ -10,6 +10,9 @@ merged or reordered across callers; each gets its own reply. Any error fails clo
 error goes to its caller alone, and an error of the whole round trip (a connection lost, a timeout) to
 every caller in it, so each of them is denied. A script Redis no longer holds (a restart, SCRIPT FLUSH)
 is loaded again and only the calls it refused are sent again (a refused EVALSHA ran nothing).
+
+Round trips go over store/link.py's own connection where it can open one (TCP or a unix socket), else
+through redis-py's pipeline (TLS, Sentinel).
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
+from tollgate.store.link import Link
+
 MAX_BATCH = 256  # calls per pipeline: bounds one write and one reply buffer
 
 
 class AutoPipeline:
-    def __init__(self, client: Any, script: AsyncScript, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, client: Any, script: AsyncScript, *, max_batch: int = MAX_BATCH, link: Link | None = None
+    ) -> None:
         self._client = client
         self._script = script
+        self._link = link
         self._max = max_batch
         self._queue: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
         self._busy = False  # a round trip is in flight: calls queue behind it
@@ -37,14 +45,17 @@ class AutoPipeline:
         self.calls = 0
 
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        if not self._busy:  # idle: this call goes at once, from its own task (AsyncScript loads the
-            self._busy = True  # script if Redis lacks it); errors reach this caller as from a plain call
+        if not self._busy:  # idle: this call goes at once, from its own task; errors reach this caller
+            self._busy = True  # as from a plain call
             self.batches += 1
             self.calls += 1
             try:
-                return await self._script(keys=keys, args=args)
+                (reply,) = await self._run([(keys, args)])
             finally:
                 self._next()
+            if isinstance(reply, BaseException):
+                raise reply
+            return reply
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((keys, args, fut))
         return await fut
@@ -72,17 +83,7 @@ class AutoPipeline:
         self.batches += 1
         self.calls += len(batch)
         try:
-            if len(batch) == 1:  # alone: a plain EVALSHA (AsyncScript loads the script if Redis lacks it)
-                keys, args, fut = batch[0]
-                _answer(fut, await self._script(keys=keys, args=args))
-                return
-            replies = await self._pipeline([(k, a) for k, a, _ in batch])
-            retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            if retry:
-                await self._client.script_load(self._script.script)
-                again = await self._pipeline([(batch[i][0], batch[i][1]) for i in retry])
-                for i, r in zip(retry, again, strict=True):
-                    replies[i] = r
+            replies = await self._run([(k, a) for k, a, _ in batch])
             for (_, _, fut), reply in zip(batch, replies, strict=True):
                 _answer(fut, reply)
         except Exception as exc:  # the round trip failed: every caller still waiting fails with it
@@ -91,11 +92,30 @@ class AutoPipeline:
             _fail(batch, RedisConnectionError("the Redis round trip was cancelled"))
             raise
 
-    async def _pipeline(self, calls: list[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    async def _run(self, calls: list[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """One round trip for `calls`, each reply (an error reply too) in its call's place; and, when
+        Redis lacks the script, one more for just the calls it refused once the script is loaded."""
+        replies = await self._trip(calls)
+        retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if retry:
+            await self._client.script_load(self._script.script)
+            again = await self._trip([calls[i] for i in retry])
+            for i, r in zip(retry, again, strict=True):
+                replies[i] = r
+        return replies
+
+    async def _trip(self, calls: list[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        commands = [("EVALSHA", self._script.sha, len(keys), *keys, *args) for keys, args in calls]
+        if self._link is not None:
+            return await self._link.round_trip(commands)
         pipe = self._client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.execute_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        for command in commands:
+            pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def close(self) -> None:
+        if self._link is not None:
+            await self._link.close()
 
 
 def _fail(calls: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]], exc: Exception) -> None:

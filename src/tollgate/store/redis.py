@@ -33,6 +33,7 @@ from tollgate.store.base import (
     Limits,
 )
 from tollgate.store.connection import connect
+from tollgate.store.link import Link
 
 T = TypeVar("T")
 # Counters and reservations outlive their day by one, so a late settlement still finds them.
@@ -80,7 +81,7 @@ class RedisStore:
         # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, whose pipelines
         # split by node and retry by slot, nor with replica_acks, whose WAIT must follow its own script.
         self._commit_pipelined = (
-            AutoPipeline(client, self._commit)
+            AutoPipeline(client, self._commit, link=Link.for_client(client))
             if autopipeline and not replica_acks and not isinstance(client, RedisCluster)
             else None
         )
@@ -674,6 +675,8 @@ class RedisStore:
         await self._do(lambda: self._r.ping())
 
     async def close(self) -> None:
+        if self._commit_pipelined is not None:
+            await self._commit_pipelined.close()
         await self._r.aclose()
 
 

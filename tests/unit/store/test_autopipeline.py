@@ -4,7 +4,6 @@ each caller gets its own reply, a batch is one round trip, and every error fails
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,21 +16,10 @@ SHA = "f" * 40
 
 
 class FakeScript:
-    """AsyncScript's surface: called alone, it answers after one round trip, as `reply` says."""
+    """AsyncScript's surface the pipeline reads: the script and its SHA."""
 
     sha = SHA
     script = "return ARGV[1]"
-
-    def __init__(self, redis: FakeRedis) -> None:
-        self.redis = redis
-
-    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        self.redis.trips.append([(tuple(keys), tuple(args))])
-        await self.redis.gate.wait()
-        reply = self.redis.reply(tuple(keys), tuple(args), alone=True)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
 
 
 class FakePipeline:
@@ -46,10 +34,11 @@ class FakePipeline:
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         assert raise_on_error is False  # per-call errors are each caller's, not the batch's
         self.redis.trips.append(self.sent)
+        refused = len(self.redis.trips) - 1 == self.redis.refuse_trip
         await self.redis.gate.wait()
         if self.redis.broken is not None:
             raise self.redis.broken
-        return [self.redis.reply(k, a) for k, a in self.sent]
+        return [self.redis.reply(k, a, refused) for k, a in self.sent]
 
 
 class FakeRedis:
@@ -57,7 +46,7 @@ class FakeRedis:
         self.trips: list[list[tuple[tuple[Any, ...], tuple[Any, ...]]]] = []  # what each round trip carried
         self.gate = asyncio.Event()  # replies wait for it: round trips stay in flight until the test says
         self.broken: Exception | None = None  # the next pipeline's round trip fails with this
-        self.missing_script = False  # Redis lost the script (restart): EVALSHA answers NOSCRIPT once
+        self.refuse_trip: int | None = None  # this round trip's EVALSHAs meet a Redis that lost the script
         self.loaded = 0
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
@@ -66,11 +55,10 @@ class FakeRedis:
 
     async def script_load(self, script: str) -> str:
         self.loaded += 1
-        self.missing_script = False
         return SHA
 
-    def reply(self, keys: tuple[Any, ...], args: tuple[Any, ...], alone: bool = False) -> Any:
-        if self.missing_script and not alone:  # AsyncScript, alone, loads a missing script itself
+    def reply(self, keys: tuple[Any, ...], args: tuple[Any, ...], refused: bool = False) -> Any:
+        if refused:
             return NoScriptError("No matching script")
         if args[0] == "bad":
             return ResponseError("ERR script failed")
@@ -83,7 +71,7 @@ def redis() -> FakeRedis:
 
 
 def pipeline(redis: FakeRedis) -> AutoPipeline:
-    return AutoPipeline(redis, FakeScript(redis))  # type: ignore[arg-type]
+    return AutoPipeline(redis, FakeScript())  # type: ignore[arg-type]
 
 
 async def started(n: int, ap: AutoPipeline, first_arg: Any = "x") -> list[asyncio.Task[Any]]:
@@ -135,8 +123,7 @@ async def test_a_failed_round_trip_fails_every_caller_in_it(redis: FakeRedis) ->
     rest = await started(4, ap)
     redis.broken = RedisConnectionError("Connection reset by peer")
     redis.gate.set()
-    await first
-    for t in rest:
+    for t in [first, *rest]:
         with pytest.raises(RedisConnectionError):
             await t
     # The pipeline recovers: the next call goes alone, as on an idle gateway.
@@ -162,7 +149,7 @@ async def test_a_script_redis_lost_is_loaded_again_and_only_refused_calls_are_re
     first = asyncio.create_task(ap(["k"], ["first"]))
     await asyncio.sleep(0)
     rest = await started(3, ap)
-    redis.missing_script = True  # Redis restarted: the batch's EVALSHAs are refused, and ran nothing
+    redis.refuse_trip = 1  # Redis restarted: the batch's EVALSHAs are refused, and ran nothing
     redis.gate.set()
     await first
     assert [await t for t in rest] == [[1, f"x{i}", 0] for i in range(3)]
@@ -184,7 +171,7 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(redis: FakeRedis) 
 
 
 async def test_batches_are_bounded(redis: FakeRedis) -> None:
-    ap = AutoPipeline(redis, FakeScript(redis), max_batch=4)  # type: ignore[arg-type]
+    ap = AutoPipeline(redis, FakeScript(), max_batch=4)  # type: ignore[arg-type]
     first = asyncio.create_task(ap(["k"], ["first"]))
     await asyncio.sleep(0)
     rest = await started(10, ap)
