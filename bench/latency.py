@@ -274,6 +274,19 @@ def measured(
     return cps, (cpu_s(pids) - before) / (cps * seconds) * 1e6, driver
 
 
+def _parts(gw: LocalGateway, upstream: ManagedProcess) -> dict[str, list[int]]:
+    """The processes sharing the cores during the gated load, by role (pids)."""
+    procs = {
+        "ext_authz": gw.extauthz,
+        "envoy": [gw.envoy],
+        "redis": [gw.redis],
+        "audit ingester": [gw.auditor],
+        "upstream": [upstream],
+    }
+    pids = {name: [p.pid for p in ps if p is not None and p.pid is not None] for name, ps in procs.items()}
+    return {**pids, "load generator": [os.getpid()]}
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -375,6 +388,7 @@ def main() -> None:
     )
     plain: list[float] = []
     inside: dict[float, float] = {}
+    shares: dict[str, float] = {}
     gated: list[float] = []
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
     # brackets Tollgate's figure in time on a machine whose load drifts.
@@ -397,7 +411,12 @@ def main() -> None:
                     open_loop(f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds)
                 )
                 inside_before = check_histogram(gw.metrics_ports)
+                parts = _parts(gw, upstream)
+                cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
                 gated = asyncio.run(open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds))
+                shares = {
+                    name: (cpu_s(pids) - cpu_before[name]) / args.seconds for name, pids in parts.items()
+                }
                 inside = _minus(check_histogram(gw.metrics_ports), inside_before)
             finally:
                 base.stop()
@@ -458,6 +477,14 @@ def main() -> None:
         print(
             f"  of which inside Check (ext_authz's histogram): p50 ≤ {figures['inside_check_p50_ms_at_most']:g} ms, "
             f"p99 ≤ {figures['inside_check_p99_ms_at_most']:g} ms; the rest is gRPC, Envoy and the wait for a core"
+        )
+    if shares:
+        print(
+            "CPU during the gated load, in % of one core: "
+            + ", ".join(f"{name} {share * 100:.0f} %" for name, share in shares.items())
+        )
+        figures.update(
+            {f"cpu_pct_{name.replace(' ', '_')}": round(share * 100) for name, share in shares.items()}
         )
     print(f"ext_authz Check: {figures['extauthz_checks_per_s']} checks/s, driven by {driver}")
     print(
