@@ -10,7 +10,7 @@ from tests.builders import grant, spend_policy
 from tollgate.credentials import token_digest
 from tollgate.errors import StoreUnavailable
 from tollgate.store import keys
-from tollgate.store.base import CommitStatus, Limits
+from tollgate.store.base import Closing, CommitStatus, Limits
 from tollgate.store.redis import RedisStore
 
 KEY = "agents/support-bot"
@@ -135,6 +135,67 @@ async def test_settling_above_the_reservation_counts_what_the_vendor_moved_once(
     assert await store.settle(KEY, "stripe", "d", c.reservation_id, 90) == -20
     assert await store.settle(KEY, "stripe", "d", c.reservation_id, 90) == 0
     assert await store.spent(KEY, "stripe", "d") == 90
+
+
+async def test_closing_reservations_in_one_batch_does_what_release_and_settle_do_one_by_one(
+    store: RedisStore,
+) -> None:
+    other = "agents/billing-bot"  # another key: on a cluster, most likely another master
+    reserved: dict[str, list[str]] = {}
+    for key in (KEY, other):
+        g = grant(key_id=key)
+        await store.put_grant(g)
+        for _ in range(3):
+            c = await store.commit(key, g.version, "stripe", "d", 30, 100)
+            assert c.reservation_id
+            reserved.setdefault(key, []).append(c.reservation_id)
+    closings = [
+        Closing(KEY, "stripe", "d", reserved[KEY][0], release=True),
+        Closing(KEY, "stripe", "d", reserved[KEY][1], release=False, actual_micro_usd=10),
+        Closing(other, "stripe", "d", reserved[other][0], release=False, actual_micro_usd=45),
+        Closing(other, "stripe", "d", reserved[other][1], release=True),
+    ]
+    await store.close_reservations(closings, batch=3)  # two round trips
+    await store.close_reservations(closings)  # closing again changes nothing
+    assert await store.spent(KEY, "stripe", "d") == 0 + 10 + 30
+    assert await store.spent(other, "stripe", "d") == 45 + 0 + 30
+    # What settle and release say of an already closed reservation: nothing left to move.
+    assert await store.release(KEY, "stripe", "d", reserved[KEY][0]) == 0
+    assert await store.settle(other, "stripe", "d", reserved[other][0], 45) == 0
+
+
+async def test_a_batch_of_closings_after_redis_lost_its_scripts_loads_them_again(store: RedisStore) -> None:
+    g = grant()
+    await store.put_grant(g)
+    rids = []
+    for _ in range(2):
+        c = await store.commit(KEY, g.version, "stripe", "d", 40, 100)
+        assert c.reservation_id
+        rids.append(c.reservation_id)
+    await store._r.script_flush()  # a restarted Redis (every master of a cluster)
+    await store.close_reservations(
+        [
+            Closing(KEY, "stripe", "d", rids[0], release=True),
+            Closing(KEY, "stripe", "d", rids[1], release=False, actual_micro_usd=5),
+        ]
+    )
+    assert await store.spent(KEY, "stripe", "d") == 5
+
+
+async def test_a_closing_redis_refuses_fails_the_batch_so_the_audit_closes_it_again(
+    store: RedisStore,
+) -> None:
+    g = grant()
+    await store.put_grant(g)
+    c = await store.commit(KEY, g.version, "stripe", "d", 40, 100)
+    assert c.reservation_id
+    spend = keys.spend(KEY, "stripe", "d")
+    await store._r.delete(spend)
+    await store._r.hset(spend, "not", "a counter")  # settle.lua's INCRBY is refused
+    with pytest.raises(StoreUnavailable):
+        await store.close_reservations(
+            [Closing(KEY, "stripe", "d", c.reservation_id, release=False, actual_micro_usd=5)]
+        )
 
 
 async def test_counters_expire_after_their_day(store: RedisStore, redis_server) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tollgate.audit.record import AuditRow
-from tollgate.store.base import BudgetCharge, SettleStore
+from tollgate.store.base import BudgetCharge, Closing, SettleStore
 from tollgate.vendors.base import Settlement
 
 SETTLED = Settlement.SETTLED.value
@@ -33,8 +33,9 @@ def settlement_for(row: AuditRow) -> str | None:
 
 
 async def apply_settlements(store: SettleStore, rows: Sequence[AuditRow]) -> dict[str, str]:
-    """Settle or release each row's reservation (idempotent in Redis); returns row id → outcome."""
+    """Settle or release each row's reservation (idempotent in Redis, pipelined); returns row id → outcome."""
     done: dict[str, str] = {}
+    closings: list[Closing] = []
     for row in rows:
         outcome = settlement_for(row)
         if outcome is None:
@@ -42,24 +43,20 @@ async def apply_settlements(store: SettleStore, rows: Sequence[AuditRow]) -> dic
         assert row.vault_key_id and row.vendor and row.spend_day and row.reservation_id
         # A call under a shared budget: its counters sit in the budget's slot, and the budget's moves too.
         budget = BudgetCharge(row.budget_id, row.budget_day) if row.budget_id and row.budget_day else None
-        if outcome == RELEASED:
-            await store.release(
+        closings.append(
+            Closing(
                 row.vault_key_id,
                 row.vendor,
                 row.spend_day,
                 row.reservation_id,
-                row.idempotency_key,
-                budget=budget,
-            )
-        else:
-            await store.settle(
-                row.vault_key_id,
-                row.vendor,
-                row.spend_day,
-                row.reservation_id,
-                _counted(row),
+                release=outcome == RELEASED,
+                actual_micro_usd=_counted(row),
                 at_ms=int(row.at.timestamp() * 1000),
+                idempotency_key=row.idempotency_key,
                 budget=budget,
             )
+        )
         done[row.row_id] = outcome
+    if closings:
+        await store.close_reservations(closings)
     return done

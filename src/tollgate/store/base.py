@@ -3,6 +3,7 @@ round trip or one Lua script."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Protocol
@@ -111,8 +112,28 @@ class CheckStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Closing:
+    """One reservation the audit closes: given back (`release`), or kept at `actual_micro_usd`."""
+
+    key_id: str
+    vendor: str
+    day: str
+    reservation_id: str
+    release: bool
+    actual_micro_usd: int = 0  # settled: what stays counted
+    at_ms: int = 0  # settled: the call's time (see settle)
+    idempotency_key: str | None = None  # released: the call's key, forgotten with it
+    budget: BudgetCharge | None = None
+
+
 class SettleStore(Protocol):
     """The audit's settlement of what Check reserved: to the vendor's amount, or released."""
+
+    async def close_reservations(self, closings: Sequence[Closing]) -> None:
+        """Each one as `release` or `settle` would, all in few round trips; on failure some may be closed
+        and others not, and closing one again changes nothing."""
+        ...
 
     async def release(
         self,

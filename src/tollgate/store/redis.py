@@ -6,8 +6,9 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from tollgate.store.base import (
     ApprovalState,
     BudgetCharge,
     BudgetLedgerCopy,
+    Closing,
     Commit,
     CommitStatus,
     LastDecision,
@@ -272,17 +274,7 @@ class RedisStore:
     ) -> int:
         """Give the reservation back; with the call's idempotency key, forget the key too (see release.lua).
         `budget`: the budget (and its day) the call was reserved under, as the audit row names it."""
-        b = budget.budget_id if budget else None
-        ks = [
-            keys.spend(key_id, vendor, day, b),
-            keys.reservation(key_id, reservation_id, b),
-            keys.idempotency(key_id, idempotency_key or "", b),
-        ]
-        if budget is not None:
-            ks += [
-                keys.budget_spend(budget.budget_id, budget.day),
-                keys.budget_reservation(budget.budget_id, reservation_id),
-            ]
+        ks = _release_keys(key_id, vendor, day, reservation_id, idempotency_key, budget)
         n = await self._do(lambda: self._release(keys=ks, args=[reservation_id, DAY_TTL_S]))
         return int(n)
 
@@ -299,20 +291,44 @@ class RedisStore:
     ) -> int:
         """Close the reservation at `actual_micro_usd` (settle.lua); `at_ms` (the call's time) lets a call
         reserved in a Redis that lost its data be counted again here, once. `budget`: as for release."""
-        b = budget.budget_id if budget else None
-        ks = [
-            keys.spend(key_id, vendor, day, b),
-            keys.reservation(key_id, reservation_id, b),
-            keys.ledger(key_id, b),
-        ]
-        if budget is not None:
-            ks += [
-                keys.budget_spend(budget.budget_id, budget.day),
-                keys.budget_reservation(budget.budget_id, reservation_id),
-                keys.budget_ledger(budget.budget_id),
-            ]
+        ks = _settle_keys(key_id, vendor, day, reservation_id, budget)
         n = await self._do(lambda: self._settle(keys=ks, args=[actual_micro_usd, at_ms, DAY_TTL_S]))
         return int(n)
+
+    async def close_reservations(self, closings: Sequence[Closing], *, batch: int = 256) -> None:
+        """release.lua or settle.lua for each, pipelined (a cluster pipeline splits them by master).
+        Any failure raises StoreUnavailable; the audit then closes them all again later (idempotent)."""
+        for start in range(0, len(closings), batch):
+            calls = [self._closing(c) for c in closings[start : start + batch]]
+            await self._do(partial(self._pipelined, calls))
+
+    def _closing(self, c: Closing) -> tuple[Any, list[str], list[Any]]:
+        if c.release:
+            ks = _release_keys(c.key_id, c.vendor, c.day, c.reservation_id, c.idempotency_key, c.budget)
+            return self._release, ks, [c.reservation_id, DAY_TTL_S]
+        ks = _settle_keys(c.key_id, c.vendor, c.day, c.reservation_id, c.budget)
+        return self._settle, ks, [c.actual_micro_usd, c.at_ms, DAY_TTL_S]
+
+    async def _pipelined(self, calls: list[tuple[Any, list[str], list[Any]]]) -> None:
+        """Scripts in one pipeline; those refused for a script Redis lacks (a restart) go once more after
+        loading it. Any other error reply is the batch's failure."""
+        for attempt in (1, 2):
+            pipe = self._r.pipeline(transaction=False)
+            for script, ks, args in calls:
+                # execute_command: a cluster pipeline refuses .evalsha(), not the command itself
+                pipe.execute_command("EVALSHA", script.sha, len(ks), *ks, *args)
+            replies = await pipe.execute(raise_on_error=False)
+            refused = [call for call, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
+            failed = [r for r in replies if isinstance(r, Exception) and not isinstance(r, NoScriptError)]
+            if failed:
+                raise failed[0]
+            if not refused:
+                return
+            if attempt == 2:
+                raise NoScriptError("the scripts were loaded and are still missing")
+            for script in {id(s): s for s, _, _ in refused}.values():
+                await self._r.script_load(script.script)  # every master of a cluster
+            calls = refused
 
     async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int:
         v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day, budget_id)))
@@ -678,6 +694,48 @@ class RedisStore:
         if self._commit_pipelined is not None:
             await self._commit_pipelined.close()
         await self._r.aclose()
+
+
+def _release_keys(
+    key_id: str,
+    vendor: str,
+    day: str,
+    reservation_id: str,
+    idempotency_key: str | None,
+    budget: BudgetCharge | None,
+) -> list[str]:
+    """release.lua's KEYS."""
+    b = budget.budget_id if budget else None
+    ks = [
+        keys.spend(key_id, vendor, day, b),
+        keys.reservation(key_id, reservation_id, b),
+        keys.idempotency(key_id, idempotency_key or "", b),
+    ]
+    if budget is not None:
+        ks += [
+            keys.budget_spend(budget.budget_id, budget.day),
+            keys.budget_reservation(budget.budget_id, reservation_id),
+        ]
+    return ks
+
+
+def _settle_keys(
+    key_id: str, vendor: str, day: str, reservation_id: str, budget: BudgetCharge | None
+) -> list[str]:
+    """settle.lua's KEYS."""
+    b = budget.budget_id if budget else None
+    ks = [
+        keys.spend(key_id, vendor, day, b),
+        keys.reservation(key_id, reservation_id, b),
+        keys.ledger(key_id, b),
+    ]
+    if budget is not None:
+        ks += [
+            keys.budget_spend(budget.budget_id, budget.day),
+            keys.budget_reservation(budget.budget_id, reservation_id),
+            keys.budget_ledger(budget.budget_id),
+        ]
+    return ks
 
 
 def _index_entry(key_id: str, budget_id: str | None) -> str:
