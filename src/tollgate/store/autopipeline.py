@@ -18,7 +18,8 @@ through redis-py's pipeline (TLS, Sentinel).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from redis.commands.core import AsyncScript
@@ -28,6 +29,7 @@ from redis.exceptions import NoScriptError
 from tollgate.store.link import Link
 
 MAX_BATCH = 256  # calls per pipeline: bounds one write and one reply buffer
+Send = Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]  # commands → their replies, one round trip
 
 
 class AutoPipeline:
@@ -37,6 +39,7 @@ class AutoPipeline:
         self._client = client
         self._script = script
         self._link = link
+        self._round_trip: Send = link.round_trip if link is not None else partial(pipelined, client)
         self._max = max_batch
         self._queue: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
         self._busy = False  # a round trip is in flight: calls queue behind it
@@ -93,29 +96,40 @@ class AutoPipeline:
             raise
 
     async def _run(self, calls: list[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """One round trip for `calls`, each reply (an error reply too) in its call's place; and, when
-        Redis lacks the script, one more for just the calls it refused once the script is loaded."""
-        replies = await self._trip(calls)
-        retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if retry:
-            await self._client.script_load(self._script.script)
-            again = await self._trip([calls[i] for i in retry])
-            for i, r in zip(retry, again, strict=True):
-                replies[i] = r
-        return replies
-
-    async def _trip(self, calls: list[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        commands = [("EVALSHA", self._script.sha, len(keys), *keys, *args) for keys, args in calls]
-        if self._link is not None:
-            return await self._link.round_trip(commands)
-        pipe = self._client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        return await run_scripts(
+            self._client, [(self._script, keys, args) for keys, args in calls], self._round_trip
+        )
 
     async def close(self) -> None:
         if self._link is not None:
             await self._link.close()
+
+
+async def run_scripts(
+    client: Any, calls: Sequence[tuple[AsyncScript, Sequence[Any], Sequence[Any]]], send: Send
+) -> list[Any]:
+    """EVALSHA of each (script, keys, args) in one round trip by `send`, each reply (an error reply too)
+    in its call's place; when Redis lacks a script (a restart, SCRIPT FLUSH), it is loaded and just the
+    calls it refused (which ran nothing) go once more."""
+    # execute_command's form: a cluster pipeline refuses .evalsha(), not the command itself
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+    replies = await send(commands)
+    retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+    if retry:
+        for script in {calls[i][0].sha: calls[i][0] for i in retry}.values():
+            await client.script_load(script.script)  # every master of a cluster
+        again = await send([commands[i] for i in retry])
+        for i, r in zip(retry, again, strict=True):
+            replies[i] = r
+    return replies
+
+
+async def pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`commands` in one redis-py pipeline (no MULTI: each stands alone), every reply kept, errors too."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 def _fail(calls: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]], exc: Exception) -> None:

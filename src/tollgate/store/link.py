@@ -103,11 +103,11 @@ class Link:
         )
         return cls(address, timeout_s=float(kw.get("socket_timeout") or 0.5))
 
-    async def round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    async def round_trip(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write; their replies in order, an error reply in its command's place."""
         if self._transport is None:
             await self._open()
-        data = b"".join(hiredis.pack_command(tuple(c)) for c in commands)
+        data = b"".join(hiredis.pack_command(c) for c in commands)
         return await self._send(self._transport, data, len(commands))
 
     async def close(self) -> None:
@@ -144,11 +144,8 @@ class Link:
             hello.append(("AUTH", a.username, a.password) if a.username else ("AUTH", a.password))
         if a.db:
             hello.append(("SELECT", a.db))
-        if hello:
-            replies = await self._send(
-                transport, b"".join(hiredis.pack_command(c) for c in hello), len(hello)
-            )
-            for reply in replies:
+        if hello:  # the transport is set: this goes at once, ahead of any round trip waiting for it
+            for reply in await self.round_trip(hello):
                 if isinstance(reply, ResponseError):
                     raise AuthenticationError(f"Redis refused the connection's set-up: {reply}")
 

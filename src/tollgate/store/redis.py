@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.autopipeline import AutoPipeline
+from tollgate.store.autopipeline import AutoPipeline, pipelined, run_scripts
 from tollgate.store.base import (
     NO_LIMITS,
     ApprovalEvent,
@@ -310,25 +310,11 @@ class RedisStore:
         return self._settle, ks, [c.actual_micro_usd, c.at_ms, DAY_TTL_S]
 
     async def _pipelined(self, calls: list[tuple[Any, list[str], list[Any]]]) -> None:
-        """Scripts in one pipeline; those refused for a script Redis lacks (a restart) go once more after
-        loading it. Any other error reply is the batch's failure."""
-        for attempt in (1, 2):
-            pipe = self._r.pipeline(transaction=False)
-            for script, ks, args in calls:
-                # execute_command: a cluster pipeline refuses .evalsha(), not the command itself
-                pipe.execute_command("EVALSHA", script.sha, len(ks), *ks, *args)
-            replies = await pipe.execute(raise_on_error=False)
-            refused = [call for call, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)]
-            failed = [r for r in replies if isinstance(r, Exception) and not isinstance(r, NoScriptError)]
-            if failed:
-                raise failed[0]
-            if not refused:
-                return
-            if attempt == 2:
-                raise NoScriptError("the scripts were loaded and are still missing")
-            for script in {id(s): s for s, _, _ in refused}.values():
-                await self._r.script_load(script.script)  # every master of a cluster
-            calls = refused
+        """The scripts in one pipeline (autopipeline.run_scripts); any error reply fails the batch."""
+        replies = await run_scripts(self._r, calls, partial(pipelined, self._r))
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
 
     async def spent(self, key_id: str, vendor: str, day: str, budget_id: str | None = None) -> int:
         v: Any = await self._do(lambda: self._r.get(keys.spend(key_id, vendor, day, budget_id)))
