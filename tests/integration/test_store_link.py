@@ -6,7 +6,7 @@ a reply of another command."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from tollgate.store.redis import RedisStore
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> AsyncIterator[ManagedProcess]:
+def server(tmp_path: Path) -> Iterator[ManagedProcess]:
     # Its own Redis: these tests pause it, kill its clients and set a password.
     proc = start_redis(workdir=tmp_path)
     try:
@@ -38,92 +38,99 @@ def port_of(server: ManagedProcess) -> int:
     return server.port
 
 
+@pytest.fixture
+async def admin(server: ManagedProcess) -> AsyncIterator[aioredis.Redis]:
+    """A second client: pauses the server, kills its clients, sets passwords."""
+    client = aioredis.Redis(port=port_of(server), decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def link_to(server: ManagedProcess) -> AsyncIterator[Callable[[float], Link]]:
+    """Links to the server with a given timeout, closed after the test."""
+    made: list[Link] = []
+
+    def make(timeout_s: float) -> Link:
+        made.append(Link(Address(port=port_of(server)), timeout_s=timeout_s))
+        return made[-1]
+
+    yield make
+    for link in made:
+        await link.close()
+
+
 async def test_a_round_trip_answers_each_command_in_its_place_an_error_reply_too(
-    server: ManagedProcess,
+    link_to: Callable[[float], Link],
 ) -> None:
-    link = Link(Address(port=port_of(server)), timeout_s=1)
-    try:
-        replies = await link.round_trip(
-            [
-                ("SET", "tg:s", "abc"),
-                ("INCR", "tg:s"),
-                ("EVALSHA", "0" * 40, 0),
-                ("GET", "tg:s"),
-                ("INCRBY", "tg:n", 5),
-            ]
-        )
-        assert replies[0] == "OK"
-        assert isinstance(replies[1], ResponseError) and "not an integer" in str(replies[1])
-        assert isinstance(replies[2], NoScriptError)  # the pipeline loads the script on this one
-        assert replies[3:] == ["abc", 5]
-    finally:
-        await link.close()
+    replies = await link_to(1).round_trip(
+        [
+            ("SET", "tg:s", "abc"),
+            ("INCR", "tg:s"),
+            ("EVALSHA", "0" * 40, 0),
+            ("GET", "tg:s"),
+            ("INCRBY", "tg:n", 5),
+        ]
+    )
+    assert replies[0] == "OK"
+    assert isinstance(replies[1], ResponseError) and "not an integer" in str(replies[1])
+    assert isinstance(replies[2], NoScriptError)  # the pipeline loads the script on this one
+    assert replies[3:] == ["abc", 5]
 
 
-async def test_a_cancelled_caller_leaves_the_stream_in_step(server: ManagedProcess) -> None:
-    admin = aioredis.Redis(port=port_of(server), decode_responses=True)
-    link = Link(Address(port=port_of(server)), timeout_s=5)
-    try:
-        await link.round_trip([("SET", "tg:a", "1")])
-        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
-        first = asyncio.create_task(link.round_trip([("GET", "tg:a"), ("INCR", "tg:a")]))
-        await asyncio.sleep(0.05)
-        first.cancel()  # its two replies still come, and must go to nobody
-        assert await link.round_trip([("INCR", "tg:b"), ("GET", "tg:a")]) == [1, "2"]
-        assert first.cancelled()
-    finally:
-        await link.close()
-        await admin.aclose()
+async def test_a_cancelled_caller_leaves_the_stream_in_step(
+    admin: aioredis.Redis, link_to: Callable[[float], Link]
+) -> None:
+    link = link_to(5)
+    await link.round_trip([("SET", "tg:a", "1")])
+    await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+    first = asyncio.create_task(link.round_trip([("GET", "tg:a"), ("INCR", "tg:a")]))
+    await asyncio.sleep(0.05)
+    first.cancel()  # its two replies still come, and must go to nobody
+    assert await link.round_trip([("INCR", "tg:b"), ("GET", "tg:a")]) == [1, "2"]
+    assert first.cancelled()
 
 
 async def test_a_round_trip_past_the_timeout_fails_and_the_next_one_opens_a_new_connection(
-    server: ManagedProcess,
+    admin: aioredis.Redis, link_to: Callable[[float], Link]
 ) -> None:
-    admin = aioredis.Redis(port=port_of(server), decode_responses=True)
-    link = Link(Address(port=port_of(server)), timeout_s=0.2)
-    try:
-        await link.round_trip([("SET", "tg:t", "0")])
-        await admin.execute_command("CLIENT", "PAUSE", 800, "ALL")
-        with pytest.raises(RedisTimeoutError):
-            await link.round_trip([("INCR", "tg:t")])  # it may still run: never sent again
-        await asyncio.sleep(0.8)
-        # The INCR ran or not (its connection was dropped while Redis held it); either way its reply
-        # (an integer) is never taken for this GET's (a string).
-        assert await link.round_trip([("GET", "tg:t")]) in (["0"], ["1"])
-    finally:
-        await link.close()
-        await admin.aclose()
+    link = link_to(0.2)
+    await link.round_trip([("SET", "tg:t", "0")])
+    await admin.execute_command("CLIENT", "PAUSE", 800, "ALL")
+    with pytest.raises(RedisTimeoutError):
+        await link.round_trip([("INCR", "tg:t")])  # it may still run: never sent again
+    await asyncio.sleep(0.8)
+    # The INCR ran or not (its connection was dropped while Redis held it); either way its reply
+    # (an integer) is never taken for this GET's (a string).
+    assert await link.round_trip([("GET", "tg:t")]) in (["0"], ["1"])
 
 
-async def test_a_connection_the_server_closed_is_opened_again(server: ManagedProcess) -> None:
-    admin = aioredis.Redis(port=port_of(server), decode_responses=True)
-    link = Link(Address(port=port_of(server)), timeout_s=1)
-    try:
-        await link.round_trip([("SET", "tg:k", "v")])
-        assert await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
-        await asyncio.sleep(0.05)  # the close reaches the link
-        assert await link.round_trip([("GET", "tg:k")]) == ["v"]
-    finally:
-        await link.close()
-        await admin.aclose()
+async def test_a_connection_the_server_closed_is_opened_again(
+    admin: aioredis.Redis, link_to: Callable[[float], Link]
+) -> None:
+    link = link_to(1)
+    await link.round_trip([("SET", "tg:k", "v")])
+    assert await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+    await asyncio.sleep(0.05)  # the close reaches the link
+    assert await link.round_trip([("GET", "tg:k")]) == ["v"]
 
 
-async def test_a_lost_server_fails_the_round_trip(server: ManagedProcess) -> None:
-    link = Link(Address(port=port_of(server)), timeout_s=1)
+async def test_a_lost_server_fails_the_round_trip(
+    server: ManagedProcess, link_to: Callable[[float], Link]
+) -> None:
+    link = link_to(1)
     await link.round_trip([("PING",)])
     server.stop()
     with pytest.raises(RedisConnectionError):
         await link.round_trip([("PING",)])
     with pytest.raises(RedisConnectionError):  # and cannot connect again while it is down
         await link.round_trip([("PING",)])
-    await link.close()
 
 
 async def test_the_url_s_password_user_and_database_are_what_the_link_connects_with(
-    server: ManagedProcess,
+    server: ManagedProcess, admin: aioredis.Redis
 ) -> None:
     port = port_of(server)
-    admin = aioredis.Redis(port=port, decode_responses=True)
     await admin.execute_command("ACL", "SETUSER", "gate", "on", ">s3cret", "~*", "+@all")
     await admin.config_set("requirepass", "rootpw")
     for url, user in (
@@ -144,7 +151,6 @@ async def test_the_url_s_password_user_and_database_are_what_the_link_connects_w
     with pytest.raises(AuthenticationError):
         await wrong.round_trip([("PING",)])
     await wrong.close()
-    await admin.aclose()
 
 
 def test_only_connections_it_opens_as_redis_py_would_get_a_link() -> None:

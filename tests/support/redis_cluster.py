@@ -65,9 +65,13 @@ class RedisCluster:
         )
         return r.stdout
 
-    def info(self, port: int) -> dict[str, str]:
-        out = self.redis_cli(port, "cluster", "info")
+    def fields(self, port: int, *command: str) -> dict[str, str]:
+        """A `name:value` per line reply (CLUSTER INFO, INFO <section>) as a dict."""
+        out = self.redis_cli(port, *command)
         return dict(line.split(":", 1) for line in out.split() if ":" in line)
+
+    def info(self, port: int) -> dict[str, str]:
+        return self.fields(port, "cluster", "info")
 
     def master_of_slot(self, slot: int) -> int | None:
         """The port of the master serving `slot`, as a live node sees it (None while none does)."""
@@ -110,8 +114,7 @@ class RedisCluster:
             time.sleep(0.02)
 
     def replication(self, port: int) -> dict[str, str]:
-        out = self.redis_cli(port, "info", "replication")
-        return dict(line.split(":", 1) for line in out.split() if ":" in line)
+        return self.fields(port, "info", "replication")
 
     def wait_synced(self, replica: int, master: int, timeout: float = 30.0) -> None:
         """Wait until `replica` follows `master` and holds everything `master` had written when called.
@@ -224,9 +227,7 @@ def _wait_replicas_linked(cluster: RedisCluster, expected: int, timeout: float =
     # `cluster_state:ok` comes before the replicas finish their first sync; a failover needs them synced.
     deadline = time.monotonic() + timeout
     while True:
-        linked = sum(
-            "master_link_status:up" in cluster.redis_cli(p, "info", "replication") for p in cluster.ports
-        )
+        linked = sum(cluster.replication(p).get("master_link_status") == "up" for p in cluster.ports)
         if linked >= expected:
             return
         if time.monotonic() > deadline:
