@@ -6,6 +6,7 @@ single read to know everything it may do. The operator (or local mode) rewrites 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -49,7 +50,13 @@ class Approval(BaseModel):
 
 
 def _day_key(time_zone: str, now: datetime) -> str:
-    return now.astimezone(ZoneInfo(time_zone)).strftime("%Y%m%d")
+    # Every check asks, and time zone offsets are whole seconds, so the UTC second decides the day.
+    return _day_key_at(time_zone, int(now.timestamp()))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_key_at(time_zone: str, epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, ZoneInfo(time_zone)).strftime("%Y%m%d")
 
 
 def _day_ends_at(time_zone: str, now: datetime) -> datetime:

@@ -2,7 +2,7 @@
 one*, so the row only passes if the first failing rule is the one that answers."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -309,3 +309,13 @@ def test_the_day_window_follows_the_policy_time_zone() -> None:
     assert utc.day_key(late) == "20261125"
     assert tokyo.day_key(late) == "20261126"
     assert tokyo.day_ends_at(late).isoformat() == "2026-11-26T15:00:00+00:00"
+
+
+def test_the_day_turns_at_local_midnight_to_the_microsecond() -> None:
+    ny = grant(spend_policy(timeZone="America/New_York"))
+    midnight = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # 00:00 in New York (EST, UTC-5)
+    assert ny.day_key(midnight - timedelta(microseconds=1)) == "20261125"
+    assert ny.day_key(midnight) == "20261126"
+    # The day summer time ends (2026-11-01) still starts in EDT, UTC-4.
+    assert ny.day_key(datetime(2026, 11, 1, 3, 59, 59, 999999, tzinfo=UTC)) == "20261031"
+    assert ny.day_key(datetime(2026, 11, 1, 4, 0, tzinfo=UTC)) == "20261101"
