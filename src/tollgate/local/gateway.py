@@ -106,6 +106,7 @@ class LocalGateway:
         self.port = options.listen_port or free_port()
         self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
         self.metrics_ports = [free_port() for _ in self.extauthz_ports]  # Prometheus /metrics of each process
+        self.audit_metrics_port = free_port()  # the audit's /metrics (settlement, approval decisions)
         self.access_log = self.workdir / "access.log"
         self.envoy_admin_port = free_port()  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
@@ -296,7 +297,8 @@ class LocalGateway:
                 "--db", self.audit_url, "--redis-url", self.redis_url,
                 "--rotate-bytes", str(self.options.audit_rotate_bytes),
                 "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}",
-                "--flush-ms", str(self.options.access_log_flush_ms)]  # fmt: skip
+                "--flush-ms", str(self.options.access_log_flush_ms),
+                "--metrics-port", str(self.audit_metrics_port), "--metrics-host", "127.0.0.1"]  # fmt: skip
         env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
         self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 
