@@ -55,6 +55,28 @@ def approvals_metric(gateway: LocalGateway, state: str) -> float:
     return scrape(gateway).get(("tollgate_approvals_total", (("state", state), ("vendor", "stripe"))), 0.0)
 
 
+def decisions_metric(gateway: LocalGateway, state: str) -> float:
+    """The audit ingester's count of approval decisions copied from Redis's log (it serves /metrics a
+    moment after a fresh gateway's start() returns)."""
+
+    def samples() -> dict[Any, float] | None:
+        try:
+            return scrape(gateway, gateway.audit_metrics_port)
+        except httpx.ConnectError:
+            return None
+
+    return eventually(samples).get(("tollgate_approval_decisions_total", (("state", state),)), 0.0)
+
+
+def approval_events(gateway: LocalGateway, aid: str) -> list[tuple[Any, ...]]:
+    audit = AuditStore.from_url(gateway.audit_url)
+    try:
+        query = "SELECT state, decided_by, vault_key_id FROM tollgate_approval_events WHERE approval_id = :a"
+        return list(audit.query(query, {"a": aid})[1])
+    finally:
+        audit.dispose()
+
+
 def test_a_refund_above_the_threshold_waits_for_approval_then_passes_exactly_once_and_is_reserved(
     direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway, alert_sink: RecordingUpstream
 ) -> None:
@@ -141,17 +163,13 @@ def test_a_rejected_approval_refuses_the_call_and_names_who_rejected_it(
     assert late.exit_code == 1 and "is rejected by bob" in late.output
     assert refunded(direct, ch.id) == 0
     # the decision is in the audit store, beside the calls
-    audit = AuditStore.from_url(gateway.audit_url)
-    try:
-        query = "SELECT state, decided_by, vault_key_id FROM tollgate_approval_events WHERE approval_id = :a"
-        assert eventually(lambda: audit.query(query, {"a": aid})[1]) == [("rejected", "bob", "agents/bot")]
-    finally:
-        audit.dispose()
+    assert eventually(lambda: approval_events(gateway, aid)) == [("rejected", "bob", "agents/bot")]
 
 
 def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
     direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
 ) -> None:
+    before = decisions_metric(gateway, "expired")
     agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": {"aboveUsd": "100", "ttl": "1s"}})
     ch = charge(direct, 100_000)
     big: Any = {"charge": ch.id, "amount": 25_000}
@@ -163,6 +181,12 @@ def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
         agent.v1.refunds.create(params=big, options=opts("ik-exp", "run-exp"))
     assert exc.value.error.code == "tollgate_approval_expired"
     assert refunded(direct, ch.id) == 0
+    # with nobody asking, local mode's sweep marks it expired: the audit records and counts it once
+    assert eventually(lambda: approval_events(gateway, aid)) == [("expired", None, "agents/bot")]
+    assert eventually(lambda: decisions_metric(gateway, "expired") - before == 1)
+    time.sleep(1.5)  # more sweeps: none marks it again
+    assert approval_events(gateway, aid) == [("expired", None, "agents/bot")]
+    assert decisions_metric(gateway, "expired") - before == 1
 
 
 def test_a_call_without_an_idempotency_key_is_told_to_send_one(

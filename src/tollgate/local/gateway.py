@@ -25,6 +25,7 @@ from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
 from tollgate.errors import StoreUnavailable
 from tollgate.local import demo
+from tollgate.local.expiry import ApprovalSweeper
 from tollgate.local.processes import (
     ManagedProcess,
     ProcessError,
@@ -69,6 +70,9 @@ class GatewayOptions:
     persist: bool = False
     rotate_tokens: bool = False
     supervise: bool = True  # restart any process that dies (tollgate.local.supervise)
+    # Mark approvals past their expiry expired (tollgate.local.expiry). Off only beside an operator,
+    # which does it in a cluster: one sweeper per Redis.
+    expire_approvals: bool = True
     upstream_timeout_s: int = 80  # Envoy's route timeout to the vendors
     # How soon Envoy writes access-log lines to the file: the audit settles from them, so this bounds how
     # long a refused call keeps its reservation.
@@ -114,6 +118,7 @@ class LocalGateway:
         self.outcomes: dict[str, Outcome] = {}
         self.supervisor: Supervisor | None = None
         self.watcher: ManifestWatcher | None = None
+        self.sweeper: ApprovalSweeper | None = None
         self.demo: demo.Demo | None = None
         self.manifests: Manifests | None = None  # the last set applied from the folder
 
@@ -172,6 +177,8 @@ class LocalGateway:
                 self.wait_ledger()
             if self.options.supervise:
                 self.supervisor = Supervisor(self.processes, on_restart=self._restarted).start()
+            if self.options.expire_approvals:
+                self.sweeper = ApprovalSweeper(self.redis_url).start()
             if self.watcher is not None:
                 self.watcher.start()
         except BaseException:
@@ -311,6 +318,9 @@ class LocalGateway:
         if self.watcher is not None:  # first: nothing may be applied to a Redis being stopped
             self.watcher.stop()
             self.watcher = None
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
