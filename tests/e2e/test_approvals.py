@@ -48,7 +48,17 @@ def pending_id(agent: stripe.StripeClient, params: Any, options: Any) -> str:
     assert "retry with the same Idempotency-Key once approved" in (err.user_message or "")
     found = re.search(r"apr-[0-9a-f]{20}", err.user_message or "")
     assert found, err.user_message
+    assert structured_id(err) == found[0]
     return found[0]
+
+
+def structured_id(err: stripe.StripeError) -> str | None:
+    """The approval id as an agent reads it without parsing the message: the response header and the
+    error object's field (which stripe-python keeps in json_body), the same in both."""
+    assert err.headers is not None and err.json_body is not None
+    header, field = err.headers.get("x-tollgate-approval-id"), err.json_body["error"].get("approval_id")
+    assert header == field, (header, field)
+    return header
 
 
 def approvals_metric(gateway: LocalGateway, state: str) -> float:
@@ -159,6 +169,7 @@ def test_a_rejected_approval_refuses_the_call_and_names_who_rejected_it(
     assert exc.value.error.code == "tollgate_approval_rejected" and "rejected by bob" in (
         exc.value.user_message or ""
     )
+    assert structured_id(exc.value) == aid
     late = cli(gateway, "approve", aid)
     assert late.exit_code == 1 and "is rejected by bob" in late.output
     assert refunded(direct, ch.id) == 0
@@ -179,7 +190,7 @@ def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
     assert late.exit_code == 1 and "is expired" in late.output
     with pytest.raises(stripe.PermissionError) as exc:
         agent.v1.refunds.create(params=big, options=opts("ik-exp", "run-exp"))
-    assert exc.value.error.code == "tollgate_approval_expired"
+    assert exc.value.error.code == "tollgate_approval_expired" and structured_id(exc.value) == aid
     assert refunded(direct, ch.id) == 0
     # with nobody asking, local mode's sweep marks it expired: the audit records and counts it once
     assert eventually(lambda: approval_events(gateway, aid)) == [("expired", None, "agents/bot")]
@@ -258,7 +269,7 @@ def test_an_agent_asking_for_ever_new_calls_gets_no_more_than_ten_approvals_wait
     assert (
         exc.value.error.code == "tollgate_approval_required" and "already has 10 approvals waiting" in message
     )
-    assert "apr-" not in message
+    assert "apr-" not in message and structured_id(exc.value) is None  # none was created
     listed = cli(gateway, "approvals").output
     assert sum(aid in listed for aid in ids) == 10 and listed.count("apr-") == 10
     row = eventually(lambda: rows(gateway, "idempotency_key = 'ik-flood-10'"))[0]
