@@ -298,3 +298,24 @@ def test_the_same_call_sent_again_under_a_new_key_waits_for_and_uses_the_same_ap
         agent.v1.refunds.create(params=big, options=run)
     assert exc.value.error.code == "tollgate_approval_rejected"
     assert refunded(direct, ch.id) == 25_000
+
+
+def test_the_same_call_for_another_connected_account_is_a_new_request_needing_its_own_approval(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    # The connected account is part of the request's fingerprint: an approval given for one account's
+    # refund does not let the same refund through for another.
+    accounts = {"connectedAccounts": ["acct_east", "acct_west"]}
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL, **accounts})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    east: Any = {"stripe_account": "acct_east", "idempotency_key": "ik-east"}
+    aid = pending_id(agent, big, east)
+    assert cli(gateway, "approve", aid).exit_code == 0
+    # the same parameters for the other account, under a new key as an agent's tool sends them
+    west = pending_id(agent, big, {"stripe_account": "acct_west"})
+    assert west != aid and refunded(direct, ch.id) == 0
+    listed = cli(gateway, "approvals").output
+    assert f"{aid}  approved" in listed and f"{west}  pending" in listed
+    agent.v1.refunds.create(params=big, options=east)  # the approved call itself still passes, once
+    assert refunded(direct, ch.id) == 25_000
