@@ -50,12 +50,19 @@ def to_response(
         ok.headers_to_remove.extend([k for k in call.headers if k.startswith("x-envoy-")])
         r.dynamic_metadata.CopyFrom(meta)
         return r
-    return denied(v, decision.id, vendor, meta)
+    return denied(v, decision.id, vendor, meta, approval_id=decision.approval_id)
 
 
 def denied(
-    deny: Deny, decision_id: str, vendor: Vendor | None, meta: struct_pb2.Struct
+    deny: Deny,
+    decision_id: str,
+    vendor: Vendor | None,
+    meta: struct_pb2.Struct,
+    *,
+    approval_id: str | None = None,
 ) -> external_auth_pb2.CheckResponse:
+    """`approval_id`: the approval the call waits for or met, as a header whatever the vendor, and in the
+    body where the vendor's renderer puts it."""
     denial = Denial(
         code=deny.rule.value,
         status=deny.status,
@@ -65,7 +72,9 @@ def denied(
             "x-tollgate-rule": deny.rule.value,
             "x-tollgate-decision": decision_id,
             **({"retry-after": str(deny.retry_after_s)} if deny.retry_after_s is not None else {}),
+            **({"x-tollgate-approval-id": approval_id} if approval_id is not None else {}),
         },
+        approval_id=approval_id,
     )
     # Without a vendor there is no SDK to please; Stripe's shape is as good a JSON error as any.
     rendered: Rendered = vendor.deny(denial) if vendor else render_stripe_like(denial)

@@ -30,7 +30,7 @@ from tollgate.reconcile.approvals import (
 )
 from tollgate.reconcile.status import Transition
 from tollgate.store.base import ApprovalRecord, ApprovalState
-from tollgate_operator.kube_secrets import SPEND_APPROVALS, KubeApi, object_ref, post_event
+from tollgate_operator.kube_secrets import SPEND_APPROVALS, KubeApi, KubeUnavailable, object_ref
 
 
 async def mirror_forever(memo: kopf.Memo, logger: kopf.Logger) -> None:
@@ -96,7 +96,13 @@ async def _apply_decision(
         verb = "Approved" if approve else "Rejected"
         logger.info(f"Approval {record.id} of {record.key_id} {verb.lower()} by {by}")
         ref = object_ref("SpendApproval", meta["namespace"], record.id, str(meta.get("uid", "")))
-        post_event(ref, Transition("Normal", verb, f"{verb.lower()} by {by}"))
+        # Posted directly, not through kopf's queue: the mirror loop (a decision annotated while the
+        # operator was down) runs outside any handler. The decision is in Redis already: a lost Event
+        # must not stop the round from writing the statuses.
+        try:
+            await memo.secrets.post_event(ref, Transition("Normal", verb, f"{verb.lower()} by {by}"))
+        except KubeUnavailable as exc:
+            logger.warning(f"SpendApproval {meta['namespace']}/{record.id}: no {verb} Event: {exc}")
     return done.record
 
 

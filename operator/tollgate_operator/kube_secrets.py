@@ -9,6 +9,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiohttp
@@ -181,6 +182,25 @@ class KubeApi:
             self._custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "spendapprovals", name),
             f"deleting SpendApproval {namespace}/{name}",
             tolerate=404,
+        )
+
+    async def post_event(self, ref: Mapping[str, Any], event: Transition) -> None:
+        """An Event about `ref` (object_ref's shape), created at once: for code that may run outside a kopf
+        handler (the approvals' mirror loop), where kopf.event (post_event below) has no queue to use."""
+        meta = ref["metadata"]
+        now = datetime.now(UTC).isoformat()
+        body = {
+            "metadata": {"namespace": meta["namespace"], "generateName": "kopf-event-"},
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "source": {"component": "kopf"},  # as kopf's own Events: one "From" in `kubectl describe`
+            "involvedObject": {"apiVersion": ref["apiVersion"], "kind": ref["kind"], **meta},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+        }
+        await self._call(
+            self._core.create_namespaced_event(meta["namespace"], cast(Any, body)), "posting an Event"
         )
 
     # ---- resync -------------------------------------------------------------------------------------

@@ -48,11 +48,43 @@ def pending_id(agent: stripe.StripeClient, params: Any, options: Any) -> str:
     assert "retry with the same Idempotency-Key once approved" in (err.user_message or "")
     found = re.search(r"apr-[0-9a-f]{20}", err.user_message or "")
     assert found, err.user_message
+    assert structured_id(err) == found[0]
     return found[0]
+
+
+def structured_id(err: stripe.StripeError) -> str | None:
+    """The approval id as an agent reads it without parsing the message: the response header and the
+    error object's field (which stripe-python keeps in json_body), the same in both."""
+    assert err.headers is not None and err.json_body is not None
+    header, field = err.headers.get("x-tollgate-approval-id"), err.json_body["error"].get("approval_id")
+    assert header == field, (header, field)
+    return header
 
 
 def approvals_metric(gateway: LocalGateway, state: str) -> float:
     return scrape(gateway).get(("tollgate_approvals_total", (("state", state), ("vendor", "stripe"))), 0.0)
+
+
+def decisions_metric(gateway: LocalGateway, state: str) -> float:
+    """The audit ingester's count of approval decisions copied from Redis's log (it serves /metrics a
+    moment after a fresh gateway's start() returns)."""
+
+    def samples() -> dict[Any, float] | None:
+        try:
+            return scrape(gateway, gateway.audit_metrics_port)
+        except httpx.ConnectError:
+            return None
+
+    return eventually(samples).get(("tollgate_approval_decisions_total", (("state", state),)), 0.0)
+
+
+def approval_events(gateway: LocalGateway, aid: str) -> list[tuple[Any, ...]]:
+    audit = AuditStore.from_url(gateway.audit_url)
+    try:
+        query = "SELECT state, decided_by, vault_key_id FROM tollgate_approval_events WHERE approval_id = :a"
+        return list(audit.query(query, {"a": aid})[1])
+    finally:
+        audit.dispose()
 
 
 def test_a_refund_above_the_threshold_waits_for_approval_then_passes_exactly_once_and_is_reserved(
@@ -137,21 +169,18 @@ def test_a_rejected_approval_refuses_the_call_and_names_who_rejected_it(
     assert exc.value.error.code == "tollgate_approval_rejected" and "rejected by bob" in (
         exc.value.user_message or ""
     )
+    assert structured_id(exc.value) == aid
     late = cli(gateway, "approve", aid)
     assert late.exit_code == 1 and "is rejected by bob" in late.output
     assert refunded(direct, ch.id) == 0
     # the decision is in the audit store, beside the calls
-    audit = AuditStore.from_url(gateway.audit_url)
-    try:
-        query = "SELECT state, decided_by, vault_key_id FROM tollgate_approval_events WHERE approval_id = :a"
-        assert eventually(lambda: audit.query(query, {"a": aid})[1]) == [("rejected", "bob", "agents/bot")]
-    finally:
-        audit.dispose()
+    assert eventually(lambda: approval_events(gateway, aid)) == [("rejected", "bob", "agents/bot")]
 
 
 def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
     direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
 ) -> None:
+    before = decisions_metric(gateway, "expired")
     agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": {"aboveUsd": "100", "ttl": "1s"}})
     ch = charge(direct, 100_000)
     big: Any = {"charge": ch.id, "amount": 25_000}
@@ -161,8 +190,14 @@ def test_an_approval_not_given_in_time_expires_and_can_no_longer_be_given(
     assert late.exit_code == 1 and "is expired" in late.output
     with pytest.raises(stripe.PermissionError) as exc:
         agent.v1.refunds.create(params=big, options=opts("ik-exp", "run-exp"))
-    assert exc.value.error.code == "tollgate_approval_expired"
+    assert exc.value.error.code == "tollgate_approval_expired" and structured_id(exc.value) == aid
     assert refunded(direct, ch.id) == 0
+    # with nobody asking, local mode's sweep marks it expired: the audit records and counts it once
+    assert eventually(lambda: approval_events(gateway, aid)) == [("expired", None, "agents/bot")]
+    assert eventually(lambda: decisions_metric(gateway, "expired") - before == 1)
+    time.sleep(1.5)  # more sweeps: none marks it again
+    assert approval_events(gateway, aid) == [("expired", None, "agents/bot")]
+    assert decisions_metric(gateway, "expired") - before == 1
 
 
 def test_a_call_without_an_idempotency_key_is_told_to_send_one(
@@ -234,7 +269,7 @@ def test_an_agent_asking_for_ever_new_calls_gets_no_more_than_ten_approvals_wait
     assert (
         exc.value.error.code == "tollgate_approval_required" and "already has 10 approvals waiting" in message
     )
-    assert "apr-" not in message
+    assert "apr-" not in message and structured_id(exc.value) is None  # none was created
     listed = cli(gateway, "approvals").output
     assert sum(aid in listed for aid in ids) == 10 and listed.count("apr-") == 10
     row = eventually(lambda: rows(gateway, "idempotency_key = 'ik-flood-10'"))[0]
@@ -262,4 +297,25 @@ def test_the_same_call_sent_again_under_a_new_key_waits_for_and_uses_the_same_ap
     with pytest.raises(stripe.PermissionError) as exc:  # and a rejected request stays rejected
         agent.v1.refunds.create(params=big, options=run)
     assert exc.value.error.code == "tollgate_approval_rejected"
+    assert refunded(direct, ch.id) == 25_000
+
+
+def test_the_same_call_for_another_connected_account_is_a_new_request_needing_its_own_approval(
+    direct: stripe.StripeClient, deploy: Deploy, gateway: LocalGateway
+) -> None:
+    # The connected account is part of the request's fingerprint: an approval given for one account's
+    # refund does not let the same refund through for another.
+    accounts = {"connectedAccounts": ["acct_east", "acct_west"]}
+    agent = deploy({"dailyCapUsd": "1000", "allow": REFUNDS, "approval": APPROVAL, **accounts})
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    east: Any = {"stripe_account": "acct_east", "idempotency_key": "ik-east"}
+    aid = pending_id(agent, big, east)
+    assert cli(gateway, "approve", aid).exit_code == 0
+    # the same parameters for the other account, under a new key as an agent's tool sends them
+    west = pending_id(agent, big, {"stripe_account": "acct_west"})
+    assert west != aid and refunded(direct, ch.id) == 0
+    listed = cli(gateway, "approvals").output
+    assert f"{aid}  approved" in listed and f"{west}  pending" in listed
+    agent.v1.refunds.create(params=big, options=east)  # the approved call itself still passes, once
     assert refunded(direct, ch.id) == 25_000

@@ -12,8 +12,11 @@ from tests.e2e.test_stripe_sdk import REFUNDS, charge
 from tollgate.local.gateway import LocalGateway
 
 
-def scrape(gateway: LocalGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{gateway.metrics_ports[0]}/metrics").text
+def scrape(
+    gateway: LocalGateway, port: int | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a /metrics: the first ext_authz process's, or the one on `port`."""
+    text = httpx.get(f"http://127.0.0.1:{port or gateway.metrics_ports[0]}/metrics").text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)

@@ -37,8 +37,9 @@ STATUS_INTERVAL_S = 0.5
 _COUNTER = itertools.count(1)
 
 
-# The gateway beside the operator: localstripe as Stripe, no audit (as with the chart's audit.enabled=false).
-GATEWAY = {"localstripe": True, "audit": False}
+# The gateway beside the operator: localstripe as Stripe, no audit (as with the chart's audit.enabled=false),
+# and no sweep of expired approvals: the operator's, as in a cluster.
+GATEWAY = {"localstripe": True, "audit": False, "expire_approvals": False}
 
 
 @pytest.fixture(scope="session")

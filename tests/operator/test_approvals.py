@@ -2,7 +2,8 @@
 gateway, appears as a SpendApproval in the key's namespace (the real `kopf run` process mirrors Redis);
 `kubectl annotate spendapproval <id> tollgate.dev/decision=approve|reject` decides it, and the agent's
 retry with the same Idempotency-Key passes once (status Used) or stays refused; an unanswered one expires;
-an annotation in another namespace decides nothing."""
+an annotation in another namespace decides nothing; one made while the operator is down waits, the call
+refused, until it is back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import redis
 import stripe
 from tests.e2e.test_stripe_sdk import charge, refunded
-from tests.operator.cluster import Cluster, eventually
+from tests.operator.cluster import Cluster, Operator, eventually
 from tests.operator.conftest import STATUS_INTERVAL_S, TIMINGS
 from tests.operator.test_lifecycle import Deploy, deploy  # noqa: F401  (the fixture)
 
@@ -92,6 +93,55 @@ def test_a_pending_approval_is_mirrored_and_an_annotation_approves_it_for_one_ca
     assert approved["status"]["usedAt"] and approved["status"]["decidedAt"]
     reasons = [e["reason"] for e in cluster.events(a.namespace, aid)]
     assert "Approved" in reasons
+
+
+def test_an_approval_annotated_while_the_operator_is_down_lets_nothing_through_until_it_is_back(
+    deploy: Deploy,  # noqa: F811  (the fixture imported above)
+    cluster: Cluster,
+    direct: stripe.StripeClient,
+    operator: Operator,
+    redis_client: redis.Redis,
+) -> None:
+    a = deploy(APPROVAL)
+    ch = charge(direct, 100_000)
+    big: Any = {"charge": ch.id, "amount": 25_000}
+    aid = pending(a.stripe, big, "ik-op-down")
+    approval_in(cluster, a.namespace, aid, "Pending")
+    record = keys.approval(f"{a.namespace}/bot", aid)
+    operator.stop()
+    try:
+        annotate(cluster, a.namespace, aid, **{DECISION: "approve", "tollgate.dev/decided-by": "alice"})
+        time.sleep(4 * STATUS_INTERVAL_S)  # longer than a running operator takes to apply it
+        # nothing wrote the decision into Redis: the retry is refused, the approval still pending
+        assert pending(a.stripe, big, "ik-op-down") == aid
+        assert redis_client.hget(record, "state") == "pending"
+        assert cluster.status("SpendApproval", a.namespace, aid)["state"] == "Pending"
+    finally:
+        operator.start()
+
+    refusals: list[str | None] = []
+
+    def retry_passes() -> bool:
+        try:
+            a.stripe.v1.refunds.create(params=big, options={"idempotency_key": "ik-op-down"})
+        except stripe.PermissionError as exc:
+            refusals.append(exc.error.code if exc.error else None)
+            time.sleep(0.02)
+            return False
+        return True
+
+    eventually(retry_passes, what="the agent's retry passing once the operator is back")
+    assert set(refusals) <= {"tollgate_approval_required"}  # until then: still waiting, nothing else
+    used = approval_in(cluster, a.namespace, aid, "Used")
+    assert used["status"]["decidedBy"] == "alice"
+    eventually(
+        lambda: "Approved" in [e["reason"] for e in cluster.events(a.namespace, aid)],
+        what="an Approved Event, whether the watch or the mirror loop applied it",
+    )
+    # exactly once: one refund, and the same call under a new key is a new request, asking again
+    assert refunded(direct, ch.id) == 25_000
+    assert pending(a.stripe, big, "ik-op-down-again") != aid
+    assert refunded(direct, ch.id) == 25_000
 
 
 def test_a_rejection_by_annotation_keeps_the_call_refused(

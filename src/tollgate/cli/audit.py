@@ -133,6 +133,9 @@ def ingest(
     ] = None,
     once: Annotated[bool, typer.Option(help="Ingest what is there and exit.")] = False,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics here; 0 turns it off.")] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address /metrics listens on (local mode: 127.0.0.1).")
+    ] = "0.0.0.0",
     rotate_bytes: Annotated[
         int, typer.Option(help="Rotate the log past this size once ingested (needs --envoy-admin); 0: never.")
     ] = 0,
@@ -176,7 +179,7 @@ def ingest(
     async def main() -> None:
         metrics = AuditMetrics()
         if metrics_port:
-            metrics.serve(metrics_port)
+            metrics.serve(metrics_port, metrics_host)
         observers: list[Callable[[list[AuditRow]], None]] = [metrics.observe]
         sender = None
         if settings.alerts.slack_webhook_url is not None:

@@ -25,6 +25,7 @@ from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
 from tollgate.errors import StoreUnavailable
 from tollgate.local import demo
+from tollgate.local.expiry import ApprovalSweeper
 from tollgate.local.processes import (
     ManagedProcess,
     ProcessError,
@@ -69,6 +70,9 @@ class GatewayOptions:
     persist: bool = False
     rotate_tokens: bool = False
     supervise: bool = True  # restart any process that dies (tollgate.local.supervise)
+    # Mark approvals past their expiry expired (tollgate.local.expiry). Off only beside an operator,
+    # which does it in a cluster: one sweeper per Redis.
+    expire_approvals: bool = True
     upstream_timeout_s: int = 80  # Envoy's route timeout to the vendors
     # How soon Envoy writes access-log lines to the file: the audit settles from them, so this bounds how
     # long a refused call keeps its reservation.
@@ -106,6 +110,7 @@ class LocalGateway:
         self.port = options.listen_port or free_port()
         self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
         self.metrics_ports = [free_port() for _ in self.extauthz_ports]  # Prometheus /metrics of each process
+        self.audit_metrics_port = free_port()  # the audit's /metrics (settlement, approval decisions)
         self.access_log = self.workdir / "access.log"
         self.envoy_admin_port = free_port()  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
@@ -113,6 +118,7 @@ class LocalGateway:
         self.outcomes: dict[str, Outcome] = {}
         self.supervisor: Supervisor | None = None
         self.watcher: ManifestWatcher | None = None
+        self.sweeper: ApprovalSweeper | None = None
         self.demo: demo.Demo | None = None
         self.manifests: Manifests | None = None  # the last set applied from the folder
 
@@ -171,6 +177,8 @@ class LocalGateway:
                 self.wait_ledger()
             if self.options.supervise:
                 self.supervisor = Supervisor(self.processes, on_restart=self._restarted).start()
+            if self.options.expire_approvals:
+                self.sweeper = ApprovalSweeper(self.redis_url).start()
             if self.watcher is not None:
                 self.watcher.start()
         except BaseException:
@@ -296,7 +304,8 @@ class LocalGateway:
                 "--db", self.audit_url, "--redis-url", self.redis_url,
                 "--rotate-bytes", str(self.options.audit_rotate_bytes),
                 "--envoy-admin", f"http://127.0.0.1:{self.envoy_admin_port}",
-                "--flush-ms", str(self.options.access_log_flush_ms)]  # fmt: skip
+                "--flush-ms", str(self.options.access_log_flush_ms),
+                "--metrics-port", str(self.audit_metrics_port), "--metrics-host", "127.0.0.1"]  # fmt: skip
         env = {"TOLLGATE_ALERTS__SLACK_WEBHOOK_URL": self.options.alerts_webhook_url or ""}
         self.auditor = start_process("audit", argv, env=env, log_dir=self.workdir)
 
@@ -309,6 +318,9 @@ class LocalGateway:
         if self.watcher is not None:  # first: nothing may be applied to a Redis being stopped
             self.watcher.stop()
             self.watcher = None
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None

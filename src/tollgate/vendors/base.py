@@ -109,6 +109,9 @@ class Denial:
     message: str
     retry: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The approval the call waits for or met (rule 7b): a field of the body where the vendor's error shape
+    # has room for one, so an agent reads it without parsing the message.
+    approval_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from tollgate.decide.idempotency import approval_id
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
 from tollgate.vendors import vendor
-from tollgate_extauthz.response import denied
+from tollgate_extauthz.check import Decision
+from tollgate_extauthz.response import denied, to_response
 
 APPROVAL = {"aboveUsd": "100", "ttl": "30m"}
 G = grant(spend_policy(approval=APPROVAL))
@@ -112,10 +113,10 @@ def test_a_shadow_policy_lets_the_call_through_records_it_and_asks_nobody() -> N
         assert v.shadow_denial is not None and v.shadow_denial.rule is Rule.APPROVAL_REQUIRED
 
 
-def rendered(name: str, deny: Deny) -> tuple[int, dict[str, str], dict]:
+def rendered(name: str, deny: Deny, aid: str | None = None) -> tuple[int, dict[str, str], dict]:
     v = vendor(name)
     assert v is not None
-    resp = denied(deny, "dec_1", v, struct_pb2.Struct())
+    resp = denied(deny, "dec_1", v, struct_pb2.Struct(), approval_id=aid)
     headers = {h.header.key: h.header.value for h in resp.denied_response.headers}
     return resp.denied_response.status.code, headers, json.loads(resp.denied_response.body)
 
@@ -123,12 +124,16 @@ def rendered(name: str, deny: Deny) -> tuple[int, dict[str, str], dict]:
 def test_stripe_python_raises_permission_error_with_the_rule_and_does_not_retry() -> None:
     deny = approval_required(G, BIG, AID)
     assert isinstance(deny, Deny)
-    status, headers, body = rendered("stripe", deny)
+    status, headers, body = rendered("stripe", deny, AID)
     assert (status, body["error"]["code"]) == (403, "tollgate_approval_required")
     assert headers["stripe-should-retry"] == "false"
     assert headers["x-tollgate-rule"] == "tollgate_approval_required"
     err = _APIRequestor().specific_v1_api_error(json.dumps(body), status, body, headers, body["error"])
     assert isinstance(err, stripe.PermissionError) and AID in (err.user_message or "")
+    # the id as fields of their own: no need to parse the message
+    assert err.headers is not None and err.headers["x-tollgate-approval-id"] == AID
+    assert err.error is not None and err.error.approval_id == AID  # type: ignore[attr-defined]
+    assert err.json_body is not None and err.json_body["error"]["approval_id"] == AID
 
 
 def test_resend_gets_its_own_403_shape() -> None:
@@ -136,9 +141,27 @@ def test_resend_gets_its_own_403_shape() -> None:
         grant(spend_policy(vendor="resend", allow=["POST /emails"], approval=APPROVAL)), BIG, AID
     )
     assert isinstance(deny, Deny)
-    status, headers, body = rendered("resend", deny)
+    status, headers, body = rendered("resend", deny, AID)
     assert (status, body["name"]) == (403, "validation_error") and AID in body["message"]
     assert headers["x-tollgate-rule"] == "tollgate_approval_required"
+    assert (headers["x-tollgate-approval-id"], body["approval_id"]) == (AID, AID)
+
+
+@pytest.mark.parametrize("name", ["stripe", "resend"])
+def test_a_denial_with_no_approval_names_none(name: str) -> None:
+    deny = approvals_waiting(G, BIG, 10)  # refused without creating one
+    assert isinstance(deny, Deny)
+    _, headers, body = rendered(name, deny)
+    assert "x-tollgate-approval-id" not in headers and "approval_id" not in json.dumps(body)
+
+
+def test_the_decisions_approval_id_reaches_the_denial() -> None:
+    v = vendor("stripe")
+    deny = approval_rejected(G, AID, "alice")
+    assert v is not None and isinstance(deny, Deny)
+    resp = to_response(Decision("dec_1", deny, G, approval_id=AID), REFUND, v).denied_response
+    assert {h.header.key: h.header.value for h in resp.headers}["x-tollgate-approval-id"] == AID
+    assert json.loads(resp.body)["error"]["approval_id"] == AID
 
 
 def test_a_key_with_too_many_approvals_waiting_is_told_to_retry_those_not_to_ask_again() -> None:

@@ -11,6 +11,9 @@ pairs Resend itself uses for the same situation:
       is this very situation, and the message says when the cap resets
   403 refused by the policy → 403 validation_error, as Resend answers a recipient it will not send to
   429, 404, 5xx → rate_limit_exceeded, not_found, application_error
+
+An approval's id is an `approval_id` field of the body for clients that read it; resend-python keeps only
+name and message (and the headers, where `x-tollgate-approval-id` carries it too).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ _SHAPES: dict[int, tuple[int, str]] = {
 
 def render(denial: Denial) -> Rendered:
     status, name = _SHAPES.get(denial.status, (denial.status, "application_error"))
-    body = {"statusCode": status, "name": name, "message": denial.message}
+    body: dict[str, object] = {"statusCode": status, "name": name, "message": denial.message}
+    if denial.approval_id is not None:
+        body["approval_id"] = denial.approval_id
     headers = {"content-type": "application/json", **denial.headers}
     return Rendered(status, headers, json.dumps(body).encode())

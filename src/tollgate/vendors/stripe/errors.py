@@ -5,6 +5,9 @@ stripe-python picks the exception from the status (401 AuthenticationError, 402 
 `Stripe-Should-Retry` above its own retry rules, so every denial says plainly whether to retry. The
 loop breaker's 429 (RateLimitError) says false too, so an SDK configured to retry does not storm; its
 `Retry-After` header and message say when trying again can succeed.
+
+An approval's id rides in the error object as `approval_id`, beside `code`: stripe-python keeps fields it
+does not know, on `exc.error.approval_id` and in `exc.json_body`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ def render(denial: Denial) -> Rendered:
         "code": denial.code,
         "message": denial.message,
     }
+    if denial.approval_id is not None:
+        error["approval_id"] = denial.approval_id
     headers = {
         "content-type": "application/json",
         "stripe-should-retry": "true" if denial.retry else "false",

@@ -4,7 +4,8 @@ twilio-python raises `TwilioRestException` for any status ≥ 400 and reads `cod
 `{"code", "message", "more_info", "status"}` body (and `details`, which carries the Tollgate rule). The
 status is kept as the rule gives it (402 for the cap), so `exc.status` tells a cap from a refusal. Codes
 are Twilio's where it has one for the status; otherwise the status itself, which is what twilio-python
-reports when Twilio sends no code.
+reports when Twilio sends no code. No approval id: a Twilio policy has no spec.approval (Twilio's API
+has no Idempotency-Key an approved retry could be tied to).
 """
 
 from __future__ import annotations

@@ -143,6 +143,18 @@ def test_denials_become_resend_exceptions(
     assert raised.value.headers == rendered.headers
 
 
+def test_an_approvals_id_is_a_field_of_the_body() -> None:
+    r = RESEND.deny(
+        Denial("tollgate_approval_required", 403, "Approval apr-1 is pending", approval_id="apr-1")
+    )
+    assert json.loads(r.body) == {
+        "statusCode": 403,
+        "name": "validation_error",
+        "message": "Approval apr-1 is pending",
+        "approval_id": "apr-1",
+    }
+
+
 @pytest.mark.parametrize(
     ("method", "headers", "key"),
     [

@@ -46,6 +46,13 @@ def test_denials_render_as_stripe_errors_that_say_not_to_retry() -> None:
     }
 
 
+def test_an_approvals_id_is_a_field_of_the_error_object() -> None:
+    r = STRIPE.deny(
+        Denial("tollgate_approval_required", 403, "Approval apr-1 is pending", approval_id="apr-1")
+    )
+    assert json.loads(r.body)["error"]["approval_id"] == "apr-1"
+
+
 def test_unavailable_denials_invite_a_retry() -> None:
     r = STRIPE.deny(Denial("tollgate_unavailable", 503, "down", retry=True))
     assert r.headers["stripe-should-retry"] == "true"
