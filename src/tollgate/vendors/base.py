@@ -184,6 +184,12 @@ class Vendor(ABC):
         """Headers for the gateway's own reads of objects the call refers to; the upstream ones by default."""
         return self.upstream_headers(vendor_key, headers)
 
+    def cache_scope(self, headers: Mapping[str, str]) -> str:
+        """Within one key, whose objects a lookup reads (Stripe: the connected account a header names).
+        Cached objects are kept per scope, so one sub-account's never answer for another's; "" (the
+        default): the key sees one account only."""
+        return ""
+
     @abstractmethod
     def deny(self, denial: Denial) -> Rendered:
         """The denial in this vendor's own error format, so its SDK raises its usual exception."""

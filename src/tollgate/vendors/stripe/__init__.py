@@ -129,6 +129,10 @@ class StripeVendor(Vendor):
                 out[name] = value  # the object lives in the connected account
         return out
 
+    def cache_scope(self, headers: Mapping[str, str]) -> str:
+        # Lookups read in the connected account (lookup_headers): a charge id is only unique within it.
+        return headers.get("stripe-account") or headers.get("stripe-context", "")
+
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)
 
