@@ -128,6 +128,9 @@ class Vendor(ABC):
     policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
     routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
     redacted: frozenset[str] = frozenset()  # parameter names whose values never reach the audit
+    # The header naming the sub-account a call acts in (Stripe-Account), for the audit's connected_account
+    # column and, by default, the cache scope; "" where the key reaches one account only.
+    account_header: str = ""
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         """What the vendor's answer says it did, from the few fields Envoy read out of it."""
@@ -186,9 +189,9 @@ class Vendor(ABC):
 
     def cache_scope(self, headers: Mapping[str, str]) -> str:
         """Within one key, whose objects a lookup reads (Stripe: the connected account a header names).
-        Cached objects are kept per scope, so one sub-account's never answer for another's; "" (the
-        default): the key sees one account only."""
-        return ""
+        Cached objects are kept per scope, so one sub-account's never answer for another's. By default:
+        the sub-account `account_header` names, if the vendor has one."""
+        return headers.get(self.account_header, "") if self.account_header else ""
 
     @abstractmethod
     def deny(self, denial: Denial) -> Rendered:

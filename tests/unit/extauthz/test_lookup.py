@@ -34,9 +34,7 @@ class Depot(Vendor):
     """A throwaway vendor whose key reaches several sites, chosen per call by a `Depot-Site` header."""
 
     name = "depot"
-
-    def cache_scope(self, headers: Mapping[str, str]) -> str:
-        return headers.get("depot-site", "")
+    account_header = "depot-site"  # and so, by default, its cache scope
 
     def lookup_path(self, ref: ObjectRef) -> str:
         return f"/{ref.collection}/{ref.id}"
@@ -146,8 +144,9 @@ async def test_two_scopes_never_share_a_cached_object(
     assert len(upstream.reads) == len(scopes)
 
 
-def test_the_scope_is_the_sub_account_a_header_names_and_empty_by_default() -> None:
+def test_the_scope_is_the_sub_account_the_vendors_header_names_and_empty_without_one() -> None:
     assert STRIPE.cache_scope({"stripe-account": "acct_A"}) == "acct_A"
     assert STRIPE.cache_scope({"stripe-context": "acct_A/acct_B"}) == "acct_A/acct_B"
     assert STRIPE.cache_scope({}) == ""
     assert TWILIO.cache_scope({"stripe-account": "acct_A"}) == ""
+    assert Depot().cache_scope({"depot-site": "north", "stripe-account": "acct_A"}) == "north"

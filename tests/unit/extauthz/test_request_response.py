@@ -13,9 +13,10 @@ from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
 from tollgate.vendors.base import Facts
 from tollgate.vendors.stripe import STRIPE
+from tollgate.vendors.twilio import TWILIO
 from tollgate_extauthz.check import Decision
 from tollgate_extauthz.request import to_incoming
-from tollgate_extauthz.response import to_response
+from tollgate_extauthz.response import metadata_for_failure, to_response
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -221,3 +222,21 @@ def test_settings_add_names_to_the_vendors_redaction_list() -> None:
     d = Decision("dec_1", Allow(cost_micro_usd=0), grant(), vendor_key=VENDOR_KEY)
     meta = dict(to_response(d, inc.call, inc.vendor, redact=frozenset({"email"})).dynamic_metadata)
     assert json.loads(meta["params"]) == {"charge": "ch_1", "metadata[email]": "[redacted]"}
+
+
+def test_the_audit_connected_account_column_is_the_vendors_own_account_header() -> None:
+    stripe = to_incoming(
+        check_request("/stripe/v1/refunds", authorization="Bearer tgk_x", stripe_account="acct_1")
+    )
+    d = Decision("dec_1", Deny(Rule.ENDPOINT_NOT_ALLOWED, "no"), grant())
+    assert dict(to_response(d, stripe.call, stripe.vendor).dynamic_metadata)["connected_account"] == "acct_1"
+    failed = metadata_for_failure("dec_1", stripe.call, Rule.UNAVAILABLE)
+    assert dict(failed)["connected_account"] == "acct_1"
+    # A vendor with no account header has no connected account, whatever headers the call carries.
+    req = check_request("/twilio/2010-04-01/Accounts/AC1/Messages.json", stripe_account="acct_1")
+    req.attributes.context_extensions["vendor"] = "twilio"
+    req.attributes.context_extensions["prefix"] = "/twilio"
+    twilio = to_incoming(req)
+    assert twilio.vendor is TWILIO and TWILIO.account_header == ""
+    assert "connected_account" not in dict(to_response(d, twilio.call, twilio.vendor).dynamic_metadata)
+    assert "connected_account" not in dict(metadata_for_failure("dec_1", twilio.call, Rule.UNAVAILABLE))

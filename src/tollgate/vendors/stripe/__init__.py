@@ -63,6 +63,7 @@ class StripeVendor(Vendor):
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    account_header = "stripe-account"
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)
@@ -130,7 +131,7 @@ class StripeVendor(Vendor):
         return out
 
     def cache_scope(self, headers: Mapping[str, str]) -> str:
-        # Lookups read in the connected account (lookup_headers): a charge id is only unique within it.
+        # Lookups read in the connected account (lookup_headers), named by either header.
         return headers.get("stripe-account") or headers.get("stripe-context", "")
 
     def deny(self, denial: Denial) -> Rendered:
