@@ -41,6 +41,7 @@ from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.vault_keys import Outcome
 from tollgate.settings import DEFAULT_VENDOR_URLS
 from tollgate.store.redis import RedisStore
+from tollgate.vendors import captured_fields
 from tollgate.vendors.envoy_replies import local_replies
 
 
@@ -274,6 +275,7 @@ class LocalGateway:
             admin_port=self.envoy_admin_port,
             vendors=vendors,
             local_replies=local_replies({v.name: v.prefix for v in vendors}),
+            captured_fields=captured_fields(),
         )
         config = self.workdir / "envoy.yaml"
         config.write_text(render_yaml(params))

@@ -15,3 +15,9 @@ VENDORS: dict[str, Vendor] = {v.name: v for v in (STRIPE, TWILIO, RESEND)}
 
 def vendor(name: str) -> Vendor | None:
     return VENDORS.get(name)
+
+
+def captured_fields() -> frozenset[str]:
+    """The members of vendors' answers Envoy keeps (EnvoyParams.captured_fields): every vendor's, since
+    one filter reads the answers of all routes and each vendor's `observed` picks its own."""
+    return frozenset().union(*(v.captured for v in VENDORS.values()))

@@ -128,6 +128,9 @@ class Vendor(ABC):
     policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
     routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
     redacted: frozenset[str] = frozenset()  # parameter names whose values never reach the audit
+    # Top-level members of its JSON answers that Envoy keeps for `observed` (tollgate.envoy.capture):
+    # scalars that name an object or money, never a secret. None by default: `observed` reads nothing.
+    captured: frozenset[str] = frozenset()
     # The header naming the sub-account a call acts in (Stripe-Account), for the audit's connected_account
     # column and, by default, the cache scope; "" where the key reaches one account only.
     account_header: str = ""

@@ -37,6 +37,7 @@ class ResendVendor(Vendor):
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)

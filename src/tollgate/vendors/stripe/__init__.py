@@ -63,6 +63,7 @@ class StripeVendor(Vendor):
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
     account_header = "stripe-account"
 
     def observed(self, fields: Mapping[str, object]) -> Observed:

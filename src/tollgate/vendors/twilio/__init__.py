@@ -81,6 +81,7 @@ class TwilioVendor(Vendor):
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)
