@@ -17,6 +17,20 @@ def vendor(name: str) -> Vendor | None:
     return VENDORS.get(name)
 
 
+def upstream_name(vendor: str, host: str) -> str:
+    """The gateway's name for one of a vendor's hosts: `stripe` for its main one ("api"), `stripe-files`
+    for another (tollgate.envoy.params reads the name back as vendor and host)."""
+    return vendor if host == "api" else f"{vendor}-{host}"
+
+
+def default_urls() -> dict[str, str]:
+    """Upstream name → base URL, as each vendor declares its hosts: what ext_authz reads objects from and
+    local mode serves, unless configured otherwise."""
+    return {
+        upstream_name(v.name, host): url for v in VENDORS.values() for host, url in v.default_urls.items()
+    }
+
+
 def captured_fields() -> frozenset[str]:
     """The members of vendors' answers Envoy keeps (EnvoyParams.captured_fields): every vendor's, since
     one filter reads the answers of all routes and each vendor's `observed` picks its own."""

@@ -125,6 +125,9 @@ class Vendor(ABC):
     upstream keeps `lookup_headers`."""
 
     name: str
+    # Where its API is served unless configured otherwise: host → base URL. "api" is the main host; any
+    # other (Stripe's "files") is the upstream `<name>-<host>` (tollgate.vendors.upstream_name).
+    default_urls: Mapping[str, str]
     policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
     routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
     redacted: frozenset[str] = frozenset()  # parameter names whose values never reach the audit

@@ -11,8 +11,7 @@ from pydantic import ValidationError
 
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import ACCESS_LOG_FORMAT, EXTAUTHZ_FILTER, render, render_yaml
-from tollgate.settings import DEFAULT_VENDOR_URLS
-from tollgate.vendors import VENDORS, captured_fields
+from tollgate.vendors import VENDORS, captured_fields, default_urls
 from tollgate.vendors.resend import ResendVendor
 
 STRIPE = {"name": "stripe", "prefix": "/stripe", "url": "https://api.stripe.com"}
@@ -381,13 +380,16 @@ def test_invalid_params_are_refused_with_a_clear_message(overrides: dict[str, An
 
 
 def test_every_vendor_served_by_default_gets_its_own_route_and_verified_tls_upstream() -> None:
-    # What ext_authz serves by default (DEFAULT_VENDOR_URLS) is what the gateway must route in production:
-    # each vendor at /<name>, over TLS to its own host, with the vendor named for ext_authz by the route.
-    vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in DEFAULT_VENDOR_URLS.items()]
+    # What ext_authz serves by default (each vendor's default_urls) is what the gateway must route in
+    # production: each host at /<name>, over TLS to it, with the vendor named for ext_authz by the route.
+    defaults = default_urls()
+    vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in defaults.items()]
     config = render(params(vendors=vendors))
     r = routes(config)
-    assert set(DEFAULT_VENDOR_URLS) == {"stripe", "stripe-files", "twilio", "resend"}
-    for name, url in DEFAULT_VENDOR_URLS.items():
+    # Every registered vendor, every host it declares, and nothing else.
+    assert {VendorUpstream.model_validate(v).vendor for v in vendors} == set(VENDORS)
+    assert len(defaults) == sum(len(v.default_urls) for v in VENDORS.values())
+    for name, url in defaults.items():
         host = url.removeprefix("https://")
         route = r[f"vendor_{name}"]
         assert route["match"] == {"prefix": f"/{name}/"}

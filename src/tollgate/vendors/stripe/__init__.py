@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
@@ -60,6 +61,8 @@ def _check_account_headers(headers: Mapping[str, str]) -> None:
 
 class StripeVendor(Vendor):
     name = "stripe"
+    # File uploads (POST /v1/files) go to a second host: the SDK's "files" base address.
+    default_urls = MappingProxyType({"api": "https://api.stripe.com", "files": "https://files.stripe.com"})
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
