@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tollgate.vendors import wire
 from tollgate.vendors.base import Vendor
 from tollgate.vendors.resend import RESEND
 from tollgate.vendors.stripe import STRIPE
@@ -29,6 +30,12 @@ def default_urls() -> dict[str, str]:
     return {
         upstream_name(v.name, host): url for v in VENDORS.values() for host, url in v.default_urls.items()
     }
+
+
+def decision_headers() -> frozenset[str]:
+    """Headers some decision reads, for every vendor's calls alike: the shared ones, and each vendor's."""
+    own = (v.decision_headers | ({v.account_header} if v.account_header else set()) for v in VENDORS.values())
+    return wire.DECISION_HEADERS.union(*own)
 
 
 def captured_fields() -> frozenset[str]:

@@ -137,6 +137,9 @@ class Vendor(ABC):
     # The header naming the sub-account a call acts in (Stripe-Account), for the audit's connected_account
     # column and, by default, the cache scope; "" where the key reaches one account only.
     account_header: str = ""
+    # Headers its decisions read beyond the shared ones (wire.DECISION_HEADERS); with `account_header`,
+    # a request that repeats any of them is refused, since the vendor would see every copy.
+    decision_headers: frozenset[str] = frozenset()
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         """What the vendor's answer says it did, from the few fields Envoy read out of it."""

@@ -11,8 +11,9 @@ from tests.builders import VENDOR_KEY, grant
 
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors import VENDORS
 from tollgate.vendors.base import Facts
-from tollgate.vendors.stripe import STRIPE
+from tollgate.vendors.stripe import STRIPE, StripeVendor
 from tollgate.vendors.twilio import TWILIO
 from tollgate_extauthz.check import Decision
 from tollgate_extauthz.request import to_incoming
@@ -61,13 +62,38 @@ FORM = ("content-type", "application/x-www-form-urlencoded")
 
 
 @pytest.mark.parametrize(
-    "header", ["idempotency-key", "stripe-account", "authorization", "content-type", "content-encoding"]
+    "header",
+    [
+        "idempotency-key",
+        "stripe-account",
+        "stripe-context",
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "x-agent-run-id",
+    ],
 )
 def test_a_repeated_header_the_decision_reads_is_a_parse_error(header: str) -> None:
     headers = [("authorization", "Bearer tgk_x"), FORM, (header, "a"), (header, "b")]
     inc = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers))
     assert inc.call.parse_error is not None
     assert f"header {header} is sent more than once" in inc.call.parse_error
+
+
+def test_a_vendors_own_decision_headers_may_not_repeat_once_it_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A throwaway vendor whose decisions read a header of its own: a repeat of it is refused on every
+    # route, as Stripe's account headers are.
+    class Team(StripeVendor):
+        name = "team"
+        decision_headers = frozenset({"team-id"})
+
+    headers = [("authorization", "Bearer tgk_x"), FORM, ("team-id", "a"), ("team-id", "b")]
+    assert to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers)).call.parse_error is None
+    monkeypatch.setitem(VENDORS, "team", Team())
+    error = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers)).call.parse_error
+    assert error is not None and "header team-id is sent more than once" in error
 
 
 def test_raw_headers_are_read_one_by_one_and_other_repeats_pass() -> None:

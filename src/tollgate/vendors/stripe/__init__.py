@@ -68,6 +68,7 @@ class StripeVendor(Vendor):
     redacted = redact.REDACTED
     captured = _observed.CAPTURED
     account_header = "stripe-account"
+    decision_headers = frozenset({"stripe-account", "stripe-context"})
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)
