@@ -42,6 +42,7 @@ from tollgate.local.processes import ManagedProcess, free_port, start_envoy, sta
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
+from tollgate.vendors import captured_fields
 from tollgate.vendors.envoy_replies import local_replies
 
 UPSTREAM = """
@@ -403,6 +404,7 @@ def main() -> None:
                 vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=f"http://127.0.0.1:{up_port}")],
                 access_log_path=str(workdir / "baseline-access.log"),
                 local_replies=local_replies({"stripe": "/stripe"}),
+                captured_fields=captured_fields(),
             )
             base = baseline_envoy(params, workdir)
             try:

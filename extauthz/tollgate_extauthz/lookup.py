@@ -23,26 +23,28 @@ class ObjectNotFound(Exception):
 
 class Lookup:
     def __init__(
-        self, vendor_urls: Mapping[str, str], box: CredentialBox, *, timeout_s: float, cache_size: int
+        self,
+        vendor_urls: Mapping[str, str],
+        box: CredentialBox,
+        *,
+        timeout_s: float,
+        cache_size: int,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests answer without a network
     ) -> None:
         self._urls = dict(vendor_urls)
         self._box = box
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._cache: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
 
     async def fetch(
         self, vendor: Vendor, grant: Grant, headers: Mapping[str, str], need: Need, found: Found
     ) -> None:
+        # Objects belong to one vendor account, and to one sub-account within it (the vendor's cache scope):
+        # never share them across keys, or across the sub-accounts one key reaches.
+        scope = (vendor.name, grant.credential_fingerprint, vendor.cache_scope(headers))
         for ref in need.refs:
-            # Objects are per vendor account (and per connected account): never share them across keys of others.
-            ck = (
-                vendor.name,
-                grant.credential_fingerprint,
-                headers.get("stripe-account") or headers.get("stripe-context", ""),
-                ref.collection,
-                ref.id,
-            )
+            ck = (*scope, ref.collection, ref.id)
             if not need.fresh and (hit := self._cache.get(ck)) is not None:
                 self._cache.move_to_end(ck)
                 found.objects[ref] = hit

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 
 from tollgate.decide.call import Call
+from tollgate.vendors import decision_headers, wire
 from tollgate.vendors import vendor as find_vendor
-from tollgate.vendors import wire
 from tollgate.vendors.base import Vendor
 
 # Headers that carry credentials; none of them reaches a log, the audit or the decision.
@@ -78,7 +78,8 @@ def _headers(http: attribute_context_pb2.AttributeContext.HttpRequest) -> tuple[
         name = h.key.lower()
         value = h.raw_value.decode("latin-1") if h.raw_value else h.value
         if name in out:
-            if name in wire.DECISION_HEADERS and name not in repeated:
+            # Asked of the registry only for a repeat, which is rare: no set is built per request.
+            if name not in repeated and name in decision_headers():
                 repeated.append(name)
             out[name] = f"{out[name]},{value}"  # what Envoy's joined view would say, for any other header
         else:

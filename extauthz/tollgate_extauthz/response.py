@@ -165,12 +165,13 @@ def _whom(who: frozenset[str]) -> str:
 
 def _call_fields(call: Call) -> dict[str, Any]:
     out: dict[str, Any] = {"vendor": call.vendor, "method": call.method, "path": call.path}
+    known = find_vendor(call.vendor)
     for name, header in (
         ("idempotency_key", "idempotency-key"),
         ("agent_run_id", "x-agent-run-id"),
-        ("connected_account", "stripe-account"),
+        ("connected_account", known.account_header if known else ""),  # the vendor's own header, if any
     ):
-        if value := call.headers.get(header):
+        if header and (value := call.headers.get(header)):
             out[name] = value
     return out
 

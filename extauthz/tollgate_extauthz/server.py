@@ -24,6 +24,7 @@ from tollgate.errors import StoreUnavailable
 from tollgate.settings import Settings
 from tollgate.store.base import Lifecycle
 from tollgate.store.redis import RedisStore
+from tollgate.vendors import default_urls
 from tollgate_extauthz.check import Checker
 from tollgate_extauthz.lookup import Lookup
 from tollgate_extauthz.metrics import Metrics
@@ -31,6 +32,12 @@ from tollgate_extauthz.servicer import AuthorizationServicer
 
 log = logging.getLogger("tollgate.extauthz")
 SERVICE = "envoy.service.auth.v3.Authorization"
+
+
+def vendor_urls(settings: Settings) -> dict[str, str]:
+    """The configured base URLs, else each vendor's own: settings.py is a leaf that knows no vendor."""
+    configured = settings.extauthz.vendor_urls
+    return dict(configured) if configured is not None else default_urls()
 
 
 async def serve(
@@ -45,7 +52,7 @@ async def serve(
         autopipeline=settings.redis.autopipeline,
     )
     lookup = Lookup(
-        settings.extauthz.vendor_urls,
+        vendor_urls(settings),
         box,
         timeout_s=settings.extauthz.lookup_timeout_s,
         cache_size=settings.extauthz.lookup_cache_size,

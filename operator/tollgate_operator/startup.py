@@ -81,10 +81,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.L
         process.redis.url, timeout_s=process.redis.timeout_ms / 1000, audited=process.redis.audited
     )
     memo.store = store
-    memo.secrets = await KubeApi.connect(namespaces)
-    # The API server both holds the vendor keys' Secrets and is where the token Secrets are written.
+    memo.secrets = kube = await KubeApi.connect(namespaces)
     # Handlers read the SpendBudgets from kopf's index, the resync from its own listing (handlers.py).
-    memo.reconcile = ReconcileContext(memo.store, memo.box, secrets=memo.secrets, tokens=memo.secrets)
+    memo.reconcile = ReconcileContext.from_api(store, memo.box, kube)
     memo.locks = KeyLocks()
     memo.outcomes = {}  # key id → Outcome of its last reconcile; the status timer reads it
     memo.namespace_labels = {}  # namespace → labels, from the namespace watch (confinement)

@@ -7,13 +7,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_VENDOR_URLS = {
-    "stripe": "https://api.stripe.com",
-    "stripe-files": "https://files.stripe.com",  # file uploads (POST /v1/files): the SDK's "files" host
-    "twilio": "https://api.twilio.com",
-    "resend": "https://api.resend.com",
-}
-
 
 class RedisSettings(BaseModel):
     url: str = Field(
@@ -48,9 +41,10 @@ class RedisSettings(BaseModel):
 class ExtAuthzSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9001, ge=1, le=65535)
-    vendor_urls: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_VENDOR_URLS),
-        description="Base URL per vendor for the gateway's own reads (full-refund amounts, customers of objects).",
+    vendor_urls: dict[str, str] | None = Field(
+        default=None,
+        description="Base URL per vendor for the gateway's own reads (full-refund amounts, customers of "
+        "objects); unset: each vendor's own (tollgate.vendors.default_urls, read by ext_authz).",
     )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off."

@@ -10,9 +10,10 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+from tests.support.ci import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots and pages the tests looked at, kept after the run (gitignored).
@@ -42,11 +43,8 @@ def _chromium() -> str | None:
     return os.environ.get("TOLLGATE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _unavailable(why: str) -> None:
-    message = f"{why}: install Debian's browser with `apt-get install chromium` (CI does, in .ci/run)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+def _unavailable(why: str) -> NoReturn:
+    unavailable(f"{why}: install Debian's browser with `apt-get install chromium` (CI does, in .ci/run)")
 
 
 # Module scope, not session: while Playwright's sync API is started, its event loop counts as running in

@@ -25,6 +25,7 @@ from tests.support.recorder import RecordingUpstream, iter_json_lines
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render_yaml
 from tollgate.local.processes import ManagedProcess, envoy_validate, free_port, start_envoy
+from tollgate.vendors import captured_fields
 from tollgate.vendors.envoy_replies import local_replies
 
 AGENT_TOKEN = "Bearer tg_vk_agent_secret_0123456789"
@@ -139,6 +140,7 @@ def start_gateway(tmp: Path, authz_port: int, upstream: RecordingUpstream, fake:
         access_log_path=str(tmp / "access.log"),
         vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=upstream.url)],
         local_replies=local_replies({"stripe": "/stripe"}),
+        captured_fields=captured_fields(),
     )
     config = tmp / "envoy.yaml"
     config.write_text(render_yaml(params))
@@ -237,6 +239,7 @@ def log_entry(gw: Gateway, request_id: str, timeout: float = 5.0) -> tuple[dict[
                     VendorUpstream(name="twilio", prefix="/twilio", url="https://api.twilio.com"),
                     VendorUpstream(name="resend", prefix="/resend", url="https://api.resend.com"),
                 ],
+                captured_fields=captured_fields(),
             ),
             id="production",
         ),
@@ -245,6 +248,7 @@ def log_entry(gw: Gateway, request_id: str, timeout: float = 5.0) -> tuple[dict[
                 extauthz_endpoints=["127.0.0.1:9001"],
                 access_log_path="/tmp/tollgate-access.log",
                 vendors=[VendorUpstream(name="stripe", prefix="/stripe", url="http://127.0.0.1:12111")],
+                captured_fields=captured_fields(),
             ),
             id="local",
         ),

@@ -67,7 +67,7 @@ def memo(store: RedisStore) -> kopf.Memo:
         store=store,
         box=BOX,
         secrets=kube,
-        reconcile=ReconcileContext(store, BOX, secrets=kube, tokens=kube),
+        reconcile=ReconcileContext.from_api(store, BOX, kube),
         locks=KeyLocks(),
         outcomes={},
     )

@@ -83,9 +83,7 @@ async def apply(
     store: RedisStore, policy: SpendPolicySpec | None, secrets: SecretReader | None = None
 ) -> Outcome:
     return await apply_vault_key(
-        store,
-        BOX,
-        secrets or vendor_secrets(),
+        ReconcileContext(store, BOX, secrets or vendor_secrets(), MemoryTokens()),
         namespace=NS,
         name="bot",
         spec=vault_key(),

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+from tests.support.ci import required
 from tests.support.kubetools import ToolUnavailable, helm_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,12 +37,8 @@ def test_a_tag_builds_both_architectures_and_pushes_image_and_chart_to_ghcr() ->
 
 
 def test_the_packaged_chart_follows_the_release_version_and_pins_the_pushed_digest(tmp_path: Path) -> None:
-    try:
+    with required("helm", ToolUnavailable):
         helm = helm_binary()
-    except ToolUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(f"no helm: {exc}")
     shutil.copytree(REPO / "charts", tmp_path / "charts")
     jobs = workflow()["jobs"]
     assert isinstance(jobs, dict)

@@ -19,6 +19,7 @@ import redis
 import yaml
 from tests.operator.cluster import REPO, TEST_CLIENT, Cluster, eventually, wait_for_state, wait_for_token
 from tests.operator.conftest import CONFINEMENT
+from tests.support.ci import required
 from tests.support.kubetools import ToolUnavailable, helm_binary
 
 from tollgate.store import keys
@@ -96,12 +97,8 @@ def operator_accesses(log: Path) -> set[Access]:
 @pytest.fixture(scope="module")
 def chart_grants(tmp_path_factory: pytest.TempPathFactory) -> set[Access]:
     """(group, resource, verb) of every rule in the chart's operator Roles, default values."""
-    try:
+    with required("helm", ToolUnavailable):
         helm = helm_binary()
-    except ToolUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(f"no helm: {exc}")
     work = tmp_path_factory.mktemp("helm")
     env = {**os.environ, **{f"HELM_{d}_HOME": str(work / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}}
     argv = [str(helm), "template", "tollgate", str(REPO / "charts" / "tollgate"), "--namespace", "tollgate"]

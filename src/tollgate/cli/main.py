@@ -178,6 +178,7 @@ def envoy_render(
 
     from tollgate.envoy.params import EnvoyParams, VendorUpstream
     from tollgate.envoy.render import render_yaml
+    from tollgate.vendors import captured_fields
     from tollgate.vendors.envoy_replies import local_replies
 
     try:
@@ -198,6 +199,7 @@ def envoy_render(
             request_timeout_s=request_timeout_s,
             vendors=vendors,
             local_replies=local_replies({v.name: v.prefix for v in vendors}),
+            captured_fields=captured_fields(),
         )
     except ValidationError as exc:
         for err in exc.errors():

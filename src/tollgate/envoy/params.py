@@ -14,6 +14,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # One or more plain path segments; no trailing slash ("/stripe", "/v1/twilio").
 _PREFIX = re.compile(r"^(/[A-Za-z0-9_~.-]+)+$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A member of a vendor's JSON answer Envoy keeps: written into the Lua filter as a quoted key.
+_CAPTURED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class VendorUpstream(BaseModel):
@@ -158,6 +160,11 @@ class EnvoyParams(BaseModel):
         "is answered 408, not held open).",
     )
     local_replies: list[LocalReply] = Field(default_factory=list)
+    captured_fields: frozenset[str] = Field(
+        description="Top-level members of the vendors' JSON answers Envoy writes to the access log (what "
+        "each vendor's `observed` reads: tollgate.vendors.captured_fields()); scalars that name an object or "
+        "money, never a secret."
+    )
     max_downstream_connections: int = Field(default=50_000, ge=1)
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
     access_log_path: str = "/dev/stdout"
@@ -174,6 +181,16 @@ class EnvoyParams(BaseModel):
             parse_host_port(endpoint)
         if len(set(v)) != len(v):
             raise ValueError(f"ext_authz endpoints are listed twice: {v}")
+        return v
+
+    @field_validator("captured_fields")
+    @classmethod
+    def _check_captured(cls, v: frozenset[str]) -> frozenset[str]:
+        for name in sorted(v):
+            if not _CAPTURED.fullmatch(name):
+                raise ValueError(
+                    f"captured field {name!r} must be a JSON member name of letters, digits and '_'"
+                )
         return v
 
     @field_validator("access_log_path", "ca_bundle", "listen_address", "admin_address")

@@ -112,7 +112,7 @@ def hcm(params: EnvoyParams) -> Obj:
         "http_filters": [
             original_path_filter(),
             extauthz_filter(params),
-            vendor_response_filter(),
+            vendor_response_filter(params),
             router_filter(),
         ],
         **({"local_reply_config": local_reply_config(params)} if params.local_replies else {}),
@@ -228,12 +228,15 @@ def extauthz_filter(params: EnvoyParams) -> Obj:
     }
 
 
-def vendor_response_filter() -> Obj:
+def vendor_response_filter(params: EnvoyParams) -> Obj:
     # After ext_authz, so only forwarded calls reach it: what the vendor did (object id, amount, status),
     # from a bounded prefix of its JSON answer, into dynamic metadata for the access log (capture.lua).
     return {
         "name": "envoy.filters.http.lua",
-        "typed_config": {"@type": _LUA, "default_source_code": {"inline_string": capture.source()}},
+        "typed_config": {
+            "@type": _LUA,
+            "default_source_code": {"inline_string": capture.source(params.captured_fields)},
+        },
     }
 
 
@@ -336,7 +339,7 @@ ACCESS_LOG_FORMAT: dict[str, str] = {
     "request_id": "%REQ(X-REQUEST-ID)%",
     "agent_run_id": "%REQ(X-AGENT-RUN-ID)%",
     "authz": f"%DYNAMIC_METADATA({EXTAUTHZ_FILTER})%",
-    # A few scalars of the vendor's answer (capture.FIELDS), never a header: what the vendor did.
+    # A few scalars of the vendor's answer (EnvoyParams.captured_fields), never a header: what the vendor did.
     "vendor_response": f"%DYNAMIC_METADATA({capture.NAMESPACE})%",
 }
 

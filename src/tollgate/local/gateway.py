@@ -40,8 +40,8 @@ from tollgate.local.watch import ManifestWatcher
 from tollgate.policy.manifests import Manifests, load_path
 from tollgate.reconcile.manifests import apply_manifests
 from tollgate.reconcile.vault_keys import Outcome
-from tollgate.settings import DEFAULT_VENDOR_URLS
 from tollgate.store.redis import RedisStore
+from tollgate.vendors import captured_fields, default_urls
 from tollgate.vendors.envoy_replies import local_replies
 
 
@@ -50,7 +50,7 @@ class GatewayOptions:
     manifests: Path | None = None
     listen_port: int = 0  # 0: any free port
     redis_url: str | None = None  # None: start a private redis-server
-    upstreams: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VENDOR_URLS))
+    upstreams: dict[str, str] = field(default_factory=default_urls)
     localstripe: bool = False  # start localstripe and send Stripe traffic there
     demo_data: bool = False  # seed that localstripe (tollgate.local.demo), and again when it restarts
     workdir: Path | None = None
@@ -282,6 +282,7 @@ class LocalGateway:
             admin_port=self.envoy_admin_port,
             vendors=vendors,
             local_replies=local_replies({v.name: v.prefix for v in vendors}),
+            captured_fields=captured_fields(),
         )
         config = self.workdir / "envoy.yaml"
         config.write_text(render_yaml(params))

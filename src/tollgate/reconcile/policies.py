@@ -148,15 +148,7 @@ async def _apply(
             minted,
         )
     outcome = await apply_vault_key(
-        ctx.store,
-        ctx.box,
-        ctx.secrets,
-        namespace=key.namespace,
-        name=key.name,
-        spec=key.spec,
-        policy=policy,
-        token_sha256=digest,
-        budgets=ctx.budgets,
+        ctx, namespace=key.namespace, name=key.name, spec=key.spec, policy=policy, token_sha256=digest
     )
     return KeyOutcome(key.id, outcome, minted)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tollgate.credentials import CredentialBox, fingerprint
+from tollgate.credentials import fingerprint
 from tollgate.errors import SecretNotFound
 from tollgate.policy.compile import compile_grant
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
-from tollgate.reconcile.budgets import NO_BUDGETS, BudgetReader
-from tollgate.reconcile.secrets import SecretReader
+from tollgate.reconcile.context import ReconcileContext
 from tollgate.store.base import GrantStore
 
 
@@ -28,19 +27,18 @@ class Outcome:
 
 
 async def apply_vault_key(
-    store: GrantStore,
-    box: CredentialBox,
-    secrets: SecretReader,
+    ctx: ReconcileContext,
     *,
     namespace: str,
     name: str,
     spec: VaultKeySpec,
     policy: SpendPolicySpec | None,
     token_sha256: str,
-    budgets: BudgetReader = NO_BUDGETS,
 ) -> Outcome:
-    """Compile and store the key's grant. Without its policy or vendor key the key must not work, so
-    any previous grant is revoked rather than left standing."""
+    """Compile and store the key's grant (sealed by ctx.box, its vendor key read from ctx.secrets, its
+    budget from ctx.budgets). Without its policy, budget or vendor key the key must not work, so any
+    previous grant is revoked rather than left standing."""
+    store = ctx.store
     key_id = f"{namespace}/{name}"
     policy_id = f"{namespace}/{spec.policy_ref.name}"
     if policy is None:
@@ -51,7 +49,7 @@ async def apply_vault_key(
     budget = None
     if policy.budget_ref is not None:
         budget_id = f"{namespace}/{policy.budget_ref.name}"
-        found = await budgets.read(namespace, policy.budget_ref.name)
+        found = await ctx.budgets.read(namespace, policy.budget_ref.name)
         if found is None:  # fail closed: a key never runs outside the budget its policy names
             await store.revoke(key_id)
             return Outcome(
@@ -62,7 +60,7 @@ async def apply_vault_key(
         budget = (budget_id, found)
     ref = spec.vendor_key_secret_ref
     try:
-        vendor_key = await secrets.read(namespace, ref.name, ref.key)
+        vendor_key = await ctx.secrets.read(namespace, ref.name, ref.key)
     except SecretNotFound as exc:
         await store.revoke(key_id)
         return Outcome("SecretMissing", f"{exc}; the key is refused until it exists")
@@ -72,7 +70,7 @@ async def apply_vault_key(
         policy_id=policy_id,
         policy=policy,
         token_sha256=token_sha256,
-        sealed_credential=box.seal(vendor_key),
+        sealed_credential=ctx.box.seal(vendor_key),
         credential_fingerprint=fingerprint(vendor_key),
         budget=budget,
     )

@@ -128,9 +128,21 @@ class Vendor(ABC):
     upstream keeps `lookup_headers`."""
 
     name: str
+    # Where its API is served unless configured otherwise: host → base URL. "api" is the main host; any
+    # other (Stripe's "files") is the upstream `<name>-<host>` (tollgate.vendors.upstream_name).
+    default_urls: Mapping[str, str]
     policy: PolicyExtension = PolicyExtension()  # the policy fields only this vendor reads, and its prices
     routes: tuple[Route, ...] = ()  # the endpoints it knows, for `tollgate check` to flag allow entries
     redacted: frozenset[str] = frozenset()  # parameter names whose values never reach the audit
+    # Top-level members of its JSON answers that Envoy keeps for `observed` (tollgate.envoy.capture):
+    # scalars that name an object or money, never a secret. None by default: `observed` reads nothing.
+    captured: frozenset[str] = frozenset()
+    # The header naming the sub-account a call acts in (Stripe-Account), for the audit's connected_account
+    # column and, by default, the cache scope; "" where the key reaches one account only.
+    account_header: str = ""
+    # Headers its decisions read beyond the shared ones (wire.DECISION_HEADERS); with `account_header`,
+    # a request that repeats any of them is refused, since the vendor would see every copy.
+    decision_headers: frozenset[str] = frozenset()
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         """What the vendor's answer says it did, from the few fields Envoy read out of it."""
@@ -186,6 +198,12 @@ class Vendor(ABC):
     def lookup_headers(self, vendor_key: str, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers for the gateway's own reads of objects the call refers to; the upstream ones by default."""
         return self.upstream_headers(vendor_key, headers)
+
+    def cache_scope(self, headers: Mapping[str, str]) -> str:
+        """Within one key, whose objects a lookup reads (Stripe: the connected account a header names).
+        Cached objects are kept per scope, so one sub-account's never answer for another's. By default:
+        the sub-account `account_header` names, if the vendor has one."""
+        return headers.get(self.account_header, "") if self.account_header else ""
 
     @abstractmethod
     def deny(self, denial: Denial) -> Rendered:

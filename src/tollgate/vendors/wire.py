@@ -28,18 +28,11 @@ class Ambiguous(ValueError):
 
 # Methods whose parameters are in the query string; every other method carries them in its body.
 QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
-# Every header a decision reads. Sent twice, a vendor sees two headers while ext_authz would see one
+# The headers every decision may read; each vendor adds its own (Vendor.decision_headers, gathered by
+# tollgate.vendors.decision_headers). Sent twice, a vendor sees two headers while ext_authz would see one
 # comma-joined value, so a repeat of any of them is refused.
 DECISION_HEADERS = frozenset(
-    {
-        "authorization",
-        "content-type",
-        "content-encoding",
-        "idempotency-key",
-        "stripe-account",
-        "stripe-context",
-        "x-agent-run-id",
-    }
+    {"authorization", "content-type", "content-encoding", "idempotency-key", "x-agent-run-id"}
 )
 # Headers some servers (Rack's MethodOverride, many frameworks) read as the request's real method: a POST
 # judged as a POST could run as a DELETE. No SDK sends them.

@@ -5,7 +5,6 @@ a label that does not exist fails here instead of drawing an empty panel or an a
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
@@ -21,7 +20,6 @@ from tests.integration.chart.render import (
     name,
     pod_spec,
 )
-from tests.support.kubetools import ToolUnavailable, helm_binary
 
 from tollgate.audit.metrics import AuditMetrics
 from tollgate_extauthz.metrics import CAP_SHARE_BUCKETS, Metrics
@@ -55,17 +53,6 @@ def exported() -> dict[str, set[str]]:
 
 
 EXPORTED = exported()
-
-
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Chart:
-    try:
-        binary = helm_binary()
-    except ToolUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(f"no helm: {exc}")
-    return Chart(binary, tmp_path_factory.mktemp("helm-observability"))
 
 
 def names_and_labels(expr: str) -> tuple[set[str], set[str]]:
@@ -162,40 +149,40 @@ def test_spend_per_policy_does_not_name_keys() -> None:
 
 
 class TestDashboardConfigMap:
-    def test_should_be_off_by_default(self, helm: Chart) -> None:
-        rendered = helm.render()
+    def test_should_be_off_by_default(self, chart: Chart) -> None:
+        rendered = chart.render()
         assert rendered.find("ConfigMap", name("dashboard")) is None
         assert rendered.of_kind("PrometheusRule") == []
 
-    def test_should_carry_the_dashboard_with_the_sidecar_label(self, helm: Chart) -> None:
-        cm = helm.render(ON).get("ConfigMap", name("dashboard"))
+    def test_should_carry_the_dashboard_with_the_sidecar_label(self, chart: Chart) -> None:
+        cm = chart.render(ON).get("ConfigMap", name("dashboard"))
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert json.loads(cm["data"]["tollgate.json"]) == DASHBOARD
         kubernetes_validate.validate(cm, KUBERNETES_VERSION, strict=True)
 
-    def test_should_go_to_the_namespace_and_folder_asked_for(self, helm: Chart) -> None:
+    def test_should_go_to_the_namespace_and_folder_asked_for(self, chart: Chart) -> None:
         values = {"metrics": {"grafanaDashboard": {
             "enabled": True, "namespace": "monitoring", "labels": {"dash": "yes"},
             "annotations": {"grafana_folder": "Payments / Tollgate"},
         }}}  # fmt: skip
-        cm = helm.render(values).get("ConfigMap", name("dashboard"), namespace="monitoring")
+        cm = chart.render(values).get("ConfigMap", name("dashboard"), namespace="monitoring")
         assert cm["metadata"]["labels"]["dash"] == "yes"
         assert cm["metadata"]["annotations"] == {"grafana_folder": "Payments / Tollgate"}
 
 
 class TestPrometheusRule:
-    def rules(self, helm: Chart, extra: dict[str, Any] | None = None) -> dict[str, Obj]:
+    def rules(self, chart: Chart, extra: dict[str, Any] | None = None) -> dict[str, Obj]:
         values = json.loads(json.dumps(ON))
         values["metrics"]["prometheusRule"].update(extra or {})
-        (rule,) = helm.render(values).of_kind("PrometheusRule")
+        (rule,) = chart.render(values).of_kind("PrometheusRule")
         assert rule["apiVersion"] == "monitoring.coreos.com/v1"
         assert rule["metadata"]["namespace"] == NAMESPACE
         return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
     def test_should_alert_on_store_errors_extauthz_unavailable_deny_bursts_caps_budgets_and_approvals(
-        self, helm: Chart
+        self, chart: Chart
     ) -> None:
-        rules = self.rules(helm)
+        rules = self.rules(chart)
         assert set(rules) == {
             "TollgateStoreErrors",
             "TollgateExtAuthzUnavailable",
@@ -212,9 +199,9 @@ class TestPrometheusRule:
             assert rule["labels"]["severity"] in ("critical", "warning")
             assert rule["annotations"]["summary"] and rule["annotations"]["description"]
 
-    def test_should_take_thresholds_from_values(self, helm: Chart) -> None:
+    def test_should_take_thresholds_from_values(self, chart: Chart) -> None:
         values = {"denyBurst": 7, "capShare": "0.95", "storeErrorsFor": "30s", "approvalsWaitingFor": "2h"}
-        rules = self.rules(helm, values)
+        rules = self.rules(chart, values)
         assert rules["TollgateDenyBurst"]["expr"].rstrip().endswith("> 7")
         for near in ("TollgateKeysNearCap", "TollgateBudgetNearCap"):
             assert 'le="0.95"' in rules[near]["expr"]
@@ -222,31 +209,31 @@ class TestPrometheusRule:
         assert rules["TollgateApprovalsWaiting"]["expr"].count("[2h]") == 2
         assert rules["TollgateStoreErrors"]["for"] == "30s"
 
-    def test_should_offer_only_cap_shares_that_are_buckets(self, helm: Chart) -> None:
+    def test_should_offer_only_cap_shares_that_are_buckets(self, chart: Chart) -> None:
         """The alert subtracts one bucket from the count, so its share must be a bucket bound exactly."""
         schema = json.loads((CHART / "values.schema.json").read_text())
         rule = schema["properties"]["metrics"]["properties"]["prometheusRule"]["properties"]
         assert {float(v) for v in rule["capShare"]["enum"]} <= set(CAP_SHARE_BUCKETS)
         values = {**ON, "metrics": {"prometheusRule": {"enabled": True, "capShare": "0.7"}}}
-        assert "capShare" in helm.render_error(values)
+        assert "capShare" in chart.render_error(values)
 
-    def test_should_leave_out_the_approval_alerts_without_the_audits_metrics(self, helm: Chart) -> None:
+    def test_should_leave_out_the_approval_alerts_without_the_audits_metrics(self, chart: Chart) -> None:
         """They read the audit sidecar's tollgate_approval_decisions_total: without it, the waiting alert
         would fire on every approval asked for."""
         values = {**ON, "audit": {"metrics": {"enabled": False}}}
-        (rule,) = helm.render(values).of_kind("PrometheusRule")
+        (rule,) = chart.render(values).of_kind("PrometheusRule")
         alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
         assert "TollgateBudgetNearCap" in alerts
         assert not alerts & {"TollgateApprovalsWaiting", "TollgateApprovalsExpired"}
 
-    def test_should_refuse_to_render_without_extauthz_metrics(self, helm: Chart) -> None:
-        error = helm.render_error({"metrics": {"prometheusRule": {"enabled": True}}})
+    def test_should_refuse_to_render_without_extauthz_metrics(self, chart: Chart) -> None:
+        error = chart.render_error({"metrics": {"prometheusRule": {"enabled": True}}})
         assert "needs extauthz.metrics.enabled" in error
 
 
 class TestLogFormat:
-    def test_should_set_the_log_format_of_every_tollgate_process(self, helm: Chart) -> None:
-        rendered = helm.render({"logFormat": "json"})
+    def test_should_set_the_log_format_of_every_tollgate_process(self, chart: Chart) -> None:
+        rendered = chart.render({"logFormat": "json"})
         extauthz = pod_spec(rendered.get("Deployment", name("extauthz")))["containers"][0]
         assert env_of(extauthz)["TOLLGATE_LOG_FORMAT"]["value"] == "json"
         envoy_pod = pod_spec(rendered.get("Deployment", name("envoy")))
@@ -255,20 +242,20 @@ class TestLogFormat:
         operator = pod_spec(rendered.get("Deployment", name("operator")))["containers"][0]
         assert "--log-format=json" in operator["args"]
 
-    def test_should_default_to_text(self, helm: Chart) -> None:
-        rendered = helm.render()
+    def test_should_default_to_text(self, chart: Chart) -> None:
+        rendered = chart.render()
         operator = pod_spec(rendered.get("Deployment", name("operator")))["containers"][0]
         assert not any(a.startswith("--log-format") for a in operator["args"])
-        assert "json" in helm.render_error({"logFormat": "yaml"})
+        assert "json" in chart.render_error({"logFormat": "yaml"})
 
 
 class TestHealthProbes:
     def test_should_probe_readiness_on_the_service_gated_on_redis_and_liveness_on_the_process(
-        self, helm: Chart
+        self, chart: Chart
     ) -> None:
         from tollgate_extauthz.server import SERVICE
 
-        container = pod_spec(helm.render().get("Deployment", name("extauthz")))["containers"][0]
+        container = pod_spec(chart.render().get("Deployment", name("extauthz")))["containers"][0]
         assert container["readinessProbe"]["grpc"]["service"] == SERVICE
         # No service: the overall status, which the server keeps SERVING while the process answers.
         assert "service" not in container["livenessProbe"]["grpc"]

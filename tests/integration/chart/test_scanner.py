@@ -6,7 +6,6 @@ entry no finding matches any more. checkov comes from PyPI in a virtualenv of it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.integration.chart.render import Chart
+from tests.support.ci import required
 from tests.support.kubetools import ToolUnavailable
 from tests.support.scanners import checkov_binary
 
@@ -42,12 +42,8 @@ def allowed() -> dict[tuple[str, str], str]:
 
 
 def scan(folder: Path) -> list[dict[str, Any]]:
-    try:
+    with required("checkov", ToolUnavailable):
         checkov = checkov_binary()
-    except ToolUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(f"no checkov: {exc}")
     argv = [str(checkov), "--directory", str(folder), "--framework", "kubernetes", "--quiet", "--compact"]
     argv += ["--output", "json", "--skip-download"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

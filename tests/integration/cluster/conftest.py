@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from tests.support.ci import required
 from tests.support.redis_cluster import ClusterUnavailable, RedisCluster, require_cluster_tools, start_cluster
 
 from tollgate.store.connection import connect
@@ -14,13 +14,8 @@ from tollgate.store.redis import RedisStore
 
 
 def cluster_or_skip() -> None:
-    # Never skipped in CI: a runner without the tools must fail, not pass by skipping the tier.
-    try:
+    with required("Redis Cluster tools", ClusterUnavailable):
         require_cluster_tools()
-    except ClusterUnavailable as e:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"Redis Cluster tier skipped: {e}")
 
 
 @pytest.fixture(scope="session")

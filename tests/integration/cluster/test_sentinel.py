@@ -8,7 +8,6 @@ failover, which ends exactly at the cap."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from tests.builders import grant
+from tests.support.ci import required
 from tests.support.faulty import FaultyUpstream
 from tests.support.gateway_faults import deploy, eventually, today
 from tests.support.redis_sentinel import MASTER_NAME, Sentinels, start_sentinels
@@ -35,12 +35,8 @@ CAP_PAYOUTS = 40  # $10 payouts against a $400 cap
 
 @pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
-    try:
+    with required("redis-server for Sentinel", ProcessError):
         redis_server_binary()
-    except ProcessError as e:
-        if os.environ.get("CI") == "true":  # never skipped in CI
-            raise
-        pytest.skip(f"Sentinel test skipped: {e}")
     s = start_sentinels(tmp_path)
     try:
         yield s

@@ -11,14 +11,19 @@ from pydantic import ValidationError
 
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import ACCESS_LOG_FORMAT, EXTAUTHZ_FILTER, render, render_yaml
-from tollgate.settings import DEFAULT_VENDOR_URLS
+from tollgate.vendors import VENDORS, captured_fields, default_urls
+from tollgate.vendors.resend import ResendVendor
 
 STRIPE = {"name": "stripe", "prefix": "/stripe", "url": "https://api.stripe.com"}
 LOCAL = {"name": "local", "prefix": "/local", "url": "http://127.0.0.1:12111"}
 
 
 def params(**overrides: Any) -> EnvoyParams:
-    fields: dict[str, Any] = {"extauthz_endpoints": ["127.0.0.1:9001"], "vendors": [STRIPE, LOCAL]}
+    fields: dict[str, Any] = {
+        "extauthz_endpoints": ["127.0.0.1:9001"],
+        "vendors": [STRIPE, LOCAL],
+        "captured_fields": captured_fields(),
+    }
     return EnvoyParams.model_validate(fields | overrides)
 
 
@@ -103,6 +108,23 @@ def test_every_envoy_answer_names_a_rule_of_the_one_vocabulary() -> None:
         assert Rule(a.code).status in (a.status, 400), a
 
 
+def test_a_vendors_captured_fields_reach_the_filter_once_it_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Acme(ResendVendor):  # a throwaway vendor, registered for this test only
+        name = "acme"
+        captured = frozenset({"ping_id", "end"})
+
+    def lua() -> str:
+        config = render(params(captured_fields=captured_fields()))
+        return str(http_filter(config, "envoy.filters.http.lua")["default_source_code"]["inline_string"])
+
+    assert '["ping_id"] = true' not in lua()
+    monkeypatch.setitem(VENDORS, "acme", Acme())
+    assert '["ping_id"] = true' in lua() and '["end"] = true' in lua()  # a Lua keyword stays a key
+    assert '["sid"] = true' in lua()  # and the others' fields stay
+
+
 def test_ext_authz_runs_before_the_router() -> None:
     names = [f["name"] for f in hcm(render(params()))["http_filters"]]
     assert names.index(EXTAUTHZ_FILTER) < names.index("envoy.filters.http.router") == len(names) - 1
@@ -121,7 +143,8 @@ def test_the_vendor_answer_is_read_after_ext_authz_and_logged_under_its_own_fiel
     lua = http_filter(config, "envoy.filters.http.lua")["default_source_code"]["inline_string"]
     assert "__" not in lua.replace("__index", "")  # every placeholder filled in
     assert f"local LIMIT = {capture.LIMIT_BYTES}" in lua
-    assert all(f"{f} = true" in lua for f in capture.FIELDS)
+    for vendor in VENDORS.values():  # what each vendor's `observed` reads, Envoy keeps
+        assert vendor.captured and all(f'["{f}"] = true' in lua for f in vendor.captured), vendor.name
     assert ACCESS_LOG_FORMAT["vendor_response"] == f"%DYNAMIC_METADATA({capture.NAMESPACE})%"
     # uncompressed answers, asked for by the route: no Lua on the request path (see capture.lua)
     assert "function envoy_on_request" not in lua
@@ -346,6 +369,9 @@ def test_vendor_upstream_derived_fields() -> None:
         pytest.param({"extauthz_timeout_ms": 0}, "greater than or equal to 1", id="zero timeout"),
         pytest.param({"access_log_path": " "}, "must not be empty", id="blank access log path"),
         pytest.param({"extauthz_endpoint": ["h:1"]}, "Extra inputs are not permitted", id="misspelt field"),
+        pytest.param(
+            {"captured_fields": {"id", 'x"] = os.exit()'}}, "letters, digits and '_'", id="captured field"
+        ),
     ],
 )
 def test_invalid_params_are_refused_with_a_clear_message(overrides: dict[str, Any], message: str) -> None:
@@ -354,13 +380,16 @@ def test_invalid_params_are_refused_with_a_clear_message(overrides: dict[str, An
 
 
 def test_every_vendor_served_by_default_gets_its_own_route_and_verified_tls_upstream() -> None:
-    # What ext_authz serves by default (DEFAULT_VENDOR_URLS) is what the gateway must route in production:
-    # each vendor at /<name>, over TLS to its own host, with the vendor named for ext_authz by the route.
-    vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in DEFAULT_VENDOR_URLS.items()]
+    # What ext_authz serves by default (each vendor's default_urls) is what the gateway must route in
+    # production: each host at /<name>, over TLS to it, with the vendor named for ext_authz by the route.
+    defaults = default_urls()
+    vendors = [{"name": n, "prefix": f"/{n}", "url": u} for n, u in defaults.items()]
     config = render(params(vendors=vendors))
     r = routes(config)
-    assert set(DEFAULT_VENDOR_URLS) == {"stripe", "stripe-files", "twilio", "resend"}
-    for name, url in DEFAULT_VENDOR_URLS.items():
+    # Every registered vendor, every host it declares, and nothing else.
+    assert {VendorUpstream.model_validate(v).vendor for v in vendors} == set(VENDORS)
+    assert len(defaults) == sum(len(v.default_urls) for v in VENDORS.values())
+    for name, url in defaults.items():
         host = url.removeprefix("https://")
         route = r[f"vendor_{name}"]
         assert route["match"] == {"prefix": f"/{name}/"}

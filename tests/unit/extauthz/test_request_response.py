@@ -11,11 +11,13 @@ from tests.builders import VENDOR_KEY, grant
 
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny
+from tollgate.vendors import VENDORS
 from tollgate.vendors.base import Facts
-from tollgate.vendors.stripe import STRIPE
+from tollgate.vendors.stripe import STRIPE, StripeVendor
+from tollgate.vendors.twilio import TWILIO
 from tollgate_extauthz.check import Decision
 from tollgate_extauthz.request import to_incoming
-from tollgate_extauthz.response import to_response
+from tollgate_extauthz.response import metadata_for_failure, to_response
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -60,13 +62,38 @@ FORM = ("content-type", "application/x-www-form-urlencoded")
 
 
 @pytest.mark.parametrize(
-    "header", ["idempotency-key", "stripe-account", "authorization", "content-type", "content-encoding"]
+    "header",
+    [
+        "idempotency-key",
+        "stripe-account",
+        "stripe-context",
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "x-agent-run-id",
+    ],
 )
 def test_a_repeated_header_the_decision_reads_is_a_parse_error(header: str) -> None:
     headers = [("authorization", "Bearer tgk_x"), FORM, (header, "a"), (header, "b")]
     inc = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers))
     assert inc.call.parse_error is not None
     assert f"header {header} is sent more than once" in inc.call.parse_error
+
+
+def test_a_vendors_own_decision_headers_may_not_repeat_once_it_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A throwaway vendor whose decisions read a header of its own: a repeat of it is refused on every
+    # route, as Stripe's account headers are.
+    class Team(StripeVendor):
+        name = "team"
+        decision_headers = frozenset({"team-id"})
+
+    headers = [("authorization", "Bearer tgk_x"), FORM, ("team-id", "a"), ("team-id", "b")]
+    assert to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers)).call.parse_error is None
+    monkeypatch.setitem(VENDORS, "team", Team())
+    error = to_incoming(raw_request("/stripe/v1/refunds", b"charge=ch_1", headers)).call.parse_error
+    assert error is not None and "header team-id is sent more than once" in error
 
 
 def test_raw_headers_are_read_one_by_one_and_other_repeats_pass() -> None:
@@ -221,3 +248,21 @@ def test_settings_add_names_to_the_vendors_redaction_list() -> None:
     d = Decision("dec_1", Allow(cost_micro_usd=0), grant(), vendor_key=VENDOR_KEY)
     meta = dict(to_response(d, inc.call, inc.vendor, redact=frozenset({"email"})).dynamic_metadata)
     assert json.loads(meta["params"]) == {"charge": "ch_1", "metadata[email]": "[redacted]"}
+
+
+def test_the_audit_connected_account_column_is_the_vendors_own_account_header() -> None:
+    stripe = to_incoming(
+        check_request("/stripe/v1/refunds", authorization="Bearer tgk_x", stripe_account="acct_1")
+    )
+    d = Decision("dec_1", Deny(Rule.ENDPOINT_NOT_ALLOWED, "no"), grant())
+    assert dict(to_response(d, stripe.call, stripe.vendor).dynamic_metadata)["connected_account"] == "acct_1"
+    failed = metadata_for_failure("dec_1", stripe.call, Rule.UNAVAILABLE)
+    assert dict(failed)["connected_account"] == "acct_1"
+    # A vendor with no account header has no connected account, whatever headers the call carries.
+    req = check_request("/twilio/2010-04-01/Accounts/AC1/Messages.json", stripe_account="acct_1")
+    req.attributes.context_extensions["vendor"] = "twilio"
+    req.attributes.context_extensions["prefix"] = "/twilio"
+    twilio = to_incoming(req)
+    assert twilio.vendor is TWILIO and TWILIO.account_header == ""
+    assert "connected_account" not in dict(to_response(d, twilio.call, twilio.vendor).dynamic_metadata)
+    assert "connected_account" not in dict(metadata_for_failure("dec_1", twilio.call, Rule.UNAVAILABLE))

@@ -8,6 +8,7 @@ the same `Idempotency-Key` is not sent twice by Resend, so it is not counted twi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import wire
@@ -34,9 +35,11 @@ from tollgate.vendors.resend.policy import POLICY
 
 class ResendVendor(Vendor):
     name = "resend"
+    default_urls = MappingProxyType({"api": "https://api.resend.com"})
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 from tollgate.vendors.observed import Observed, text
 
+# What Envoy keeps of an answer for `observed` below.
+CAPTURED = frozenset({"id"})
+
 
 def observed(fields: Mapping[str, object]) -> Observed:
     email_id = text(fields, "id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from tollgate.policy.rules import ParamValue
@@ -60,9 +61,14 @@ def _check_account_headers(headers: Mapping[str, str]) -> None:
 
 class StripeVendor(Vendor):
     name = "stripe"
+    # File uploads (POST /v1/files) go to a second host: the SDK's "files" base address.
+    default_urls = MappingProxyType({"api": "https://api.stripe.com", "files": "https://files.stripe.com"})
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
+    account_header = "stripe-account"
+    decision_headers = frozenset({"stripe-account", "stripe-context"})
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)
@@ -128,6 +134,10 @@ class StripeVendor(Vendor):
             if value := headers.get(name):
                 out[name] = value  # the object lives in the connected account
         return out
+
+    def cache_scope(self, headers: Mapping[str, str]) -> str:
+        # Lookups read in the connected account (lookup_headers), named by either header.
+        return headers.get("stripe-account") or headers.get("stripe-context", "")
 
     def deny(self, denial: Denial) -> Rendered:
         return errors.render(denial)

@@ -11,6 +11,13 @@ from collections.abc import Mapping
 
 from tollgate.vendors.observed import Observed, integer, text
 
+# What Envoy keeps of an answer for `observed` below: the object, its amounts, currency and status.
+CAPTURED = frozenset(
+    {
+        "id", "object", "amount", "amount_captured", "amount_received", "amount_paid", "amount_refunded",
+        "captured", "currency", "status",
+    }
+)  # fmt: skip
 _AMOUNT_FIELD = {
     "charge": "amount_captured",
     "payment_intent": "amount_received",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from tollgate.policy.rules import ParamValue
 from tollgate.vendors import form, wire
@@ -78,9 +79,11 @@ def _basic(credential: str) -> str:
 
 class TwilioVendor(Vendor):
     name = "twilio"
+    default_urls = MappingProxyType({"api": "https://api.twilio.com"})
     policy = POLICY
     routes = endpoints.ROUTES
     redacted = redact.REDACTED
+    captured = _observed.CAPTURED
 
     def observed(self, fields: Mapping[str, object]) -> Observed:
         return _observed.observed(fields)

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from tollgate.vendors.observed import Observed, text
 
+# What Envoy keeps of an answer for `observed` below.
+CAPTURED = frozenset({"sid", "status", "price", "price_unit"})
 _KIND = {"SM": "message", "MM": "message", "CA": "call"}
 
 

@@ -100,6 +100,10 @@ def test_lookups_act_in_the_callers_connected_account_or_context() -> None:
     }
 
 
+def test_stripe_is_served_at_its_api_host_and_its_file_upload_host() -> None:
+    assert dict(STRIPE.default_urls) == {"api": "https://api.stripe.com", "files": "https://files.stripe.com"}
+
+
 UPLOAD_TYPE = "multipart/form-data; boundary=xyz"
 UPLOAD = (
     b'--xyz\r\nContent-Disposition: form-data; name="purpose"\r\n\r\ndispute_evidence\r\n'
