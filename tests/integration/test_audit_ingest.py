@@ -221,3 +221,49 @@ async def test_an_ingester_restarted_between_rename_and_reopen_asks_the_writer_t
     assert await restarted.run_once() == 1
     assert audit.count() == 3
     audit.dispose()
+
+
+async def test_a_refusal_is_released_at_once_while_the_sql_store_hangs_on_a_lock(
+    tmp_path: Path, store: RedisStore
+) -> None:
+    """Settlement has a loop of its own: a write to the SQL store that waits seconds for a lock must not
+    hold a refused call's reservation that long."""
+    import asyncio
+    import sqlite3
+    import time
+
+    g = grant()
+    await store.put_grant(g)
+    refused = await store.commit(KEY, g.version, "stripe", "20261125", 15_000_000, 100_000_000)
+    db = tmp_path / "audit.db"
+    audit = AuditStore(create_engine(f"sqlite:///{db}", connect_args={"timeout": 3}))
+    audit.migrate()
+    log = tmp_path / "access.log"
+    log.touch()
+    pipeline = AuditPipeline(log, audit, store, source="envoy")
+    assert await pipeline.run_once() == 0  # both checkpoints read while the store was free
+    lock = sqlite3.connect(db)
+    lock.execute("BEGIN EXCLUSIVE")
+    stop = asyncio.Event()
+    running = asyncio.create_task(pipeline.run(stop))
+    try:
+        write(log, line(request_id="first"))
+        await asyncio.sleep(0.3)  # the row writer now waits for the lock, 3 s at a time
+        authz = {**ALLOWED["authz"], "vault_key_id": KEY, "reservation_id": refused.reservation_id}  # type: ignore[dict-item]
+        write(
+            log,
+            line(request_id="refused", authz=authz, response_code=402, response_code_details="via_upstream"),
+        )
+        written = time.monotonic()
+        while await store.spent(KEY, "stripe", "20261125") != 0:
+            assert time.monotonic() - written < 1.0, "the refusal waited for the SQL store"
+            await asyncio.sleep(0.02)
+        lock.rollback()
+        while audit.count() < 2:  # and the rows arrive once the lock is gone
+            assert time.monotonic() - written < 20, "the rows never arrived"
+            await asyncio.sleep(0.05)
+    finally:
+        lock.close()
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+        audit.dispose()

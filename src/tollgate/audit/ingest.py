@@ -149,19 +149,22 @@ class AuditPipeline:
         self._migrated = False
         self._settle_cp: Checkpoint | None = None
         self._settle_loaded = False
+        self._settling = asyncio.Lock()
         self._reopen_retry_at: float | None = None  # set while the writer has not reopened the log
         self._marked: set[str] = set()  # keys seen marked since the ledger hint was last found
         self._budgets_marked: set[str] = set()  # shared budgets likewise
         self._next_sweep = 0.0
 
-    async def run_once(self) -> int:
-        """Settle what is there now, write its rows and sweep the ledger; returns the rows written.
-        Each step runs whether or not the others' store is reachable; then the first failure is raised."""
+    async def run_once(self, *, settle: bool = True) -> int:
+        """Settle what is there now (unless `run`'s own loop does), write its rows and sweep the ledger;
+        returns the rows written. Each step runs whether or not the others' store is reachable; then the
+        first failure is raised."""
         failures: list[TollgateError] = []
-        try:
-            await self._settle_all()
-        except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
-            failures.append(exc)
+        if settle:
+            try:
+                await self._settle_all()
+            except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
+                failures.append(exc)
         written = 0
         try:
             written = await self._write_rows()
@@ -184,6 +187,12 @@ class AuditPipeline:
     # ---- settlement: Redis only ----------------------------------------------------------------------
 
     async def _settle_all(self) -> int:
+        # One at a time: run's settlement loop and the ledger sweep's drain both settle, and two readers of
+        # one checkpoint could save an older position after a newer one.
+        async with self._settling:
+            return await self._settle_locked()
+
+    async def _settle_locked(self) -> int:
         if self.store is None:
             return 0
         if not self._settle_loaded:
@@ -383,14 +392,32 @@ class AuditPipeline:
         return True
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
-        """Until `stop`: a store that is down (also at start) is retried with backoff, forever."""
+        """Until `stop`: settlement and the rest (rows, approval events, the ledger sweep) each in a loop
+        of their own, so a SQL store that hangs or is locked never holds back the release of a refused
+        call's reservation. A store that is down (also at start) is retried with backoff, forever."""
+        loops = [self._forever(stop, self._rows_once, "audit", idle_s, max_backoff_s)]
+        if self.store is not None:
+            loops.append(self._forever(stop, self._settle_all, "settlement", idle_s, max_backoff_s))
+        await asyncio.gather(*loops)
+
+    async def _rows_once(self) -> int:
+        return await self.run_once(settle=False)
+
+    async def _forever(
+        self,
+        stop: asyncio.Event,
+        step: Callable[[], Awaitable[int]],
+        what: str,
+        idle_s: float,
+        max_backoff_s: float,
+    ) -> None:
         backoff = idle_s
         while not stop.is_set():
             try:
-                n = await self.run_once()
+                n = await step()
                 backoff = idle_s
             except (AuditStoreUnavailable, StoreUnavailable) as exc:
-                log.warning("audit is behind, will retry in %.1fs: %s", backoff, exc)
+                log.warning("%s is behind, will retry in %.1fs: %s", what, backoff, exc)
                 n, backoff = 0, min(backoff * 2, max_backoff_s)
             if n == 0:
                 with contextlib.suppress(TimeoutError):
