@@ -32,6 +32,9 @@ log = logging.getLogger("tollgate.audit")
 MAX_BATCH_BYTES = 1 << 20
 REOPEN_RETRY_S = 5.0  # how often a writer that did not reopen the log is asked again
 SWEEP_S = 0.25  # how often the ledger sweep looks for keys whose spend Redis does not hold
+# How often decisions on approvals are copied from Redis into SQL: a person's decision is not urgent in the
+# audit, and polling Redis every idle tick was most of an idle ingester's CPU.
+APPROVALS_S = 0.25
 # After Redis lost data, calls it allowed may still be at the vendor; their lines come when they end
 # (Envoy's route timeout, 80 s by default). Spend is rebuilt once Envoy has no request in flight, or
 # once this long has passed where Envoy cannot be asked.
@@ -154,6 +157,7 @@ class AuditPipeline:
         self._marked: set[str] = set()  # keys seen marked since the ledger hint was last found
         self._budgets_marked: set[str] = set()  # shared budgets likewise
         self._next_sweep = 0.0
+        self._next_approvals = 0.0
 
     async def run_once(self, *, settle: bool = True) -> int:
         """Settle what is there now (unless `run`'s own loop does), write its rows and sweep the ledger;
@@ -170,10 +174,12 @@ class AuditPipeline:
             written = await self._write_rows()
         except AuditStoreUnavailable as exc:
             failures.append(exc)
-        try:
-            await self._copy_approval_events()
-        except (AuditStoreUnavailable, StoreUnavailable) as exc:
-            failures.append(exc)
+        if time.monotonic() >= self._next_approvals:
+            self._next_approvals = time.monotonic() + APPROVALS_S
+            try:
+                await self._copy_approval_events()
+            except (AuditStoreUnavailable, StoreUnavailable) as exc:
+                failures.append(exc)
         if self.ledger is not None and time.monotonic() >= self._next_sweep and not failures:
             self._next_sweep = time.monotonic() + SWEEP_S
             try:
@@ -391,11 +397,20 @@ class AuditPipeline:
         self._reopen_retry_at = None
         return True
 
-    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        idle_s: float = 0.02,
+        rows_idle_s: float = 0.1,
+        max_backoff_s: float = 10.0,
+    ) -> None:
         """Until `stop`: settlement and the rest (rows, approval events, the ledger sweep) each in a loop
         of their own, so a SQL store that hangs or is locked never holds back the release of a refused
-        call's reservation. A store that is down (also at start) is retried with backoff, forever."""
-        loops = [self._forever(stop, self._rows_once, "audit", idle_s, max_backoff_s)]
+        call's reservation. Idle, settlement looks every `idle_s` (it bounds how long a refusal keeps its
+        reservation), the rows every `rows_idle_s`. A store that is down (also at start) is retried with
+        backoff, forever."""
+        loops = [self._forever(stop, self._rows_once, "audit", rows_idle_s, max_backoff_s)]
         if self.store is not None:
             loops.append(self._forever(stop, self._settle_all, "settlement", idle_s, max_backoff_s))
         await asyncio.gather(*loops)
@@ -419,6 +434,8 @@ class AuditPipeline:
             except (AuditStoreUnavailable, StoreUnavailable) as exc:
                 log.warning("%s is behind, will retry in %.1fs: %s", what, backoff, exc)
                 n, backoff = 0, min(backoff * 2, max_backoff_s)
-            if n == 0:
+            if n == 0 and backoff <= idle_s:
+                await asyncio.sleep(backoff)  # an idle tick: cheaper than wait_for's task and timer
+            elif n == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
