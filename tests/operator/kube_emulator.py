@@ -23,6 +23,7 @@ import attrs
 import kmock
 
 GROUP_VERSION = "tollgate.dev/v1alpha1"
+HISTORY = 64  # requests KMock may hold before the answered ones are dropped
 NAMESPACES = "emulatednamespaces"  # the plural Namespace objects are kept under (see __call__)
 KINDS = {
     "spendpolicies": ("SpendPolicy", "spendpolicy", {"sp"}),
@@ -40,6 +41,7 @@ class ApiServer(kmock.KubernetesEmulator):
     from `metadata.generateName` (kopf posts its Events that way)."""
 
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _answering: dict[int, kmock.Request] = attrs.field(factory=dict, init=False)
     requests_log: TextIO | None = None
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -63,6 +65,23 @@ class ApiServer(kmock.KubernetesEmulator):
         return await super().__call__(raw_request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        self._answering[id(request)] = request
+        self._forget_answered()
+        try:
+            return await self._answer(request)
+        finally:
+            del self._answering[id(request)]
+
+    def _forget_answered(self) -> None:
+        """KMock keeps every request it has served, and matches a new one by walking that whole history
+        once per reaction: quadratic over a session, until the emulator took most of a core and the
+        operator tier's timings doubled. Nothing here reads the history (the requests log is a file), so
+        only the requests still being answered are kept."""
+        history = self._requests  # KMock 0.8's record of requests (pinned in constraints.txt)
+        if len(history) > HISTORY:
+            history[:] = [r for r in history if id(r) in self._answering]
+
+    async def _answer(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         data: Any = request.data
         version = str(next(self._versions))
         if request.action == kmock.action.CREATE and isinstance(data, dict):
