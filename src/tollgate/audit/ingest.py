@@ -109,6 +109,16 @@ def _identity(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
+def settled_to_end(position: str | None, path: Path) -> bool:
+    """Whether settlement's saved position (`identity@offset`, AuditPipeline's) is at the end of the log
+    at `path`: every line there now has been settled. An empty or missing log has nothing to settle."""
+    st = _stat(path)
+    if st is None or st.st_size == 0:
+        return True
+    identity, _, offset = (position or "").rpartition("@")
+    return identity == _identity(st) and offset.isdigit() and int(offset) >= st.st_size
+
+
 class AuditPipeline:
     def __init__(
         self,

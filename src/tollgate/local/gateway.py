@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from tollgate.audit.ingest import settled_to_end
 from tollgate.audit.sql import AuditStore, AuditStoreUnavailable
 from tollgate.credentials import CredentialBox, new_box_key
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
@@ -209,17 +210,18 @@ class LocalGateway:
 
     def wait_audited(self, timeout_s: float = 15.0) -> None:
         """Wait until every line Envoy has written (it flushes every access_log_flush_ms) is in the audit
-        store, settled included. Raises ProcessError after `timeout_s`."""
+        store and settled (settlement runs in a loop of its own: neither implies the other). Raises
+        ProcessError after `timeout_s`."""
         time.sleep(2 * self.options.access_log_flush_ms / 1000)
-        audit = AuditStore.from_url(self.audit_url)
         deadline = time.monotonic() + timeout_s
+        audit = AuditStore.from_url(self.audit_url)
         try:
             while True:
                 try:
                     cp = audit.checkpoint(str(self.access_log.resolve()))
                     size = self.access_log.stat().st_size if self.access_log.exists() else 0
                     if size == 0 or (cp is not None and cp.offset >= size):
-                        return
+                        break
                 except AuditStoreUnavailable:
                     pass
                 if time.monotonic() >= deadline:
@@ -227,6 +229,24 @@ class LocalGateway:
                 time.sleep(0.02)
         finally:
             audit.dispose()
+        if not asyncio.run(self._wait_settled(deadline)):
+            raise ProcessError(f"settlement did not catch up with {self.access_log} in {timeout_s:g}s")
+
+    async def _wait_settled(self, deadline: float) -> bool:
+        store = RedisStore.from_url(self.redis_url)
+        source = str(self.access_log.resolve())  # the ingester's source: its log's path
+        try:
+            while True:
+                try:
+                    if settled_to_end(await store.settle_checkpoint(source), self.access_log):
+                        return True
+                except StoreUnavailable:
+                    pass
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.02)
+        finally:
+            await store.close()
 
     async def _wait_marked(self, wanted: set[str], timeout_s: float) -> set[str]:
         store = RedisStore.from_url(self.redis_url)
