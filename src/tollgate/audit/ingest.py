@@ -203,8 +203,8 @@ class AuditPipeline:
     # ---- settlement: Redis only ----------------------------------------------------------------------
 
     async def _settle_all(self) -> int:
-        # One at a time: run's settlement loop and the ledger sweep's drain both settle, and two readers of
-        # one checkpoint could save an older position after a newer one.
+        # One at a time: run's settlement loop and the ledger sweep both settle (two readers of one
+        # checkpoint could save an older position after a newer one), and a rebuild must not race a settle.
         async with self._settling:
             return await self._settle_locked()
 
@@ -286,15 +286,25 @@ class AuditPipeline:
 
     async def drain(self) -> None:
         """Settle and write every line there is now, so the SQL store holds every call Envoy logged."""
+        async with self._settling:
+            await self._drain_locked()
+
+    async def _drain_locked(self) -> None:
         while True:
-            await self._settle_all()
+            await self._settle_locked()
             if await self._write_rows() == 0 and self.tail.read(self._settle_cp)[0] == []:
                 return
 
     # ---- the ledger: Redis's copy of the audit store --------------------------------------------------
 
     async def sweep(self) -> list[str]:
-        """Rebuild every key whose spend Redis does not hold from the ledger; returns the keys rebuilt."""
+        """Rebuild every key whose spend Redis does not hold from the ledger; returns the keys rebuilt.
+        Settlement waits meanwhile: a rebuild reads the audit and writes spend that settling at the same
+        time would change under it."""
+        async with self._settling:
+            return await self._sweep_locked()
+
+    async def _sweep_locked(self) -> list[str]:
         assert self.ledger is not None and self.store is not None
         server = await self.ledger.server_id()
         hint = await self.ledger.ledger_hint()
@@ -328,7 +338,7 @@ class AuditPipeline:
                 return []  # money calls of these keys keep answering 503 until then
             await asyncio.sleep(2 * self.flush_s)  # the last such call's line reaches the file
             self._loss_at = None
-        await self.drain()
+        await self._drain_locked()
         rebuilt = []
         for key_id in sorted(missing):
             await self._rebuild(key_id, since_ms)
