@@ -101,3 +101,15 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProcessError, match="could not start nothing"):
         ManagedProcess("nothing", [str(tmp_path / "no-such-binary")], log_path=tmp_path / "x.log").start()
+
+
+def test_free_ports_are_all_different_and_free() -> None:
+    import socket
+
+    from tollgate.local.processes import free_ports
+
+    ports = free_ports(40)
+    assert len(set(ports)) == 40
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

@@ -4,18 +4,16 @@ shorter, or a node starved of CPU for a moment on a busy machine is failed over 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tollgate.local.processes import LOOPBACK, ManagedProcess, ProcessError, redis_server_binary
+from tollgate.local.processes import LOOPBACK, ManagedProcess, ProcessError, free_ports, redis_server_binary
 
 NODE_TIMEOUT_MS = 2000
 MIN_VERSION = (7, 0)
@@ -169,16 +167,6 @@ class RedisCluster:
             p.stop(grace=2.0)
 
 
-def distinct_free_ports(n: int) -> list[int]:
-    """`n` ports nothing listens on, all different: each socket stays bound until all are picked (one
-    free_port() after another may hand out a port twice, as it is free again once its socket closes)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
-        for s in socks:
-            s.bind((LOOPBACK, 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
 def start_cluster(workdir: Path, *, masters: int = 3, replicas: int = 1) -> RedisCluster:
     """A cluster on loopback; started again on fresh ports (up to 3 times) if another process took one
     of its ports between the pick and the bind."""
@@ -196,7 +184,7 @@ def _start_cluster(workdir: Path, *, masters: int, replicas: int) -> RedisCluste
     nodes: list[ManagedProcess] = []
     cluster = RedisCluster(nodes, cli, workdir)
     count = masters * (1 + replicas)
-    ports = distinct_free_ports(2 * count)
+    ports = free_ports(2 * count)
     try:
         for i in range(count):
             port, bus = ports[2 * i], ports[2 * i + 1]

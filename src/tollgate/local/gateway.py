@@ -30,7 +30,7 @@ from tollgate.local.expiry import ApprovalSweeper
 from tollgate.local.processes import (
     ManagedProcess,
     ProcessError,
-    free_port,
+    free_ports,
     start_envoy,
     start_localstripe,
     start_process,
@@ -108,12 +108,19 @@ class LocalGateway:
         self.auditor: ManagedProcess | None = None
         self.redis_url = options.redis_url or ""
         self.upstreams = dict(options.upstreams)
-        self.port = options.listen_port or free_port()
-        self.extauthz_ports = [free_port() for _ in range(max(1, options.extauthz_procs))]
-        self.metrics_ports = [free_port() for _ in self.extauthz_ports]  # Prometheus /metrics of each process
-        self.audit_metrics_port = free_port()  # the audit's /metrics (settlement, approval decisions)
+        # Every port at once, all different (one free_port() after another may repeat a port).
+        procs = max(1, options.extauthz_procs)
+        ports = free_ports(2 * procs + 3)
+        self.port = options.listen_port or ports[0]
+        self.extauthz_ports = ports[1 : 1 + procs]
+        self.metrics_ports = ports[1 + procs : 1 + 2 * procs]  # Prometheus /metrics of each process
+        self.audit_metrics_port = ports[
+            1 + 2 * procs
+        ]  # the audit's /metrics (settlement, approval decisions)
         self.access_log = self.workdir / "access.log"
-        self.envoy_admin_port = free_port()  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
+        self.envoy_admin_port = ports[
+            2 + 2 * procs
+        ]  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}

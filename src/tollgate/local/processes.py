@@ -5,6 +5,7 @@ and the integration and e2e tests, so local mode is what the tests exercise."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -35,6 +36,16 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
+    """`n` ports nothing listens on right now, all different: each probe socket stays bound until all are
+    picked (free_port() twice in a row may return the same port, free again once its socket closed)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in socks:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def tcp_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
