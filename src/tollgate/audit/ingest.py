@@ -417,42 +417,15 @@ class AuditPipeline:
         self._reopen_retry_at = None
         return True
 
-    async def run(
-        self,
-        stop: asyncio.Event,
-        *,
-        idle_s: float = 0.02,
-        rows_idle_s: float = 0.1,
-        max_backoff_s: float = 10.0,
-    ) -> None:
-        """Until `stop`: settlement and the rest (rows, approval events, the ledger sweep) each in a loop
-        of their own, so a SQL store that hangs or is locked never holds back the release of a refused
-        call's reservation. Idle, settlement looks every `idle_s` (it bounds how long a refusal keeps its
-        reservation), the rows every `rows_idle_s`. A store that is down (also at start) is retried with
-        backoff, forever."""
-        loops = [self._forever(stop, self._rows_once, "audit", rows_idle_s, max_backoff_s)]
-        if self.store is not None:
-            loops.append(self._forever(stop, self._settle_all, "settlement", idle_s, max_backoff_s))
-        await asyncio.gather(*loops)
-
-    async def _rows_once(self) -> int:
-        return await self.run_once(settle=False)
-
-    async def _forever(
-        self,
-        stop: asyncio.Event,
-        step: Callable[[], Awaitable[int]],
-        what: str,
-        idle_s: float,
-        max_backoff_s: float,
-    ) -> None:
+    async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
+        """Until `stop`: a store that is down (also at start) is retried with backoff, forever."""
         backoff = idle_s
         while not stop.is_set():
             try:
-                n = await step()
+                n = await self.run_once()
                 backoff = idle_s
             except (AuditStoreUnavailable, StoreUnavailable) as exc:
-                log.warning("%s is behind, will retry in %.1fs: %s", what, backoff, exc)
+                log.warning("audit is behind, will retry in %.1fs: %s", backoff, exc)
                 n, backoff = 0, min(backoff * 2, max_backoff_s)
             if n == 0 and backoff <= idle_s:
                 await asyncio.sleep(backoff)  # an idle tick: cheaper than wait_for's task and timer
