@@ -178,18 +178,24 @@ class Checker:
                 return self._finish(did, engine.unavailable(UNLEDGERED), grant, endpoint)
             if isinstance(verdict, Allow):
                 verdict = _answer(grant, verdict, c, call, now, aid)
-            done = self._finish(
-                did, verdict, grant, endpoint, facts, c.reservation_id, day, c.spent_micro_usd
-            )
             if c.status is CommitStatus.APPROVALS_WAITING:
                 aid = None  # none was created: the audit row and the alerts must not name one
-            done = replace(done, approval_id=aid, approval_created=c.approval_created)
-            if charge is None:
-                return done
-            return replace(
-                done,
-                budget_day=charge.day if c.reservation_id else None,
-                budget_spent_micro_usd=c.budget_spent_micro_usd,
+            # One Decision, built once (dataclasses.replace costs as much as building it again).
+            return Decision(
+                did,
+                verdict,
+                grant,
+                endpoint,
+                facts,
+                c.reservation_id,
+                day,
+                c.spent_micro_usd,
+                self._vendor_key(verdict, grant),
+                key_id,
+                aid,
+                c.approval_created,
+                charge.day if charge is not None and c.reservation_id else None,
+                c.budget_spent_micro_usd if charge is not None else None,
             )
         return self._finish(did, engine.unavailable("the grant kept changing"), None, endpoint)
 
@@ -239,8 +245,7 @@ class Checker:
                 return engine.object_not_found(nf.ref.collection, nf.ref.id), None
         if isinstance(facts, Need):
             return engine.unavailable("objects referenced too deeply"), None
-        final = engine.decide(subject, facts)
-        assert not isinstance(final, Pending)
+        final = engine.decide_from_facts(subject, facts)
         return final, facts if isinstance(facts, Facts) else None
 
     async def _approval(
@@ -311,10 +316,11 @@ class Checker:
         spent: int | None = None,
     ) -> Decision:
         assert not isinstance(verdict, Pending)
-        vendor_key = (
-            self._cache.vendor_key(grant, self._box) if isinstance(verdict, Allow) and grant else None
-        )
+        vendor_key = self._vendor_key(verdict, grant)
         return Decision(did, verdict, grant, endpoint, facts, reservation_id, day, spent, vendor_key)
+
+    def _vendor_key(self, verdict: Allow | Deny, grant: Grant | None) -> str | None:
+        return self._cache.vendor_key(grant, self._box) if isinstance(verdict, Allow) and grant else None
 
 
 def budget_charge(grant: Grant, now: datetime) -> BudgetCharge | None:

@@ -35,7 +35,7 @@ def to_response(
 ) -> external_auth_pb2.CheckResponse:
     """`token` (the vault token presented) and the real key are masked wherever they appear in the
     parameters the audit keeps; `redact` adds parameter names to the vendor's own redaction list."""
-    meta = _metadata(decision, call, (token or "", decision.vendor_key or ""), redact)
+    fields = _metadata(decision, call, (token or "", decision.vendor_key or ""), redact)
     v = decision.verdict
     if isinstance(v, Allow):
         assert vendor is not None and decision.vendor_key is not None
@@ -48,9 +48,11 @@ def to_response(
         _add_header(ok.response_headers_to_add, "x-tollgate-decision", decision.id)
         # Envoy's router does not strip x-envoy-* headers a client sent; they must not reach a vendor.
         ok.headers_to_remove.extend([k for k in call.headers if k.startswith("x-envoy-")])
-        r.dynamic_metadata.CopyFrom(meta)
+        _fill(r.dynamic_metadata, fields)  # in place: a Struct built apart would be copied in whole
         return r
-    return denied(v, decision.id, vendor, meta, approval_id=decision.approval_id)
+    return denied(
+        v, decision.id, vendor, _fill(struct_pb2.Struct(), fields), approval_id=decision.approval_id
+    )
 
 
 def denied(
@@ -95,10 +97,10 @@ def metadata_for_failure(decision_id: str, call: Call | None, rule: Rule) -> str
     fields: dict[str, Any] = {"decision_id": decision_id, "decision": "deny", "rule": rule.value}
     if call is not None:
         fields.update(_call_fields(call))
-    return _struct(fields)
+    return _fill(struct_pb2.Struct(), fields)
 
 
-def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozenset[str]) -> struct_pb2.Struct:
+def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozenset[str]) -> dict[str, Any]:
     v = d.verdict
     fields: dict[str, Any] = {
         "decision_id": d.id,
@@ -151,7 +153,7 @@ def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozens
         fields["spent_micro_usd"] = d.spent_micro_usd
     if d.approval_id is not None:  # pending on a denial row, used on an allowed one (rule 7b)
         fields["approval_id"] = d.approval_id
-    return _struct(fields)
+    return fields
 
 
 def _whom(who: frozenset[str]) -> str:
@@ -181,8 +183,7 @@ def _hidden(vendor_names: frozenset[str], extra: frozenset[str]) -> frozenset[st
     return vendor_names | extra
 
 
-def _struct(fields: dict[str, Any]) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
+def _fill(s: struct_pb2.Struct, fields: dict[str, Any]) -> struct_pb2.Struct:
     values = s.fields
     for k, v in fields.items():
         # Struct numbers are doubles: send integers as strings where they could exceed 2**53.

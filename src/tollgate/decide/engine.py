@@ -10,7 +10,8 @@
   10 allow: reserve the cost, swap the key.
 
 `decide` runs rules 1–5 from the request alone and returns Pending when it needs facts (which may
-mean reading objects from the vendor); called again with facts it finishes 6–7. Rule 7b asks whether
+mean reading objects from the vendor); called again with facts it finishes 6–7 (`decide_from_facts` runs
+only 6–7, for a subject already past 1–5). Rule 7b asks whether
 the priced call needs a person's approval (`needs_approval`); the approval's state lives in Redis and is
 read, created or consumed by the commit (the approval functions below turn its answer into a verdict).
 Rules 8 and 9 count what other calls did, so they run atomically in Redis (store/lua/commit.lua) in the
@@ -58,6 +59,12 @@ def decide(s: Subject, facts: Facts | Invalid | Unpriced | None = None) -> Verdi
             return deny if rule is _readable else _shadow(s.grant, deny)
     if facts is None:
         return Pending()
+    return decide_from_facts(s, facts)
+
+
+def decide_from_facts(s: Subject, facts: Facts | Invalid | Unpriced) -> Allow | Deny:
+    """Rules 6–7 alone, for a subject that rules 1–5 already passed (`decide(s)` was Pending): the
+    check does not run them twice."""
     assert s.grant is not None
     if isinstance(facts, Invalid):
         return _shadow(s.grant, Deny(Rule.REQUEST_INVALID, facts.message, facts.param))

@@ -9,7 +9,7 @@ import pytest
 from tests.builders import NOW, TOKEN, call, grant, spend_policy, vault_key
 
 from tollgate.credentials import token_digest
-from tollgate.decide.engine import Subject, after_reserve, decide, over_budget
+from tollgate.decide.engine import Subject, after_reserve, decide, decide_from_facts, over_budget
 from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.money import Money
@@ -56,8 +56,13 @@ def subject(
 
 
 def run(s: Subject, facts: Any = GOOD_FACTS):
+    """As the check runs it: rules 1–5, then 6–7 alone; and the whole decision must say the same."""
     first = decide(s)
-    return first if not isinstance(first, Pending) else decide(s, facts)
+    if not isinstance(first, Pending):
+        return first
+    final = decide_from_facts(s, facts)
+    assert final == decide(s, facts)
+    return final
 
 
 G = grant(spend_policy(**POLICY))
