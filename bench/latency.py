@@ -3,8 +3,10 @@
 One run starts redis-server, a fast local upstream, the ext_authz server and two real Envoys in
 front of the same upstream: one with the ext_authz filter (the gateway) and one without (the
 baseline). It then sends the same open-loop load (default 500 req/s of money-moving
-`POST /v1/charges`) through each and prints p50/p99 of both and the difference, and finally drives
-ext_authz's Check directly, as hard as it will go, to print checks/s.
+`POST /v1/charges`) through each and prints p50/p99 of both and the difference. The same load then goes
+through a third Envoy, rendered as the gateway's but with the one-EVALSHA floor (below) as its ext_authz:
+what Envoy's filter, gRPC and one Redis round trip add on this machine without Tollgate, the yardstick
+for the added latency. Finally it drives ext_authz's Check directly, as hard as it will go, for checks/s.
 
 Then, on the same ports and with the same driver, it measures the floors (bench/floor.py): a bare
 grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and prints Tollgate's
@@ -38,7 +40,14 @@ import yaml
 from tollgate.envoy.params import EnvoyParams, VendorUpstream
 from tollgate.envoy.render import render
 from tollgate.local.gateway import GatewayOptions, LocalGateway
-from tollgate.local.processes import ManagedProcess, free_port, start_envoy, start_process, start_redis
+from tollgate.local.processes import (
+    ManagedProcess,
+    free_port,
+    free_ports,
+    start_envoy,
+    start_process,
+    start_redis,
+)
 from tollgate.policy.manifests import KeyObject, Manifests, PolicyObject, SecretObject
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
@@ -305,6 +314,55 @@ def drive(
     return checks_with_python(ports, token, seconds, count), driver
 
 
+def start_floors(mode: str, ports: list[int], redis_url: str, workdir: Path) -> list[ManagedProcess]:
+    """bench/floor.py's server in `mode`, one process per port."""
+    script = str(Path(__file__).with_name("floor.py"))
+    return [
+        start_process(
+            f"floor-{mode}-{i}",
+            [sys.executable, script, "--mode", mode, "--port", str(port), "--redis-url", redis_url],
+            ready_port=port,
+            log_dir=workdir,
+        )
+        for i, port in enumerate(ports)
+    ]
+
+
+def envoy_params(
+    listen_port: int, extauthz_ports: list[int], upstream_port: int, workdir: Path
+) -> EnvoyParams:
+    """The gateway's Envoy, in front of the bench's upstream, with ext_authz at `extauthz_ports`."""
+    return EnvoyParams(
+        listen_port=listen_port,
+        extauthz_endpoints=[f"127.0.0.1:{port}" for port in extauthz_ports],
+        vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=f"http://127.0.0.1:{upstream_port}")],
+        access_log_path=str(workdir / f"access-{listen_port}.log"),
+        local_replies=local_replies({"stripe": "/stripe"}),
+        captured_fields=captured_fields(),
+    )
+
+
+def floor_latency(upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path) -> list[float]:
+    """Latencies through an Envoy rendered as the gateway's, whose ext_authz is the one-EVALSHA floor:
+    what Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate.
+    Measured before the gateway starts, so nothing of Tollgate's (the audit catching up) shares the cores."""
+    redis = start_redis(workdir=workdir / "floor-latency-redis")
+    listen, *ports = free_ports(procs + 1)
+    servers = start_floors("evalsha", ports, str(redis.url), workdir)
+    path = workdir / "floor-envoy.yaml"
+    path.write_text(
+        yaml.safe_dump(render(envoy_params(listen, ports, upstream_port, workdir)), sort_keys=False)
+    )
+    envoy = start_envoy(path, listen_port=listen, log_path=workdir / "floor-envoy.log")
+    try:
+        return asyncio.run(
+            open_loop(f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds)
+        )
+    finally:
+        for proc in (envoy, *servers, redis):
+            proc.stop()
+
+
 def floors(ports: list[int], token: str, seconds: float, workdir: Path) -> dict[str, tuple[float, float]]:
     """checks/s and CPU µs per check of bench/floor.py's servers, one per port (the ports ext_authz
     uses), same driver."""
@@ -312,24 +370,7 @@ def floors(ports: list[int], token: str, seconds: float, workdir: Path) -> dict[
     out: dict[str, tuple[float, float]] = {}
     try:
         for mode in ("bare", "evalsha"):
-            procs = [
-                start_process(
-                    f"floor-{mode}-{i}",
-                    [
-                        sys.executable,
-                        str(Path(__file__).with_name("floor.py")),
-                        "--mode",
-                        mode,
-                        "--port",
-                        str(port),
-                        "--redis-url",
-                        str(redis.url),
-                    ],
-                    ready_port=port,
-                    log_dir=workdir,
-                )
-                for i, port in enumerate(ports)
-            ]
+            procs = start_floors(mode, ports, str(redis.url), workdir)
             try:
                 pids = [p.pid for p in procs if p.pid is not None]
                 out[mode] = measured(ports, pids, token, seconds, workdir)[:2]
@@ -391,21 +432,17 @@ def main() -> None:
     inside: dict[float, float] = {}
     shares: dict[str, float] = {}
     gated: list[float] = []
+    floor_gated: list[float] = []  # the same load through an Envoy whose ext_authz is the one-EVALSHA floor
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
     # brackets Tollgate's figure in time on a machine whose load drifts.
     floor_before = floors(gw.extauthz_ports, "tgk_floor", args.check_seconds, workdir)
+    if not args.only_checks:
+        floor_gated = floor_latency(up_port, args.extauthz_procs, args.rate, args.seconds, workdir)
     try:
         gw.start()
         token = gw.apply(manifests())["bench/k"]
         if not args.only_checks:
-            params = EnvoyParams(
-                listen_port=free_port(),
-                extauthz_endpoints=[f"127.0.0.1:{port}" for port in gw.extauthz_ports],
-                vendors=[VendorUpstream(name="stripe", prefix="/stripe", url=f"http://127.0.0.1:{up_port}")],
-                access_log_path=str(workdir / "baseline-access.log"),
-                local_replies=local_replies({"stripe": "/stripe"}),
-                captured_fields=captured_fields(),
-            )
+            params = envoy_params(free_port(), gw.extauthz_ports, up_port, workdir)
             base = baseline_envoy(params, workdir)
             try:
                 path = "/stripe/v1/charges"
@@ -446,6 +483,8 @@ def main() -> None:
         "gateway_p99_ms": round(pct(gated, 99), 3) if gated else None,
         "added_p50_ms": round(pct(gated, 50) - pct(plain, 50), 3) if gated else None,
         "added_p99_ms": round(pct(gated, 99) - pct(plain, 99), 3) if gated else None,
+        "floor_added_p50_ms": round(pct(floor_gated, 50) - pct(plain, 50), 3) if floor_gated else None,
+        "floor_added_p99_ms": round(pct(floor_gated, 99) - pct(plain, 99), 3) if floor_gated else None,
         "inside_check_p50_ms_at_most": bucket_pct(inside, 50) if gated else None,
         "inside_check_p99_ms_at_most": bucket_pct(inside, 99) if gated else None,
         "extauthz_checks_per_s": round(cps),
@@ -476,6 +515,10 @@ def main() -> None:
             f"Tollgate         p50 {figures['gateway_p50_ms']:.3f} ms   p99 {figures['gateway_p99_ms']:.3f} ms"
         )
         print(f"added            p50 {figures['added_p50_ms']:.3f} ms   p99 {figures['added_p99_ms']:.3f} ms")
+        print(
+            f"floor added      p50 {figures['floor_added_p50_ms']:.3f} ms   p99 {figures['floor_added_p99_ms']:.3f} ms"
+            "   (the same Envoy, its ext_authz the one-EVALSHA servicer: what gRPC and one Redis round trip add here)"
+        )
         print(
             f"  of which inside Check (ext_authz's histogram): p50 ≤ {figures['inside_check_p50_ms_at_most']:g} ms, "
             f"p99 ≤ {figures['inside_check_p99_ms_at_most']:g} ms; the rest is gRPC, Envoy and the wait for a core"
