@@ -124,6 +124,7 @@ async def test_a_vendor_refusal_releases_the_reservation_and_a_success_settles_i
     audit.migrate()
     pipeline = AuditPipeline(log, audit, store)
     assert await pipeline.run_once() == 2
+    assert pipeline.parsed.parsed == 2  # settled and written from one parse of each line
     assert await store.spent(KEY, "stripe", "20261125") == 15_000_000  # the refused call's $15 came back
     settled = dict(audit.query("SELECT row_id, settlement FROM tollgate_calls")[1])
     assert settled == {"refused": "released", "accepted": "settled"}

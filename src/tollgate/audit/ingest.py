@@ -119,6 +119,35 @@ def settled_to_end(position: str | None, path: Path) -> bool:
     return identity == _identity(st) and offset.isdigit() and int(offset) >= st.st_size
 
 
+class ParsedLines:
+    """Each log line parsed once for both readers: settlement and the row writer read the same lines, one
+    after the other, and parsing is most of an ingester's CPU. A row parsed by one is kept, by position,
+    for the other, which takes it (a row is frozen: both can hold it). A position is reused only by a
+    file truncated in place, so a kept row is used only for the same text. Bounded: should one reader
+    be far behind (its store down), what the other parsed is let go and parsed again later."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._kept: dict[str, tuple[str, AuditRow]] = {}
+        self.parsed = 0  # lines parsed, for tests
+
+    def rows(self, lines: list[tuple[str, str]]) -> list[AuditRow]:
+        out = []
+        for line, pos in lines:
+            kept = self._kept.pop(pos, None)
+            if kept is not None and kept[0] == line:
+                out.append(kept[1])
+                continue
+            row = from_line(line, pos)
+            self.parsed += 1
+            if self._limit:
+                if len(self._kept) >= self._limit:
+                    self._kept.clear()
+                self._kept[pos] = (line, row)
+            out.append(row)
+        return out
+
+
 class AuditPipeline:
     def __init__(
         self,
@@ -168,6 +197,7 @@ class AuditPipeline:
         self._budgets_marked: set[str] = set()  # shared budgets likewise
         self._next_sweep = 0.0
         self._next_approvals = 0.0
+        self.parsed = ParsedLines(limit=4096 if store is not None else 0)  # no settlement: one reader
 
     async def run_once(self, *, settle: bool = True) -> int:
         """Settle what is there now (unless `run`'s own loop does), write its rows and sweep the ledger;
@@ -219,7 +249,7 @@ class AuditPipeline:
             lines, cp = self.tail.read(self._settle_cp)
             if not lines:
                 return total
-            rows = [from_line(line, pos) for line, pos in lines]
+            rows = self.parsed.rows(lines)
             await apply_settlements(self.store, rows)
             await self._save_settle_cp(cp)
             self._settle_cp = cp
@@ -261,7 +291,7 @@ class AuditPipeline:
         if not lines:
             await self._maybe_rotate()
             return 0
-        rows = [from_line(line, pos) for line, pos in lines]
+        rows = self.parsed.rows(lines)
         await asyncio.to_thread(self.audit.append, rows, self.source, cp)
         self._cp = cp
         for observe in self.observers:
