@@ -76,3 +76,15 @@ def test_the_bound_falls_where_json_dumps_would_put_it_whatever_the_characters()
             text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
             params[name] = text if rng.random() < 0.7 else [text[:20]] * rng.randint(0, 3)
         assert audit_json(params, ()) == _audit_json_by_dumps(params)
+
+
+def test_parameters_that_just_fit_are_kept_whole_and_one_character_more_is_not() -> None:
+    # Values up to MAX_VALUE_CHARS each: sixteen of them, the last one's length swept across the bound.
+    base: dict[str, ParamValue] = {f"metadata[k{i:02}]": "v" * 240 for i in range(15)}
+    seen = set()
+    for n in range(0, MAX_VALUE_CHARS):
+        params = {**base, "z": "é" * n}  # escaped to 6 characters each in the measure
+        out = audit_json(params, ())
+        assert out == _audit_json_by_dumps(params)
+        seen.add("_more" in json.loads(out))
+    assert seen == {True, False}
