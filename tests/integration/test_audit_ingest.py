@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -222,3 +225,59 @@ async def test_an_ingester_restarted_between_rename_and_reopen_asks_the_writer_t
     assert await restarted.run_once() == 1
     assert audit.count() == 3
     audit.dispose()
+
+
+async def test_a_locked_database_holds_the_rows_back_but_never_a_release(
+    tmp_path: Path, store: RedisStore
+) -> None:
+    """While SQLite is locked, every refusal is released within about one attempt on the database (its
+    lock wait), however long the lock lasts: the rows wait with their own backoff, settlement does not."""
+    g = grant()
+    await store.put_grant(g)
+    db = tmp_path / "audit.db"
+    audit = AuditStore.from_url(f"sqlite:///{db}", sqlite_lock_wait_s=0.3)
+    audit.migrate()
+    log = tmp_path / "access.log"
+    log.touch()
+    pipeline = AuditPipeline(log, audit, store, source="envoy")
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+
+    async def until(done: Callable[[], Awaitable[bool]], within_s: float) -> float:
+        start = time.monotonic()
+        while not await done():
+            assert time.monotonic() - start < within_s, f"not within {within_s}s"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - start
+
+    async def rows(n: int) -> bool:
+        return await asyncio.to_thread(audit.count) == n
+
+    async def released() -> bool:
+        return await store.spent(KEY, "stripe", "20261125") == 0
+
+    def refused(request_id: str, reservation: str | None) -> str:
+        authz = {**ALLOWED["authz"], "vault_key_id": KEY, "reservation_id": reservation}  # type: ignore[dict-item]
+        return line(
+            request_id=request_id, authz=authz, response_code=402, response_code_details="via_upstream"
+        )
+
+    write(log, line(request_id="first"))
+    await until(lambda: rows(1), 5)
+    lock = sqlite3.connect(db)
+    lock.execute("BEGIN EXCLUSIVE")
+    waits = []
+    try:
+        for i in range(5):  # over some 6 s of lock: the rows' backoff grows past a second meanwhile
+            c = await store.commit(KEY, g.version, "stripe", "20261125", 15_000_000, 100_000_000)
+            assert not await released()
+            write(log, refused(f"refused-{i}", c.reservation_id))
+            waits.append(await until(released, 5))
+            await asyncio.sleep(0.9)
+    finally:
+        lock.rollback()
+        lock.close()
+    assert max(waits) < 1.0, waits
+    await until(lambda: rows(6), 15)  # every row, once the database is free
+    stop.set()
+    await task

@@ -199,16 +199,20 @@ class AuditPipeline:
         self._next_approvals = 0.0
         self.parsed = ParsedLines(limit=4096 if store is not None else 0)  # no settlement: one reader
 
-    async def run_once(self, *, settle: bool = True) -> int:
+    async def run_once(self, *, settle: bool = True, sql: bool = True) -> int:
         """Settle what is there now (unless `run`'s own loop does), write its rows and sweep the ledger;
         returns the rows written. Each step runs whether or not the others' store is reachable; then the
-        first failure is raised."""
+        first failure is raised. `sql=False`: settle only (`run`, while the SQL store waits to be retried)."""
         failures: list[TollgateError] = []
         if settle:
             try:
                 await self._settle_all()
             except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
                 failures.append(exc)
+        if not sql:
+            if failures:
+                raise failures[0]
+            return 0
         written = 0
         try:
             written = await self._write_rows()
@@ -448,13 +452,26 @@ class AuditPipeline:
         return True
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 0.02, max_backoff_s: float = 10.0) -> None:
-        """Until `stop`: a store that is down (also at start) is retried with backoff, forever."""
-        backoff = idle_s
+        """Until `stop`: a store that is down (also at start) is retried with backoff, forever. The SQL
+        store's backoff is its own: while it waits, settlement (Redis only) goes on every tick, so a
+        database that is down or locked never holds a release for longer than one attempt on it."""
+        backoff = idle_s  # Redis: nothing can be settled, every step waits
+        sql_backoff, sql_at = idle_s, 0.0  # the SQL store: rows, approval events and the sweep wait
         while not stop.is_set():
+            sql = time.monotonic() >= sql_at
             try:
-                n = await self.run_once()
+                n = await self.run_once(sql=sql)
                 backoff = idle_s
-            except (AuditStoreUnavailable, StoreUnavailable) as exc:
+                if sql:
+                    sql_backoff = idle_s
+            except AuditStoreUnavailable as exc:
+                log.warning("audit rows are behind, will retry in %.1fs: %s", sql_backoff, exc)
+                # Settlement needs the SQL store only to find where to start; once started, it goes on.
+                settling = self.store is not None and self._settle_loaded
+                n, backoff = 0, idle_s if settling else min(backoff * 2, max_backoff_s)
+                sql_at = time.monotonic() + sql_backoff
+                sql_backoff = min(sql_backoff * 2, max_backoff_s)
+            except StoreUnavailable as exc:
                 log.warning("audit is behind, will retry in %.1fs: %s", backoff, exc)
                 n, backoff = 0, min(backoff * 2, max_backoff_s)
             if n == 0 and backoff <= idle_s:

@@ -241,13 +241,17 @@ class AuditStore:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str) -> AuditStore:
-        """`sqlite:///path.db` or `postgresql://…` (psycopg 3 is used for PostgreSQL)."""
+    def from_url(cls, url: str, *, sqlite_lock_wait_s: float | None = None) -> AuditStore:
+        """`sqlite:///path.db` or `postgresql://…` (psycopg 3 is used for PostgreSQL).
+        `sqlite_lock_wait_s`: how long a write waits for another writer's lock before it fails (Python's
+        sqlite3 waits 5 s); the ingester waits less, since it retries and settles meanwhile."""
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             kwargs["connect_args"] = {"connect_timeout": 3}
+        elif url.startswith("sqlite") and sqlite_lock_wait_s is not None:
+            kwargs["connect_args"] = {"timeout": sqlite_lock_wait_s}
         return cls(create_engine(url, **kwargs))
 
     def migrate(self) -> int:

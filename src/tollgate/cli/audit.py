@@ -173,7 +173,8 @@ def ingest(
         # Raising one's own niceness needs no privilege (a container's securityContext allows it).
         os.nice(nice)
     # Not migrated here: the pipeline migrates, retrying a database that is down (at start too) forever.
-    store = AuditStore.from_url(db or settings.audit.url)
+    # A locked SQLite file fails a write within a second: rows are retried later, settlement goes on.
+    store = AuditStore.from_url(db or settings.audit.url, sqlite_lock_wait_s=1.0)
     redis = RedisStore.from_url(redis_url or settings.redis.url, timeout_s=settings.redis.timeout_ms / 1000)
 
     async def main() -> None:
