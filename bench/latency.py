@@ -96,9 +96,14 @@ def baseline_envoy(params: EnvoyParams, workdir: Path) -> ManagedProcess:
     config = render(params)
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"] = [f for f in hcm["http_filters"] if "ext_authz" not in f["name"]]
-    path = workdir / "baseline.yaml"
+    return run_envoy("baseline", config, params.listen_port, workdir)
+
+
+def run_envoy(name: str, config: dict, listen_port: int, workdir: Path) -> ManagedProcess:
+    """Envoy on a rendered `config`, written to `<name>.yaml`, logging to `<name>-envoy.log`."""
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return start_envoy(path, listen_port=params.listen_port, log_path=workdir / "baseline-envoy.log")
+    return start_envoy(path, listen_port=listen_port, log_path=workdir / f"{name}-envoy.log")
 
 
 async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[float]:
@@ -349,11 +354,7 @@ def floor_latency(upstream_port: int, procs: int, rate: int, seconds: float, wor
     redis = start_redis(workdir=workdir / "floor-latency-redis")
     listen, *ports = free_ports(procs + 1)
     servers = start_floors("evalsha", ports, str(redis.url), workdir)
-    path = workdir / "floor-envoy.yaml"
-    path.write_text(
-        yaml.safe_dump(render(envoy_params(listen, ports, upstream_port, workdir)), sort_keys=False)
-    )
-    envoy = start_envoy(path, listen_port=listen, log_path=workdir / "floor-envoy.log")
+    envoy = run_envoy("floor", render(envoy_params(listen, ports, upstream_port, workdir)), listen, workdir)
     try:
         return asyncio.run(
             open_loop(f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds)

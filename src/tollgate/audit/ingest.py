@@ -115,8 +115,14 @@ def settled_to_end(position: str | None, path: Path) -> bool:
     st = _stat(path)
     if st is None or st.st_size == 0:
         return True
+    cp = parse_position(position)
+    return cp is not None and cp.identity == _identity(st) and cp.offset >= st.st_size
+
+
+def parse_position(position: str | None) -> Checkpoint | None:
+    """Settlement's saved position, `identity@offset`, as a checkpoint (None when absent or malformed)."""
     identity, _, offset = (position or "").rpartition("@")
-    return identity == _identity(st) and offset.isdigit() and int(offset) >= st.st_size
+    return Checkpoint(identity, int(offset)) if identity and offset.isdigit() else None
 
 
 class ParsedLines:
@@ -199,16 +205,15 @@ class AuditPipeline:
         self._next_approvals = 0.0
         self.parsed = ParsedLines(limit=4096 if store is not None else 0)  # no settlement: one reader
 
-    async def run_once(self, *, settle: bool = True, sql: bool = True) -> int:
-        """Settle what is there now (unless `run`'s own loop does), write its rows and sweep the ledger;
-        returns the rows written. Each step runs whether or not the others' store is reachable; then the
-        first failure is raised. `sql=False`: settle only (`run`, while the SQL store waits to be retried)."""
+    async def run_once(self, *, sql: bool = True) -> int:
+        """Settle what is there now, write its rows and sweep the ledger; returns the rows written. Each
+        step runs whether or not the others' store is reachable; then the first failure is raised.
+        `sql=False`: settle only (`run`, while the SQL store waits to be retried)."""
         failures: list[TollgateError] = []
-        if settle:
-            try:
-                await self._settle_all()
-            except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
-                failures.append(exc)
+        try:
+            await self._settle_all()
+        except (AuditStoreUnavailable, StoreUnavailable) as exc:  # SQL only to find where to start
+            failures.append(exc)
         if not sql:
             if failures:
                 raise failures[0]
@@ -237,8 +242,8 @@ class AuditPipeline:
     # ---- settlement: Redis only ----------------------------------------------------------------------
 
     async def _settle_all(self) -> int:
-        # One at a time: run's settlement loop and the ledger sweep both settle (two readers of one
-        # checkpoint could save an older position after a newer one), and a rebuild must not race a settle.
+        # One at a time: `drain` and the ledger sweep settle too, and may be called beside `run` (two readers
+        # of one checkpoint could save an older position after a newer one; a rebuild must not race a settle).
         async with self._settling:
             return await self._settle_locked()
 
@@ -274,9 +279,9 @@ class AuditPipeline:
             self._migrated = True
 
     async def _settle_cp_get(self) -> Checkpoint | None:
-        raw = await self.ledger.settle_checkpoint(self.source) if self.ledger is not None else None
-        identity, _, offset = (raw or "").rpartition("@")
-        return Checkpoint(identity, int(offset)) if identity and offset.isdigit() else None
+        return parse_position(
+            await self.ledger.settle_checkpoint(self.source) if self.ledger is not None else None
+        )
 
     async def _save_settle_cp(self, cp: Checkpoint) -> None:
         if self.ledger is not None:

@@ -110,17 +110,13 @@ class LocalGateway:
         self.upstreams = dict(options.upstreams)
         # Every port at once, all different (one free_port() after another may repeat a port).
         procs = max(1, options.extauthz_procs)
-        ports = free_ports(2 * procs + 3)
-        self.port = options.listen_port or ports[0]
-        self.extauthz_ports = ports[1 : 1 + procs]
-        self.metrics_ports = ports[1 + procs : 1 + 2 * procs]  # Prometheus /metrics of each process
-        self.audit_metrics_port = ports[
-            1 + 2 * procs
-        ]  # the audit's /metrics (settlement, approval decisions)
+        listen, audit_metrics, envoy_admin, *per_process = free_ports(3 + 2 * procs)
+        self.port = options.listen_port or listen
+        self.extauthz_ports = per_process[:procs]
+        self.metrics_ports = per_process[procs:]  # Prometheus /metrics of each process
+        self.audit_metrics_port = audit_metrics  # the audit's /metrics (settlement, approval decisions)
         self.access_log = self.workdir / "access.log"
-        self.envoy_admin_port = ports[
-            2 + 2 * procs
-        ]  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
+        self.envoy_admin_port = envoy_admin  # 127.0.0.1 only; the auditor asks it to reopen a rotated log
         self.audit_url = options.audit_url or f"sqlite:///{self.workdir / 'audit.db'}"
         self.tokens: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -217,7 +213,7 @@ class LocalGateway:
 
     def wait_audited(self, timeout_s: float = 15.0) -> None:
         """Wait until every line Envoy has written (it flushes every access_log_flush_ms) is in the audit
-        store and settled (settlement runs in a loop of its own: neither implies the other). Raises
+        store and settled (each has its own checkpoint: neither implies the other). Raises
         ProcessError after `timeout_s`."""
         time.sleep(2 * self.options.access_log_flush_ms / 1000)
         deadline = time.monotonic() + timeout_s
