@@ -1,7 +1,7 @@
 """Benchmark: latency Tollgate adds, and ext_authz checks per second. Prints figures; not a test.
 
-One run starts redis-server, a fast local upstream, the ext_authz server and two real Envoys in
-front of the same upstream: one with the ext_authz filter (the gateway) and one without (the
+One run starts redis-server, a stand-in vendor (an Envoy answering every request), the ext_authz
+server and two real Envoys in front of that vendor: one with the ext_authz filter (the gateway) and one without (the
 baseline). It then sends the same open-loop load (default 500 req/s of money-moving
 `POST /v1/charges`) through each and prints p50/p99 of both and the difference. The same load then goes
 through a third Envoy, rendered as the gateway's but with the one-EVALSHA floor (below) as its ext_authz:
@@ -54,16 +54,45 @@ from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.vendors import captured_fields
 from tollgate.vendors.envoy_replies import local_replies
 
-UPSTREAM = """
-import sys
-from aiohttp import web
-async def ok(request):
-    await request.read()
-    return web.json_response({"id": "ch_bench", "object": "charge", "amount": 100, "currency": "usd"})
-app = web.Application()
-app.router.add_route("*", "/{tail:.*}", ok)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
+CHARGE = '{"id": "ch_bench", "object": "charge", "amount": 100, "currency": "usd"}'
+
+
+def upstream_config(port: int) -> dict:
+    """The bench's vendor: an Envoy that answers every request 200 with a charge (a direct response).
+    C, like the load generator: the cores measured are left to the gateway, not to the bench's own parts."""
+    router = {
+        "name": "envoy.filters.http.router",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+    }
+    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": CHARGE}}}
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+        ".HttpConnectionManager",
+        "stat_prefix": "upstream",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "vendor",
+                    "domains": ["*"],
+                    "routes": [route],
+                    "response_headers_to_add": [
+                        {"header": {"key": "content-type", "value": "application/json"}}
+                    ],
+                }
+            ]
+        },
+        "http_filters": [router],
+    }
+    listener = {
+        "name": "upstream",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+    return {"static_resources": {"listeners": [listener]}}
+
+
 BODY = "amount=100&currency=usd&source=tok_bench"
 
 
@@ -106,7 +135,47 @@ def run_envoy(name: str, config: dict, listen_port: int, workdir: Path) -> Manag
     return start_envoy(path, listen_port=listen_port, log_path=workdir / f"{name}-envoy.log")
 
 
-async def open_loop(url: str, token: str, rate: int, seconds: float) -> list[float]:
+CLIENT_RPS = 5  # h2load: each connection sends every 200 ms, far apart from any latency measured here
+
+
+def open_loop(url: str, token: str, rate: int, seconds: float, workdir: Path) -> list[float]:
+    """`rate` requests per second of `POST` `BODY` to `url` for `seconds`; latencies in ms. h2load (C)
+    where installed: a Python client would take a third of a core from the gateway it measures."""
+    if shutil.which("h2load"):
+        return open_loop_h2load(url, token, rate, seconds, workdir)
+    return asyncio.run(open_loop_python(url, token, rate, seconds))
+
+
+def open_loop_h2load(url: str, token: str, rate: int, seconds: float, workdir: Path) -> list[float]:
+    """`rate` ÷ CLIENT_RPS connections, started 1 ÷ `rate` s apart and each sending CLIENT_RPS requests
+    a second, so requests leave evenly spaced (h2load's --rps; HTTP/2, since with a body over HTTP/1.1
+    h2load 1.52 ignores --rps). h2load logs each request's time to its whole response."""
+    body = workdir / "charge.form"
+    body.write_text(BODY)
+    clients = max(1, rate // CLIENT_RPS)
+    log = workdir / "h2load-latency.log"
+
+    def run(n: int) -> list[float]:
+        log.unlink(missing_ok=True)  # h2load appends
+        argv = [
+            "h2load", "-n", str(n), "-c", str(clients), "--rps", str(rate / clients),
+            "-r", "1", "--rate-period", f"{max(1, round(1000 / rate))}ms",
+            "-d", str(body), "-H", f"authorization: Bearer {token}",
+            "-H", "content-type: application/x-www-form-urlencoded", "--log-file", str(log), url,
+        ]  # fmt: skip
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        rows = [line.split("\t") for line in log.read_text().splitlines()]
+        failed = [r for r in rows if r[1] != "200"]
+        if failed or len(rows) != n:
+            # Printed, not fatal: on a shared machine a stall can push checks past Envoy's ext_authz timeout.
+            print(f"{url}: {len(failed)} of {len(rows)} requests failed (of {n}):\n{out}", file=sys.stderr)
+        return [int(r[2]) / 1000 for r in rows if r[1] == "200"]
+
+    run(max(clients, 200))  # warm up connections and caches
+    return run(max(clients, int(rate * seconds)))
+
+
+async def open_loop_python(url: str, token: str, rate: int, seconds: float) -> list[float]:
     """Send `rate` requests per second on a fixed schedule (no coordinated omission); latencies in ms."""
     latencies: list[float] = []
     errors = 0
@@ -271,11 +340,12 @@ def checks_with_python(ports: list[int], token: str, seconds: float, count: int 
 
 
 def cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used (all their threads: grpcio's pollers too)."""
+    """User + system CPU seconds the processes have used (all their threads: grpcio's pollers too), and
+    their children once they have ended (the bench's h2load runs)."""
     ticks = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -299,7 +369,7 @@ def _parts(gw: LocalGateway, upstream: ManagedProcess) -> dict[str, list[int]]:
         "upstream": [upstream],
     }
     pids = {name: [p.pid for p in ps if p is not None and p.pid is not None] for name, ps in procs.items()}
-    return {**pids, "load generator": [os.getpid()]}
+    return {**pids, "load generator": [os.getpid()]}  # with its h2load runs, once they have ended
 
 
 def rss_mib(pid: int) -> float:
@@ -356,9 +426,7 @@ def floor_latency(upstream_port: int, procs: int, rate: int, seconds: float, wor
     servers = start_floors("evalsha", ports, str(redis.url), workdir)
     envoy = run_envoy("floor", render(envoy_params(listen, ports, upstream_port, workdir)), listen, workdir)
     try:
-        return asyncio.run(
-            open_loop(f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds)
-        )
+        return open_loop(f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir)
     finally:
         for proc in (envoy, *servers, redis):
             proc.stop()
@@ -417,9 +485,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     up_port = free_port()
-    upstream = start_process(
-        "upstream", [sys.executable, "-c", UPSTREAM, str(up_port)], ready_port=up_port, log_dir=workdir
-    )
+    upstream = run_envoy("upstream", upstream_config(up_port), up_port, workdir)
     gw = LocalGateway(
         GatewayOptions(
             manifests=None,
@@ -447,13 +513,13 @@ def main() -> None:
             base = baseline_envoy(params, workdir)
             try:
                 path = "/stripe/v1/charges"
-                plain = asyncio.run(
-                    open_loop(f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds)
+                plain = open_loop(
+                    f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds, workdir
                 )
                 inside_before = check_histogram(gw.metrics_ports)
                 parts = _parts(gw, upstream)
                 cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
-                gated = asyncio.run(open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds))
+                gated = open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
                 shares = {
                     name: (cpu_s(pids) - cpu_before[name]) / args.seconds for name, pids in parts.items()
                 }
