@@ -35,7 +35,7 @@ def to_response(
 ) -> external_auth_pb2.CheckResponse:
     """`token` (the vault token presented) and the real key are masked wherever they appear in the
     parameters the audit keeps; `redact` adds parameter names to the vendor's own redaction list."""
-    fields = _metadata(decision, call, (token or "", decision.vendor_key or ""), redact)
+    secrets = (token or "", decision.vendor_key or "")
     v = decision.verdict
     if isinstance(v, Allow):
         assert vendor is not None and decision.vendor_key is not None
@@ -48,11 +48,11 @@ def to_response(
         _add_header(ok.response_headers_to_add, "x-tollgate-decision", decision.id)
         # Envoy's router does not strip x-envoy-* headers a client sent; they must not reach a vendor.
         ok.headers_to_remove.extend([k for k in call.headers if k.startswith("x-envoy-")])
-        _fill(r.dynamic_metadata, fields)  # in place: a Struct built apart would be copied in whole
+        _metadata(r.dynamic_metadata.fields, decision, call, secrets, redact)
         return r
-    return denied(
-        v, decision.id, vendor, _fill(struct_pb2.Struct(), fields), approval_id=decision.approval_id
-    )
+    meta = struct_pb2.Struct()
+    _metadata(meta.fields, decision, call, secrets, redact)
+    return denied(v, decision.id, vendor, meta, approval_id=decision.approval_id)
 
 
 def denied(
@@ -94,66 +94,77 @@ def denied(
 
 
 def metadata_for_failure(decision_id: str, call: Call | None, rule: Rule) -> struct_pb2.Struct:
-    fields: dict[str, Any] = {"decision_id": decision_id, "decision": "deny", "rule": rule.value}
+    meta = struct_pb2.Struct()
+    f = meta.fields
+    f["decision_id"].string_value = decision_id
+    f["decision"].string_value = "deny"
+    f["rule"].string_value = rule.value
     if call is not None:
-        fields.update(_call_fields(call))
-    return _fill(struct_pb2.Struct(), fields)
+        _call_fields(f, call)
+    return meta
 
 
-def _metadata(d: Decision, call: Call, secrets: tuple[str, ...], redact: frozenset[str]) -> dict[str, Any]:
+def _metadata(f: Any, d: Decision, call: Call, secrets: tuple[str, ...], redact: frozenset[str]) -> None:
+    """The audit's fields, written into the response's Struct (`f`: its `fields` map) one by one: no
+    dict built first and walked again. Every value is a string but `replay`: Struct numbers are doubles,
+    and an integer (micro-USD) could exceed 2**53."""
     v = d.verdict
-    fields: dict[str, Any] = {
-        "decision_id": d.id,
-        "decision": "allow" if isinstance(v, Allow) else "deny",
-        "rule": Rule.ALLOWED.value if isinstance(v, Allow) else v.rule.value,
-        **_call_fields(call),
-    }
+    f["decision_id"].string_value = d.id
+    if isinstance(v, Allow):
+        f["decision"].string_value = "allow"
+        f["rule"].string_value = Rule.ALLOWED.value
+    else:
+        f["decision"].string_value = "deny"
+        f["rule"].string_value = v.rule.value
+    _call_fields(f, call)
     if call.params:
         # What was asked, for the audit row: redacted, then bounded (one access-log line carries it).
         known = find_vendor(call.vendor)
-        fields["params"] = audit_json(
+        f["params"].string_value = audit_json(
             call.params, _hidden(known.redacted if known else frozenset(), redact), secrets
         )
     if isinstance(v, Allow):
-        fields["cost_micro_usd"] = v.cost_micro_usd
+        f["cost_micro_usd"].string_value = str(v.cost_micro_usd)
         if v.shadow_denial is not None:
-            fields["shadow_rule"] = v.shadow_denial.rule.value
-            fields["shadow_reason"] = v.shadow_denial.message
+            f["shadow_rule"].string_value = v.shadow_denial.rule.value
+            f["shadow_reason"].string_value = v.shadow_denial.message
         if v.replay:
-            fields["replay"] = True
+            f["replay"].bool_value = True
     else:
-        fields["reason"] = v.message
-    if d.key_id is not None:
-        fields["vault_key_id"] = d.key_id
-    if d.grant is not None:
-        fields.update(
-            cap_micro_usd=d.grant.daily_cap_micro_usd,
-            vault_key_id=d.grant.key_id,
-            policy_id=d.grant.policy_id,
-            grant_version=d.grant.version,
-            mode=d.grant.mode.value,
-        )
-        if d.grant.budget is not None:  # the audit row names the budget (and settles its counter)
-            fields.update(
-                budget_id=d.grant.budget.id, budget_cap_micro_usd=d.grant.budget.daily_cap_micro_usd
-            )
+        f["reason"].string_value = v.message
+    g = d.grant
+    key_id = g.key_id if g is not None else d.key_id
+    if key_id is not None:
+        f["vault_key_id"].string_value = key_id
+    if g is not None:
+        f["cap_micro_usd"].string_value = str(g.daily_cap_micro_usd)
+        f["policy_id"].string_value = g.policy_id
+        f["grant_version"].string_value = g.version
+        f["mode"].string_value = g.mode.value
+        if g.budget is not None:  # the audit row names the budget (and settles its counter)
+            f["budget_id"].string_value = g.budget.id
+            f["budget_cap_micro_usd"].string_value = str(g.budget.daily_cap_micro_usd)
     if d.endpoint is not None:
-        fields["endpoint"] = d.endpoint.name
-    if d.facts is not None and (d.facts.customers or d.facts.recipients):
-        fields["customer"] = _whom(d.facts.customers or d.facts.recipients)
-    if d.facts is not None and d.facts.cost is not None:
-        fields.update(amount_minor=d.facts.cost.amount, currency=d.facts.cost.currency)
+        f["endpoint"].string_value = d.endpoint.name
+    facts = d.facts
+    if facts is not None:
+        if facts.customers or facts.recipients:
+            f["customer"].string_value = _whom(facts.customers or facts.recipients)
+        if facts.cost is not None:
+            f["amount_minor"].string_value = str(facts.cost.amount)
+            f["currency"].string_value = facts.cost.currency
     if d.reservation_id:
-        fields.update(reservation_id=d.reservation_id, day=d.day)
+        f["reservation_id"].string_value = d.reservation_id
+        if d.day is not None:
+            f["day"].string_value = d.day
         if d.budget_day:
-            fields["budget_day"] = d.budget_day
+            f["budget_day"].string_value = d.budget_day
     if d.budget_spent_micro_usd is not None:
-        fields["budget_spent_micro_usd"] = d.budget_spent_micro_usd
+        f["budget_spent_micro_usd"].string_value = str(d.budget_spent_micro_usd)
     if d.spent_micro_usd is not None:
-        fields["spent_micro_usd"] = d.spent_micro_usd
+        f["spent_micro_usd"].string_value = str(d.spent_micro_usd)
     if d.approval_id is not None:  # pending on a denial row, used on an allowed one (rule 7b)
-        fields["approval_id"] = d.approval_id
-    return fields
+        f["approval_id"].string_value = d.approval_id
 
 
 def _whom(who: frozenset[str]) -> str:
@@ -165,37 +176,23 @@ def _whom(who: frozenset[str]) -> str:
     return shown if len(names) <= _WHOM_SHOWN else f"{shown} (+{len(names) - _WHOM_SHOWN} more)"
 
 
-def _call_fields(call: Call) -> dict[str, Any]:
-    out: dict[str, Any] = {"vendor": call.vendor, "method": call.method, "path": call.path}
+def _call_fields(f: Any, call: Call) -> None:
+    f["vendor"].string_value = call.vendor
+    f["method"].string_value = call.method
+    f["path"].string_value = call.path
+    headers = call.headers
+    if value := headers.get("idempotency-key"):
+        f["idempotency_key"].string_value = value
+    if value := headers.get("x-agent-run-id"):
+        f["agent_run_id"].string_value = value
     known = find_vendor(call.vendor)
-    for name, header in (
-        ("idempotency_key", "idempotency-key"),
-        ("agent_run_id", "x-agent-run-id"),
-        ("connected_account", known.account_header if known else ""),  # the vendor's own header, if any
-    ):
-        if header and (value := call.headers.get(header)):
-            out[name] = value
-    return out
+    if known is not None and known.account_header and (value := headers.get(known.account_header)):
+        f["connected_account"].string_value = value  # the vendor's own header, if it has one
 
 
 @functools.lru_cache(maxsize=64)
 def _hidden(vendor_names: frozenset[str], extra: frozenset[str]) -> frozenset[str]:
     return vendor_names | extra
-
-
-def _fill(s: struct_pb2.Struct, fields: dict[str, Any]) -> struct_pb2.Struct:
-    values = s.fields
-    for k, v in fields.items():
-        # Struct numbers are doubles: send integers as strings where they could exceed 2**53.
-        if isinstance(v, str):
-            values[k].string_value = v
-        elif isinstance(v, bool):
-            values[k].bool_value = v
-        elif isinstance(v, int):
-            values[k].string_value = str(v)
-        else:
-            s.update({k: v})
-    return s
 
 
 def _add_header(to: Any, key: str, value: str) -> None:
