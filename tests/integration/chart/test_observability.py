@@ -44,7 +44,8 @@ def exported() -> dict[str, set[str]]:
     names: dict[str, set[str]] = {}
     for registry in (Metrics().registry, AuditMetrics().registry):
         for collector in list(registry._collector_to_names):  # the registered collectors
-            labels = set(getattr(collector, "_labelnames", ()))
+            # prometheus_client's metrics keep their label names in _labelnames; ext_authz's Family in labelnames.
+            labels = set(getattr(collector, "_labelnames", None) or getattr(collector, "labelnames", ()))
             for family in collector.describe():
                 suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
                 for suffix in suffixes.get(family.type, [""]):
