@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 METHODS = ("GET", "POST", "DELETE", "*")
 _SEGMENT = re.compile(r"^(\*\*|\*|[A-Za-z0-9_.\-]+)$")
 _PATTERN = re.compile(r"^(?P<method>[A-Z*]+) (?P<path>/\S*)$")
+
+
+@lru_cache(maxsize=4096)
+def _parsed(pattern: str) -> tuple[str, tuple[str, ...]]:
+    """An EndpointPattern's method and segments (patterns are few: one per allowlist entry)."""
+    method, _, path = pattern.partition(" ")
+    return method, tuple(s for s in path.split("/") if s)
 
 
 class EndpointPattern(str):
@@ -50,10 +57,10 @@ class EndpointPattern(str):
         return [s for s in path.split("/") if s]
 
     def matches(self, method: str, path: str) -> bool:
-        if self.method not in ("*", method.upper()):
+        own_method, pattern = _parsed(self)  # every check asks each entry of an allowlist
+        if own_method != "*" and own_method != method.upper():
             return False
         parts = [s for s in path.split("/") if s]
-        pattern = self.segments
         for i, seg in enumerate(pattern):
             if seg == "**":
                 return True

@@ -10,8 +10,10 @@ matched by trying only the few that share them; within a bucket, literal segment
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 
 from tollgate.vendors.base import Endpoint
 
@@ -55,9 +57,18 @@ class RouteTable:
             self._index.setdefault(_key(route.method, route.template), []).append(
                 (route, _compile(route.template, id_pattern))
             )
+        # Each check looks its path up twice (to parse the request, then to decide on it), and agents
+        # call the same few paths again and again. Bounded: paths that carry ids come and go.
+        self._found = lru_cache(maxsize=1024)(self._search)
+        self._matched = lru_cache(maxsize=1024)(self._endpoint)
 
-    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        method = method.upper()
+    def find(self, method: str, path: str) -> tuple[Route, Mapping[str, str]] | None:
+        return self._found(method.upper(), path)
+
+    def match(self, method: str, path: str) -> Endpoint:
+        return self._matched(method.upper(), path)
+
+    def _search(self, method: str, path: str) -> tuple[Route, Mapping[str, str]] | None:
         segments = path.split("/")
         head = ([*segments[1:3], "", ""])[:2]
         # Literal buckets before placeholder ones: the same order as _specificity within a bucket.
@@ -65,12 +76,11 @@ class RouteTable:
             for second in (head[1], "*"):
                 for route, regex in self._index.get((method, len(segments), first, second), ()):
                     if m := regex.fullmatch(path):
-                        return route, m.groupdict()
+                        return route, MappingProxyType(m.groupdict())  # shared by every caller: read-only
         return None
 
-    def match(self, method: str, path: str) -> Endpoint:
-        method = method.upper()
-        if found := self.find(method, path):
+    def _endpoint(self, method: str, path: str) -> Endpoint:
+        if found := self._found(method, path):
             route, ids = found
             return Endpoint(
                 route.method, route.template, route.name, route.pricing, route.scope, ids, route.reason
