@@ -41,6 +41,7 @@ from tollgate_extauthz.request import Incoming
 
 MAX_LOOKUP_ROUNDS = 4
 MAX_COMMIT_ATTEMPTS = 3
+ALLOWED = Rule.ALLOWED.value  # read per call: an Enum member's .value runs Python code each time
 UNLEDGERED = "this key's spend today is being restored from the audit ledger; reads still pass"
 
 
@@ -165,7 +166,7 @@ class Checker:
                 day,
                 cost,
                 grant.daily_cap_micro_usd,
-                rule=verdict.rule.value if isinstance(verdict, Deny) else Rule.ALLOWED.value,
+                rule=verdict.rule.value if isinstance(verdict, Deny) else ALLOWED,
                 decision_id=did,
                 at_ms=int(now.timestamp() * 1000),
                 limits=limits,

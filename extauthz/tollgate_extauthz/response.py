@@ -23,6 +23,7 @@ from tollgate_extauthz.check import Decision
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _WHOM_SHOWN = 10  # customers or recipients named in one audit row
+ALLOWED = Rule.ALLOWED.value  # read per call: an Enum member's .value runs Python code each time
 
 
 def to_response(
@@ -112,7 +113,7 @@ def _metadata(f: Any, d: Decision, call: Call, secrets: tuple[str, ...], redact:
     f["decision_id"].string_value = d.id
     if isinstance(v, Allow):
         f["decision"].string_value = "allow"
-        f["rule"].string_value = Rule.ALLOWED.value
+        f["rule"].string_value = ALLOWED
     else:
         f["decision"].string_value = "deny"
         f["rule"].string_value = v.rule.value

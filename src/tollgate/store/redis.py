@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -148,14 +148,15 @@ class RedisStore:
         rid = secrets.token_hex(8)
         idem = limits.idempotency_key
         b = budget.budget_id if budget else None
+        version_k, last_k, no_idem_k, calls_k, ledger_k = _slot_keys(key_id, b)
         ks = [
-            keys.version(key_id, b),
+            version_k,
             keys.spend(key_id, vendor, day, b),
             keys.reservation(key_id, rid, b),
-            keys.last_decision(key_id, b),
-            keys.idempotency(key_id, idem or "", b),
-            keys.calls(key_id, b),
-            keys.ledger(key_id, b),
+            last_k,
+            keys.idempotency(key_id, idem, b) if idem else no_idem_k,
+            calls_k,
+            ledger_k,
         ]
         aid = limits.approval_id if idem else ""
         if aid:
@@ -722,6 +723,20 @@ def _settle_keys(
             keys.budget_ledger(budget.budget_id),
         ]
     return ks
+
+
+@lru_cache(maxsize=1024)
+def _slot_keys(key_id: str, budget_id: str | None) -> tuple[str, str, str, str, str]:
+    """commit.lua's key names that depend on the key and its budget alone (built once, not per call).
+    The third is the idempotency record of a call without a key: one that never exists (a refused
+    reservation's release deletes the record it is given)."""
+    return (
+        keys.version(key_id, budget_id),
+        keys.last_decision(key_id, budget_id),
+        keys.idempotency(key_id, "", budget_id),
+        keys.calls(key_id, budget_id),
+        keys.ledger(key_id, budget_id),
+    )
 
 
 def _index_entry(key_id: str, budget_id: str | None) -> str:
