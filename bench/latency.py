@@ -417,16 +417,24 @@ def envoy_params(
     )
 
 
-def floor_latency(upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path) -> list[float]:
+def floor_latency(
+    upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path
+) -> tuple[list[float], float]:
     """Latencies through an Envoy rendered as the gateway's, whose ext_authz is the one-EVALSHA floor:
-    what Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate.
-    Measured before the gateway starts, so nothing of Tollgate's (the audit catching up) shares the cores."""
+    what Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate;
+    and the floor servers' CPU per check (µs) meanwhile. Measured before the gateway starts, so nothing
+    of Tollgate's (the audit catching up) shares the cores."""
     redis = start_redis(workdir=workdir / "floor-latency-redis")
     listen, *ports = free_ports(procs + 1)
     servers = start_floors("evalsha", ports, str(redis.url), workdir)
     envoy = run_envoy("floor", render(envoy_params(listen, ports, upstream_port, workdir)), listen, workdir)
+    pids = [p.pid for p in servers if p.pid is not None]
     try:
-        return open_loop(f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir)
+        before = cpu_s(pids)
+        latencies = open_loop(
+            f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir
+        )
+        return latencies, (cpu_s(pids) - before) / max(1, len(latencies)) * 1e6
     finally:
         for proc in (envoy, *servers, redis):
             proc.stop()
@@ -500,11 +508,14 @@ def main() -> None:
     shares: dict[str, float] = {}
     gated: list[float] = []
     floor_gated: list[float] = []  # the same load through an Envoy whose ext_authz is the one-EVALSHA floor
+    floor_gated_cpu = 0.0  # the floor servers' CPU per check meanwhile, µs
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
     # brackets Tollgate's figure in time on a machine whose load drifts.
     floor_before = floors(gw.extauthz_ports, "tgk_floor", args.check_seconds, workdir)
     if not args.only_checks:
-        floor_gated = floor_latency(up_port, args.extauthz_procs, args.rate, args.seconds, workdir)
+        floor_gated, floor_gated_cpu = floor_latency(
+            up_port, args.extauthz_procs, args.rate, args.seconds, workdir
+        )
     try:
         gw.start()
         token = gw.apply(manifests())["bench/k"]
@@ -594,6 +605,18 @@ def main() -> None:
         print(
             "CPU during the gated load, in % of one core: "
             + ", ".join(f"{name} {share * 100:.0f} %" for name, share in shares.items())
+        )
+        # At this rate each process wakes for nearly every check: the wake-ups, not the check, dominate.
+        at_rate = shares["ext_authz"] / args.rate * 1e6
+        print(
+            f"ext_authz CPU per check at {args.rate} req/s: {at_rate:.0f} µs; the floor at the same rate "
+            f"{floor_gated_cpu:.0f} µs (floor ÷ ext_authz {floor_gated_cpu / at_rate:.2f})"
+        )
+        figures.update(
+            {
+                "extauthz_cpu_us_per_check_at_rate": round(at_rate),
+                "floor_evalsha_cpu_us_per_check_at_rate": round(floor_gated_cpu),
+            }
         )
         figures.update(
             {f"cpu_pct_{name.replace(' ', '_')}": round(share * 100) for name, share in shares.items()}
