@@ -12,7 +12,7 @@ import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from tollgate.decide.rules import Rule
 from tollgate.decide.verdict import Allow, Deny, Pending
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import Mode
+from tollgate.record import record
 from tollgate.store.base import (
     NO_LIMITS,
     ApprovalState,
@@ -45,7 +46,7 @@ ALLOWED = Rule.ALLOWED.value  # read per call: an Enum member's .value runs Pyth
 UNLEDGERED = "this key's spend today is being restored from the audit ledger; reads still pass"
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     id: str
     verdict: Allow | Deny

@@ -6,11 +6,10 @@ guessing the Host. Credentials are taken out of the headers here, so nothing pas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2
 
 from tollgate.decide.call import Call
+from tollgate.record import record
 from tollgate.vendors import decision_headers, wire
 from tollgate.vendors import vendor as find_vendor
 from tollgate.vendors.base import Vendor
@@ -19,7 +18,7 @@ from tollgate.vendors.base import Vendor
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
-@dataclass(frozen=True)
+@record
 class Incoming:
     call: Call
     vendor: Vendor | None

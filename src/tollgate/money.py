@@ -6,8 +6,9 @@ and a Stripe cent is exactly 10,000 micro-USD. No float ever touches an amount.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from tollgate.record import record
 
 MICRO_PER_USD = 1_000_000
 # Lua in Redis compares with doubles: stay where every integer is exact.
@@ -47,7 +48,7 @@ def exponent(currency: str) -> int:
     return 2
 
 
-@dataclass(frozen=True)
+@record
 class Money:
     """An amount in units of 10**-exponent of `currency` (Stripe minor units use exponent(currency))."""
 

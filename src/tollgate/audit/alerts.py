@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -26,6 +25,7 @@ from tollgate.audit.settle import UNKNOWN
 from tollgate.decide.rules import Rule
 from tollgate.errors import StoreUnavailable
 from tollgate.money import format_usd
+from tollgate.record import record
 from tollgate.settings import AlertSettings
 from tollgate.store.base import ClaimStore
 
@@ -34,7 +34,7 @@ DEAD_KEY_RULES = {Rule.KEY_REVOKED.value, Rule.KEY_EXPIRED.value, Rule.KEY_SUSPE
 DAY_S = 24 * 3600
 
 
-@dataclass(frozen=True)
+@record
 class Alert:
     kind: str  # cap_warning | cap_reached | budget_warning | budget_reached | denial_burst
     # | dead_key_calling | settlement_unknown | vendor_moved_more | approval_pending

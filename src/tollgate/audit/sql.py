@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tollgate.audit.record import AuditRow
 from tollgate.errors import TollgateError
+from tollgate.record import record
 from tollgate.store.base import ApprovalEvent
 
 
@@ -214,7 +214,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
+@record
 class LedgerEntry:
     at: datetime
     method: str | None
@@ -230,7 +230,7 @@ class LedgerEntry:
     settled_micro_usd: int | None = None  # schema 4: what a settled call counts (the vendor's amount)
 
 
-@dataclass(frozen=True)
+@record
 class Checkpoint:
     identity: str
     offset: int

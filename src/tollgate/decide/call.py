@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from tollgate.policy.rules import ParamValue
+from tollgate.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Call:
     vendor: str
     method: str

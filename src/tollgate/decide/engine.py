@@ -25,7 +25,6 @@ denial for the audit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tollgate.credentials import same_digest
@@ -35,10 +34,11 @@ from tollgate.decide.verdict import Allow, Deny, Pending, Verdict
 from tollgate.money import format_usd, to_micro_usd
 from tollgate.policy.grant import Grant
 from tollgate.policy.spend_policy import Mode
+from tollgate.record import record
 from tollgate.vendors.base import Endpoint, Facts, Invalid, Unpriced
 
 
-@dataclass(frozen=True)
+@record
 class Subject:
     """Everything rules 1–5 look at."""
 

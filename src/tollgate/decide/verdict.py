@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tollgate.decide.rules import Rule
+from tollgate.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Deny:
     rule: Rule
     message: str
@@ -19,7 +18,7 @@ class Deny:
         return self.rule.status
 
 
-@dataclass(frozen=True)
+@record
 class Allow:
     cost_micro_usd: int  # what to reserve against the cap before forwarding
     shadow_denial: Deny | None = None  # shadow mode: what enforcement would have answered
@@ -28,7 +27,7 @@ class Allow:
     replay: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Pending:
     """Rules 1–5 passed; the rest needs facts that may require reading vendor objects."""
 

@@ -8,11 +8,10 @@ The amounts fit the example policy (deploy/examples/local: $200 a day, at most $
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 
 from tollgate.money import format_usd
+from tollgate.record import record
 
 # Any sk_test_ key works against localstripe; this one never leaves this machine.
 DEMO_KEY = "sk_test_tollgate_local_demo"
@@ -20,7 +19,7 @@ CUSTOMER_EMAIL = "demo@example.com"
 CHARGES: tuple[tuple[str, int], ...] = (("order 1001", 15_000), ("order 1002", 8_000), ("order 1003", 4_000))
 
 
-@dataclass(frozen=True)
+@record
 class Demo:
     customer: str
     charges: dict[str, tuple[str, int]]  # description → (charge id, amount in cents)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from tollgate.record import record
 
 if TYPE_CHECKING:  # for the annotation only: spend_policy imports this module
     from tollgate.policy.spend_policy import SpendPolicySpec
@@ -27,7 +29,7 @@ Schema = dict[str, Any]
 REGISTRY = "tollgate.vendors"
 
 
-@dataclass(frozen=True)
+@record
 class ItemRule:
     """The shape of one entry of a list field (an account id, a number prefix, a domain) for one vendor."""
 
@@ -49,7 +51,7 @@ def no_prices(policy: SpendPolicySpec) -> PriceTable:
     return {}
 
 
-@dataclass(frozen=True)
+@record
 class PolicyExtension:
     """The policy fields a vendor reads, their rules, and its prices.
 

@@ -17,12 +17,13 @@ from pydantic import BaseModel, ValidationError
 from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
+from tollgate.record import record
 
 GROUP_VERSION = "tollgate.dev/v1alpha1"
 DEFAULT_NAMESPACE = "default"
 
 
-@dataclass(frozen=True)
+@record
 class PolicyObject:
     namespace: str
     name: str
@@ -33,7 +34,7 @@ class PolicyObject:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@record
 class KeyObject:
     namespace: str
     name: str
@@ -48,7 +49,7 @@ class KeyObject:
         return f"{self.namespace}/{self.spec.policy_ref.name}"
 
 
-@dataclass(frozen=True)
+@record
 class BudgetObject:
     namespace: str
     name: str
@@ -59,7 +60,7 @@ class BudgetObject:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@record
 class SecretObject:
     namespace: str
     name: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from tollgate.errors import TollgateError
 from tollgate.money import format_usd, usd_digits
 from tollgate.policy.approval import DECIDED_BY_ANNOTATION, DECISION_ANNOTATION
 from tollgate.policy.manifests import GROUP_VERSION
+from tollgate.record import record
 from tollgate.store.base import ApprovalRecord, Approvals, ApprovalState
 
 
@@ -27,7 +27,7 @@ class ApprovalNotDecided(TollgateError):
     """The approval is unknown, or no longer pending (decided, used or expired)."""
 
 
-@dataclass(frozen=True)
+@record
 class Decided:
     record: ApprovalRecord
     changed: bool  # False: it already had this decision (a repeated approve is not an error)
@@ -74,12 +74,12 @@ async def decide(
 async def expire(store: Approvals, now: datetime) -> list[ApprovalRecord]:
     """Mark every live approval past its expiry as expired; the ones this call marked."""
     marked = []
-    for record in await store.approvals():
+    for approval in await store.approvals():
         if (
-            record.stored_state is not ApprovalState.EXPIRED
-            and record.state(_ms(now)) is ApprovalState.EXPIRED
+            approval.stored_state is not ApprovalState.EXPIRED
+            and approval.state(_ms(now)) is ApprovalState.EXPIRED
         ):
-            done, after = await store.decide_approval(record.id, ApprovalState.EXPIRED, "", _ms(now))
+            done, after = await store.decide_approval(approval.id, ApprovalState.EXPIRED, "", _ms(now))
             if done and after is not None:
                 marked.append(after)
     return marked

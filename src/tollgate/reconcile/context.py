@@ -3,13 +3,14 @@ mode for each set of manifests, tests with fakes. Knows nothing of kopf."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from tollgate.credentials import CredentialBox
 from tollgate.reconcile.budgets import NO_BUDGETS, BudgetReader
 from tollgate.reconcile.secrets import SecretReader
 from tollgate.reconcile.tokens import TokenSecrets
+from tollgate.record import record
 from tollgate.store.base import GrantStore
 
 
@@ -17,7 +18,7 @@ class SecretApi(SecretReader, TokenSecrets, Protocol):
     """One place that holds both the vendor keys' Secrets and the token Secrets (the API server)."""
 
 
-@dataclass(frozen=True)
+@record
 class ReconcileContext:
     store: GrantStore  # where grants are written and revoked
     box: CredentialBox  # seals the vendor key into the grant

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.context import ReconcileContext
 from tollgate.reconcile.tokens import VaultKeyObject, key_token_sha256
 from tollgate.reconcile.vault_keys import Outcome, apply_vault_key
+from tollgate.record import record
 from tollgate.store.base import GrantStore
 
 # Serialises work on one key id (the operator passes per-key locks: a policy fan-out, a Secret change,
@@ -40,7 +40,7 @@ def always_live(key: VaultKeyObject) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@record
 class InvalidPolicy:
     """A SpendPolicy that exists but cannot be compiled; `problems` name its fields."""
 
@@ -87,7 +87,7 @@ async def parse_key(
         raise
 
 
-@dataclass(frozen=True)
+@record
 class KeyOutcome:
     key_id: str
     outcome: Outcome

@@ -5,7 +5,7 @@ behind them are revoked. Knows nothing of kopf: the caller supplies the listing 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.reconcile.budgets import HeldBudgets
@@ -20,9 +20,10 @@ from tollgate.reconcile.policies import (
     reapply_key,
 )
 from tollgate.reconcile.tokens import VaultKeyObject
+from tollgate.record import record
 
 
-@dataclass(frozen=True)
+@record
 class ClusterState:
     """What the cluster holds. `keys` are the VaultKeys that should work (valid, not being deleted);
     `policies` maps policy id to its spec (or why it is invalid); `budgets` the valid SpendBudgets by id.
@@ -38,7 +39,7 @@ class ClusterState:
         return self.namespaces is None or key_id.partition("/")[0] in self.namespaces
 
 
-@dataclass(frozen=True)
+@record
 class ResyncReport:
     restored: list[KeyOutcome] = field(default_factory=list)  # keys that had no grant and were applied
     revoked: list[str] = field(default_factory=list)  # grants with no live key behind them

@@ -5,7 +5,6 @@ only writes the result. Field names are the CRDs' status schema (camelCase)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from tollgate.policy.spend_budget import SpendBudgetSpec
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.reconcile.policies import InvalidPolicy
 from tollgate.reconcile.vault_keys import Outcome
+from tollgate.record import record
 from tollgate.store.base import LastDecision, StatusStore
 
 KEY_CONDITIONS = ("Ready", "Expired", "Revoked", "Suspended")
@@ -26,7 +26,7 @@ REVOKED_STATES = frozenset({"Revoked", "PolicyMissing", "BudgetMissing", "Secret
 WARNING_STATES = REVOKED_STATES | {"Expired"}
 
 
-@dataclass(frozen=True)
+@record
 class KeyReport:
     """A key's state as ext_authz will treat its next call, and its spend today."""
 
@@ -145,7 +145,7 @@ def spend_policy_status(
     }
 
 
-@dataclass(frozen=True)
+@record
 class BudgetReport:
     """A shared budget's day: its cap, and what every key under it has spent (reserved or settled)."""
 
@@ -256,7 +256,7 @@ def conditions(
     return out
 
 
-@dataclass(frozen=True)
+@record
 class Transition:
     """A Kubernetes Event worth posting: type Normal or Warning, a CamelCase reason, a message."""
 

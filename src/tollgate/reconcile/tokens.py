@@ -4,14 +4,14 @@ key is rotated. Knows nothing of kopf or of a Kubernetes client; the operator su
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tollgate.credentials import mint_token, token_digest
 from tollgate.policy.vault_key import VaultKeySpec
+from tollgate.record import record
 
 
-@dataclass(frozen=True)
+@record
 class VaultKeyObject:
     """A VaultKey as the cluster holds it: identity (uid included, so its token Secret can name its
     owner) and the validated spec."""

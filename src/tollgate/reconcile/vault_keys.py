@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tollgate.credentials import fingerprint
 from tollgate.errors import SecretNotFound
 from tollgate.policy.compile import compile_grant
 from tollgate.policy.spend_policy import SpendPolicySpec
 from tollgate.policy.vault_key import VaultKeySpec
 from tollgate.reconcile.context import ReconcileContext
+from tollgate.record import record
 from tollgate.store.base import GrantStore
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """What the resource's status should say."""
 

@@ -4,11 +4,12 @@ round trip or one Lua script."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
 from tollgate.policy.grant import Grant
+from tollgate.record import record
 
 
 class CommitStatus(Enum):
@@ -27,7 +28,7 @@ class CommitStatus(Enum):
     OVER_BUDGET = 11  # under the key's cap, but the cost does not fit under its shared budget's cap
 
 
-@dataclass(frozen=True)
+@record
 class BudgetCharge:
     """The shared budget (SpendBudget) a key's call is reserved against besides the key's own cap."""
 
@@ -36,7 +37,7 @@ class BudgetCharge:
     cap_micro_usd: int = 0  # read by commit only
 
 
-@dataclass(frozen=True)
+@record
 class Commit:
     status: CommitStatus
     spent_micro_usd: int  # after the reservation when committed, as it stands when over the cap
@@ -50,7 +51,7 @@ class Commit:
     approval_decided_by: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """What commit.lua checks besides the cap, for one call.
 
@@ -73,7 +74,7 @@ class Limits:
 NO_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
+@record
 class LastDecision:
     rule: str
     decision_id: str
@@ -112,7 +113,7 @@ class CheckStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@record
 class Closing:
     """One reservation the audit closes: given back (`release`), or kept at `actual_micro_usd`."""
 
@@ -209,7 +210,7 @@ class ApprovalState(StrEnum):
     EXPIRED = "expired"  # pending or approved past its expiry
 
 
-@dataclass(frozen=True)
+@record
 class ApprovalRecord:
     """One approval as Redis holds it (store/keys.py: approval). `details` describes the call for the person
     deciding: policy_id, vendor, method, path, endpoint, idempotency_key, accounts, params (redacted)."""
@@ -253,7 +254,7 @@ class Approvals(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@record
 class ApprovalEvent:
     """One decision on an approval, as the audit keeps it (tollgate_approval_events)."""
 
@@ -281,7 +282,7 @@ class Store(
     """Every part at once: what RedisStore implements and a process that builds one holds."""
 
 
-@dataclass(frozen=True)
+@record
 class LedgerCopy:
     """One key's share of the audit ledger, as Redis must hold it before money calls pass again."""
 
@@ -292,7 +293,7 @@ class LedgerCopy:
     window_ms: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class BudgetLedgerCopy:
     """One shared budget's share of the audit ledger: the calls whose rows name it, per budget day."""
 

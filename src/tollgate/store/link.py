@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -36,6 +35,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tollgate.record import record
+
 # Replies Redis sends as errors, by their first word, as redis-py names them (the rest: ResponseError).
 _ERRORS: dict[str, type[ResponseError]] = {"NOSCRIPT": NoScriptError, "READONLY": ReadOnlyError}
 
@@ -45,7 +46,7 @@ def _error(reply: Exception) -> ResponseError:
     return _ERRORS.get(text.split(" ", 1)[0], ResponseError)(text)
 
 
-@dataclass(frozen=True)
+@record
 class Address:
     host: str = "127.0.0.1"
     port: int = 6379

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from tollgate.money import Money
 from tollgate.policy.extension import PolicyExtension
 from tollgate.policy.rules import ParamValue
+from tollgate.record import record
 from tollgate.vendors.observed import Observed
 from tollgate.vendors.wire import Wire
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # routes.py builds Endpoints, so it imports this module
     from tollgate.vendors.routes import Route
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     """One operation of a vendor's API, as matched from method + path."""
 
@@ -31,7 +32,7 @@ class Endpoint:
     reason: str = ""  # why an "unpriced" endpoint is refused, and what would make it free
 
 
-@dataclass(frozen=True)
+@record
 class ObjectRef:
     """A vendor object the gateway must read (with the real key) to price or scope a call."""
 
@@ -39,7 +40,7 @@ class ObjectRef:
     id: str
 
 
-@dataclass(frozen=True)
+@record
 class Need:
     """Facts cannot be known without reading these objects; `fresh` forbids cached copies (amounts move)."""
 
@@ -47,7 +48,7 @@ class Need:
     fresh: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Invalid:
     """The request cannot be read exactly or is incomplete; deny with this message."""
 
@@ -55,14 +56,14 @@ class Invalid:
     param: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Unpriced:
     """The endpoint (or this use of it) may move money Tollgate cannot price; deny rather than guess."""
 
     message: str
 
 
-@dataclass(frozen=True)
+@record
 class Usage:
     """Units a call consumes that the policy prices (SMS segments, emails), where the vendor bills per unit.
 
@@ -75,7 +76,7 @@ class Usage:
     hint: str = ""  # how to price it, for the denial when the policy does not
 
 
-@dataclass(frozen=True)
+@record
 class Facts:
     """What a call does, in the terms rules speak: how much money, whose, on which account."""
 
@@ -100,7 +101,7 @@ class Found:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class Denial:
     """What a vendor's error renderer needs: a stable code, the HTTP status and words for a human."""
 
@@ -114,7 +115,7 @@ class Denial:
     approval_id: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Rendered:
     status: int
     headers: dict[str, str]
@@ -238,7 +239,7 @@ class Settlement(StrEnum):
     UNKNOWN = "unknown"  # no proof either way: the cost stays counted, and someone is told
 
 
-@dataclass(frozen=True)
+@record
 class Delivery:
     """What is known of a forwarded call's fate, as Envoy saw it (tollgate.envoy.evidence reads it)."""
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tollgate.envoy.params import LocalReply
+from tollgate.record import record
 from tollgate.vendors import VENDORS
 from tollgate.vendors.base import Denial, Vendor
 
 _DETAILS = "(Envoy: %RESPONSE_CODE_DETAILS%)"
 
 
-@dataclass(frozen=True)
+@record
 class EnvoyAnswer:
     status: int
     code: str  # a rule code (tollgate.decide.rules.Rule), as in the audit

@@ -16,8 +16,8 @@ exactly what the official SDKs write (stripe-python's MultipartDataGenerator) â€
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from tollgate.record import record
 from tollgate.vendors.wire import Ambiguous, decode_utf8, parse_media_type
 
 # RFC 2046 bchars, without the space (a trailing space is trimmed by some readers and not by others).
@@ -28,7 +28,7 @@ MAX_PARTS = 32
 MAX_HEADER_BYTES = 1024
 
 
-@dataclass(frozen=True)
+@record
 class FilePart:
     name: str  # the form field ("file")
     filename: str
@@ -36,7 +36,7 @@ class FilePart:
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class Multipart:
     fields: list[tuple[str, str]]  # the text parts, in order, as (name, value)
     file: FilePart | None

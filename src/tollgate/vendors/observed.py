@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from tollgate.record import record
 
 _INT = re.compile(r"^-?[0-9]{1,18}$")
 
 
-@dataclass(frozen=True)
+@record
 class Observed:
     object_id: str | None = None
     object_type: str | None = None

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
 
+from tollgate.record import record
 from tollgate.vendors.base import Endpoint
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     method: str
     template: str  # "/v1/charges/{id}/capture": a `{name}` is one path segment in the table's id grammar

@@ -19,7 +19,8 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from tollgate.record import record
 
 
 class Ambiguous(ValueError):
@@ -43,7 +44,7 @@ _MEDIA = re.compile(rf"^\s*({_TOKEN}/{_TOKEN})\s*((?:;\s*{_TOKEN}\s*=\s*(?:{_TOK
 _MEDIA_PARAM = re.compile(rf";\s*({_TOKEN})\s*=\s*({_TOKEN}|\"[^\"\\]*\")\s*")
 
 
-@dataclass(frozen=True)
+@record
 class Wire:
     """One request as ext_authz received it: the method, the path (Envoy-normalised, vendor prefix
     stripped) and its query string, the headers (lower-case names, one value each), the exact body, and

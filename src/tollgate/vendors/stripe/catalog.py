@@ -25,7 +25,8 @@ import csv
 import io
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from tollgate.record import record
 
 _V2_UNREAD = (
     "v2 requests carry JSON bodies, which Tollgate does not read yet, so it cannot tell what this call does"
@@ -33,7 +34,7 @@ _V2_UNREAD = (
 _TEST_MONEY = "a test-mode simulation of money moving; Tollgate does not price simulations"
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     family: str
     pattern: str  # "POST /v1/charges/{}/capture": '*' any method or one segment, '**' the rest, {} an id
@@ -397,7 +398,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Classified:
     method: str
     template: str  # placeholders renamed: the first {id} ({customer}, {account}), later ones singular

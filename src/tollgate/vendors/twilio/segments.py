@@ -12,7 +12,7 @@ can only overstate the cost, which a cap tolerates and an undercount would not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tollgate.record import record
 
 # 3GPP TS 23.038 default alphabet, without 0x1B (the escape to the extension table, never a character).
 GSM7_BASIC = frozenset(
@@ -27,7 +27,7 @@ UCS2 = "UCS-2"
 _LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}  # (alone, per segment when split)
 
 
-@dataclass(frozen=True)
+@record
 class Segments:
     encoding: str  # GSM-7 or UCS-2
     units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
