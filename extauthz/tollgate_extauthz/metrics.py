@@ -63,6 +63,8 @@ class Family(Collector):
         registry.register(self)
 
     def labels(self, *values: str) -> Any:
+        """The child for these label values, made once: label values are bounded sets (see the module's
+        docstring), so a child is kept for as long as the process runs."""
         if (child := self._children.get(values)) is None:
             if len(values) != len(self.labelnames):
                 raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
@@ -152,12 +154,6 @@ class Metrics:
             "Checks denied because of an unexpected error.",
             registry=self.registry,
         )
-
-    @staticmethod
-    def child(metric: Family, *labels: str) -> Any:
-        """`metric.labels(*labels)`: label values are bounded sets (see above), so each child, once made,
-        is kept by its family for as long as the process runs."""
-        return metric.labels(*labels)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Expose /metrics on its own port (a thread), separate from the gRPC port."""

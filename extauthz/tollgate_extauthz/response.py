@@ -19,11 +19,10 @@ from tollgate.vendors import vendor as find_vendor
 from tollgate.vendors.base import Denial, Rendered, Vendor
 from tollgate.vendors.redaction import audit_json
 from tollgate.vendors.stripe.errors import render as render_stripe_like
-from tollgate_extauthz.check import Decision
+from tollgate_extauthz.check import ALLOWED, Decision
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _WHOM_SHOWN = 10  # customers or recipients named in one audit row
-ALLOWED = Rule.ALLOWED.value  # read per call: an Enum member's .value runs Python code each time
 
 
 def to_response(

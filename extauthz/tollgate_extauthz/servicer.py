@@ -55,13 +55,13 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         if isinstance(v, Allow):
             m = self._metrics
             if decision.reservation_id:
-                m.child(m.reserved, vendor, _policy(decision)).inc(v.cost_micro_usd)
+                m.reserved.labels(vendor, _policy(decision)).inc(v.cost_micro_usd)
             if v.shadow_denial is not None:
-                m.child(m.shadow_denials, vendor, v.shadow_denial.rule.value).inc()
+                m.shadow_denials.labels(vendor, v.shadow_denial.rule.value).inc()
             if v.replay:
-                m.child(m.replays, vendor).inc()
+                m.replays.labels(vendor).inc()
         if (state := _approval_state(decision)) is not None:
-            self._metrics.child(self._metrics.approvals, vendor, state).inc()
+            self._metrics.approvals.labels(vendor, state).inc()
         # Envoy's access log is the audit of every call; here denials are worth a line, allows only in debug.
         level = logging.DEBUG if decision.allowed else logging.INFO
         if log.isEnabledFor(level):
@@ -81,8 +81,8 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
 
     def _observe(self, vendor: str, allowed: bool, rule: Rule, started: float) -> None:
         m = self._metrics
-        m.child(m.decisions, vendor, "allow" if allowed else "deny", rule.value).inc()
-        m.child(m.check_seconds, vendor).observe(time.perf_counter() - started)
+        m.decisions.labels(vendor, "allow" if allowed else "deny", rule.value).inc()
+        m.check_seconds.labels(vendor).observe(time.perf_counter() - started)
 
     def _observe_spend(self, vendor: str, decision: Decision) -> None:
         """The key's share of its cap after a money call (allowed, or refused at the cap), and its shared
@@ -94,15 +94,15 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):
         m = self._metrics
         money = decision.reservation_id is not None or refused is Rule.CAP_EXCEEDED
         if money and spent is not None and grant.daily_cap_micro_usd > 0:
-            m.child(m.cap_share, vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
+            m.cap_share.labels(vendor, grant.policy_id).observe(spent / grant.daily_cap_micro_usd)
         b, b_spent = grant.budget, decision.budget_spent_micro_usd
         if b is None or b_spent is None or b.daily_cap_micro_usd <= 0:
             return
         charged = decision.budget_day is not None  # set only when the call was reserved against the budget
         if charged and isinstance(v, Allow):
-            m.child(m.budget_reserved, b.id).inc(v.cost_micro_usd)
+            m.budget_reserved.labels(b.id).inc(v.cost_micro_usd)
         if charged or refused is Rule.BUDGET_EXCEEDED:
-            m.child(m.budget_share, b.id).observe(b_spent / b.daily_cap_micro_usd)
+            m.budget_share.labels(b.id).observe(b_spent / b.daily_cap_micro_usd)
 
     def _fail(
         self, incoming: Incoming | None, detail: str, started: float

@@ -49,12 +49,11 @@ class EndpointPattern(str):
 
     @property
     def method(self) -> str:
-        return self.split(" ", 1)[0]
+        return _parsed(self)[0]
 
     @property
     def segments(self) -> list[str]:
-        path = self.split(" ", 1)[1]
-        return [s for s in path.split("/") if s]
+        return list(_parsed(self)[1])
 
     def matches(self, method: str, path: str) -> bool:
         own_method, pattern = _parsed(self)  # every check asks each entry of an allowlist

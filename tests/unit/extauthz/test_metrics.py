@@ -42,10 +42,10 @@ def test_a_histogram_family_exposes_what_a_prometheus_histogram_would() -> None:
 
 def test_the_check_path_metrics_keep_their_names_and_types() -> None:
     m = Metrics()
-    m.child(m.decisions, "stripe", "allow", "tollgate_allowed").inc()
-    m.child(m.check_seconds, "stripe").observe(0.0004)
-    m.child(m.cap_share, "stripe", "team/p").observe(0.8)
-    m.child(m.reserved, "stripe", "team/p").inc(7_000_000)
+    m.decisions.labels("stripe", "allow", "tollgate_allowed").inc()
+    m.check_seconds.labels("stripe").observe(0.0004)
+    m.cap_share.labels("stripe", "team/p").observe(0.8)
+    m.reserved.labels("stripe", "team/p").inc(7_000_000)
     get = m.registry.get_sample_value
     assert (
         get("tollgate_decisions_total", {"vendor": "stripe", "decision": "allow", "rule": "tollgate_allowed"})
@@ -61,9 +61,9 @@ def test_the_check_path_metrics_keep_their_names_and_types() -> None:
 
 def test_a_child_is_kept_and_the_wrong_number_of_labels_is_refused() -> None:
     m = Metrics()
-    assert m.child(m.replays, "stripe") is m.child(m.replays, "stripe")
+    assert m.replays.labels("stripe") is m.replays.labels("stripe")
     with pytest.raises(ValueError, match="expected labels"):
-        m.child(m.replays, "stripe", "extra")
+        m.replays.labels("stripe", "extra")
 
 
 def test_a_second_family_of_the_same_name_is_refused_at_registration() -> None:
