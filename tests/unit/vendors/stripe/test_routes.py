@@ -161,3 +161,15 @@ def test_the_readme_lists_the_rules_per_family_with_their_route_counts() -> None
     readme = (Path(__file__).parents[4] / "README.md").read_text()
     rows = catalog.parse_csv(resources.files("tollgate.vendors.stripe").joinpath("routes.csv").read_text())
     assert catalog.summary(rows) in readme, "paste `tollgate dev stripe-routes --summary` into README.md"
+
+
+def test_a_remembered_lookup_answers_only_its_own_path_and_its_ids_cannot_be_edited() -> None:
+    # The table keeps its last answers: each path, in whatever order asked, gets its own ids.
+    for first, second in (("ch_1", "ch_2"), ("ch_2", "ch_1"), ("ch_1", "ch_2")):
+        one = endpoints.match("POST", f"/v1/charges/{first}/capture")
+        other = endpoints.match("post", f"/v1/charges/{second}/capture")
+        assert (dict(one.path_ids), dict(other.path_ids)) == ({"id": first}, {"id": second})
+        assert one.name == other.name == "charges.capture"
+    assert endpoints.match("GET", "/v1/charges/ch_1/capture").name == "unknown.read"
+    with pytest.raises(TypeError):
+        one.path_ids["id"] = "ch_other"  # type: ignore[index]
