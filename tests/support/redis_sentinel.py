@@ -50,7 +50,7 @@ def _server(name: str, workdir: Path, *extra: str) -> ManagedProcess:
     d = workdir / name
     d.mkdir(parents=True)
     argv = [str(redis_server_binary()), "--bind", LOOPBACK, "--port", str(port), "--save", "",
-            "--appendonly", "no", "--dir", str(d), *extra]  # fmt: skip
+            "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", str(d), *extra]  # fmt: skip
     return ManagedProcess(name, argv, log_path=d / "redis.log", cwd=d, port=port)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,37 @@ def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
         yield s
     finally:
         s.stop()
+
+
+def _stalled(s: Sentinels, log: Path, seen: list[tuple[float, int | None]], since: float) -> str:
+    """What a stalled failover looked like: the answers since the old master came back, why ext_authz
+    refused (its log's last details), and what each Redis and Sentinel says about replication."""
+    after = Counter(status for at, status in seen if at > since)
+    details = Counter(
+        line.partition("detail=")[2].strip()[:120]
+        for line in log.read_text().splitlines()[-200:]
+        if "detail=" in line
+    )
+    nodes = []
+    for proc in (s.master, s.replica):
+        try:
+            with redis.Redis(host=LOOPBACK, port=proc.port, decode_responses=True, socket_timeout=2) as r:
+                info = r.info("replication")
+            nodes.append(f"{proc.name}:{proc.port} role={info.get('role')} link={info.get('master_link_status')} "
+                         f"replicas={info.get('connected_slaves')}")  # fmt: skip
+        except redis.RedisError as e:
+            nodes.append(f"{proc.name}:{proc.port} {type(e).__name__}: {e}")
+    views = []
+    for sentinel in s.sentinels:
+        try:
+            with redis.Redis(host=LOOPBACK, port=sentinel.port, decode_responses=True, socket_timeout=2) as r:
+                views.append(f"{sentinel.name}: master at {r.sentinel_get_master_addr_by_name(MASTER_NAME)}")
+        except redis.RedisError as e:
+            views.append(f"{sentinel.name}: {type(e).__name__}: {e}")
+    return (
+        f"no payout reached the cap within 60 s of the old master's return: answers since {dict(after)}; "
+        f"ext_authz's last refusals {dict(details)}; {'; '.join(nodes)}; {'; '.join(views)}"
+    )
 
 
 def _master_port(s: Sentinels) -> int | None:
@@ -129,8 +161,14 @@ def test_through_the_gateway_on_sentinel_money_calls_fail_closed_during_a_failov
             eventually(lambda: _master_port(sentinels) == sentinels.replica.port, 30, "Sentinel promoted")
             old = sentinels.master
             sentinels.master = sentinels.restart(old, "--replicaof", LOOPBACK, str(sentinels.replica.port))
+            restarted = time.monotonic()
+            if not capped.wait(60):
+                capped.set()  # stop the payers, then say where the failover stalled instead of hanging
+                for p in payers:
+                    p.result(timeout=30)
+                pytest.fail(_stalled(sentinels, gw.workdir / "extauthz.log", seen, restarted))
             for p in payers:
-                p.result(timeout=60)
+                p.result(timeout=30)
         gw.wait_audited()
         with redis.Redis(host=LOOPBACK, port=sentinels.replica.port, decode_responses=True) as r:
             spent = int(r.get(keys.spend(agent.key_id, "stripe", today())) or 0)
