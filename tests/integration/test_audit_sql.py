@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -129,6 +130,28 @@ def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: 
     assert audit.checkpoint("src") == Checkpoint("1:2", 400)
     _cols, data = audit.query("SELECT row_id, settlement, cost_micro_usd FROM tollgate_calls ORDER BY row_id")
     assert data[0] == ("req-0", "settled", 15_000_000)
+
+
+def test_a_sqlite_file_can_be_queried_while_a_writer_holds_its_lock(tmp_path) -> None:
+    # A write-ahead log: `tollgate audit query` and the dashboard read while the ingester writes (with a
+    # rollback journal, a reader waits out the writer's exclusive lock, then fails "database is locked").
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    audit = AuditStore.from_url(url)
+    audit.migrate()
+    audit.append([from_line(line(request_id="r-1"), "f@1")], "src", Checkpoint("1:2", 10))
+    reader = AuditStore.from_url(url, sqlite_lock_wait_s=0.2)
+    writer = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("DELETE FROM tollgate_calls")
+        assert reader.query("SELECT row_id FROM tollgate_calls")[1] == [("r-1",)]  # the last commit
+        assert reader.query("PRAGMA synchronous")[1] == [(1,)]  # NORMAL: synced at WAL checkpoints
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+        reader.dispose()
+        audit.dispose()
+    assert AuditStore.from_url("sqlite://").migrate() == SCHEMA_VERSION  # in memory: no log to keep
 
 
 def test_the_finance_query_is_one_sql_statement(audit: AuditStore) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    event,
     func,
     inspect,
     select,
@@ -239,6 +240,9 @@ class Checkpoint:
 class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Built once: a statement built per write costs the ingester more than the write itself.
+        self._inserts: dict[str, Any] = {}
+        self._checkpoint_upsert = self._upsert_checkpoint()
 
     @classmethod
     def from_url(cls, url: str, *, sqlite_lock_wait_s: float | None = None) -> AuditStore:
@@ -252,7 +256,10 @@ class AuditStore:
             kwargs["connect_args"] = {"connect_timeout": 3}
         elif url.startswith("sqlite") and sqlite_lock_wait_s is not None:
             kwargs["connect_args"] = {"timeout": sqlite_lock_wait_s}
-        return cls(create_engine(url, **kwargs))
+        engine = create_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            event.listen(engine, "connect", _sqlite_wal)
+        return cls(engine)
 
     def migrate(self) -> int:
         """Apply pending migrations in one transaction; returns the schema version now in place."""
@@ -345,32 +352,43 @@ class AuditStore:
             return int(conn.execute(select(func.count()).select_from(calls)).scalar() or 0)
 
     def _insert_ignoring_duplicates(self, table: Table, key: str) -> Any:
+        stmt = self._inserts.get(table.name)
+        if stmt is None:
+            stmt = self._dialect().insert(table).on_conflict_do_nothing(index_elements=[key])
+            self._inserts[table.name] = stmt
+        return stmt
+
+    def _upsert_checkpoint(self) -> Any:
+        """Insert or move a source's checkpoint; its values are bound at execution."""
+        if self.engine.dialect.name not in ("postgresql", "sqlite"):
+            return None  # refused at the first write (_dialect), with the database's name
+        stmt = self._dialect().insert(checkpoints)
+        return stmt.on_conflict_do_update(
+            index_elements=["source"],
+            set_={
+                "identity": stmt.excluded.identity,
+                "offset": stmt.excluded.offset,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+
+    def _dialect(self) -> Any:
         if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+            return postgresql
         if self.engine.dialect.name == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+            return sqlite
         raise AuditStoreUnavailable(f"unsupported database {self.engine.dialect.name}")
 
     def _save_checkpoint(self, conn: Connection, source: str, cp: Checkpoint) -> None:
-        now = datetime.now(UTC)
-        stmt: Any
-        if self.engine.dialect.name == "postgresql":
-            stmt = postgresql.insert(checkpoints).values(
-                source=source, identity=cp.identity, offset=cp.offset, updated_at=now
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["source"],
-                set_={"identity": cp.identity, "offset": cp.offset, "updated_at": now},
-            )
-        else:
-            stmt = sqlite.insert(checkpoints).values(
-                source=source, identity=cp.identity, offset=cp.offset, updated_at=now
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["source"],
-                set_={"identity": cp.identity, "offset": cp.offset, "updated_at": now},
-            )
-        conn.execute(stmt)
+        if self._checkpoint_upsert is None:
+            self._dialect()  # raises: no upsert for this database
+        values = {
+            "source": source,
+            "identity": cp.identity,
+            "offset": cp.offset,
+            "updated_at": datetime.now(UTC),
+        }
+        conn.execute(self._checkpoint_upsert, values)
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -390,6 +408,18 @@ class AuditStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    """Write-ahead log, synced at its checkpoints rather than at each commit: a commit stops costing the
+    ingester a journal file and two fsyncs (about 0.5 ms of CPU each), and readers (`tollgate audit
+    query`, the dashboard) no longer wait for the writer. A crash of the process loses nothing; a power
+    loss can roll the last commits back, rows and checkpoint together, and those lines are read from the
+    access log again (which Envoy does not sync either)."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def day_range(since: date | None, until: date | None) -> tuple[str, dict[str, Any]]:
