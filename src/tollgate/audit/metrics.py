@@ -6,6 +6,7 @@ once the vendor's answer is known.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -42,18 +43,23 @@ class AuditMetrics:
             "tollgate_audit_last_row_timestamp_seconds", "Time of the newest call written; lag = now - this.",
             registry=self.registry,
         )  # fmt: skip
+        self._by_outcome = {SETTLED: self.settled, RELEASED: self.released, UNKNOWN: self.unknown}
 
     def observe(self, rows: Sequence[AuditRow]) -> None:
+        # Summed per label set first: one labels() and inc() per set and batch, not per row.
+        calls: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        money: dict[tuple[Counter, str], int] = {}
         for row in rows:
             vendor = row.vendor or "-"
-            self.rows.labels(vendor, row.decision, row.rule).inc()
+            calls[vendor, row.decision, row.rule] += 1
             outcome = settlement_for(row)
-            if outcome == SETTLED:
-                self.settled.labels(vendor).inc(row.cost_micro_usd)
-            elif outcome == RELEASED:
-                self.released.labels(vendor).inc(row.cost_micro_usd)
-            elif outcome == UNKNOWN:
-                self.unknown.labels(vendor).inc(row.cost_micro_usd)
+            family = self._by_outcome.get(outcome) if outcome is not None else None
+            if family is not None:
+                money[family, vendor] = money.get((family, vendor), 0) + row.cost_micro_usd
+        for labels, n in calls.items():
+            self.rows.labels(*labels).inc(n)
+        for (family, vendor), amount in money.items():
+            family.labels(vendor).inc(amount)
         if rows:
             self.last_row_time.set(max(r.at for r in rows).timestamp())
 

@@ -40,3 +40,17 @@ def test_approval_decisions_are_counted_by_state() -> None:
         for s in ("approved", "rejected")
     }
     assert counted == {"approved": 2, "rejected": 1}
+
+
+def test_a_batch_is_summed_per_label_set_and_batches_add_up() -> None:
+    m = AuditMetrics()
+    settled = [from_line(line(request_id=f"s{i}"), f"f@{i}") for i in range(3)]
+    refused = from_line(line(request_id="r", response_code=402), "f@9")
+    m.observe([*settled, refused])
+    m.observe(settled[:1])
+    get = m.registry.get_sample_value
+    assert get("tollgate_settled_micro_usd_total", {"vendor": "stripe"}) == 4 * 15_000_000
+    assert get("tollgate_released_micro_usd_total", {"vendor": "stripe"}) == 15_000_000
+    assert get("tollgate_unknown_micro_usd_total", {"vendor": "stripe"}) is None
+    rows = {"vendor": "stripe", "decision": "allow", "rule": "tollgate_allowed"}
+    assert get("tollgate_audit_rows_total", rows) == 5
