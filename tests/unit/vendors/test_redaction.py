@@ -88,3 +88,30 @@ def test_parameters_that_just_fit_are_kept_whole_and_one_character_more_is_not()
         assert out == _audit_json_by_dumps(params)
         seen.add("_more" in json.loads(out))
     assert seen == {True, False}
+
+
+def test_ascii_parameters_near_the_bound_give_what_json_dumps_sizing_gives() -> None:
+    # The all-ASCII shortcut must answer exactly as the sizing loop: lists and escapes, with the last
+    # name's value swept across the bound one character at a time.
+    import random
+
+    rng = random.Random(7)
+    for _ in range(40):
+        params: dict[str, ParamValue] = {}
+        sized = 2  # the sizing loop's measure of what is kept
+        while True:
+            text = "".join(rng.choice('ab"\\\n') for _ in range(rng.randint(0, 60)))
+            value: ParamValue = text if rng.random() < 0.6 else [text[:20]] * rng.randint(0, 4)
+            name = f"k{len(params):03}"
+            piece = len(json.dumps({name: value}))
+            if sized + piece > MAX_JSON_CHARS - 100:
+                break
+            params[name], sized = value, sized + piece
+        room = MAX_JSON_CHARS - sized - len(json.dumps({"zz": ""}))  # "zz" this long just fits
+        kept = set()
+        for n in range(room - 3, room + 3):
+            params["zz"] = "x" * n
+            out = audit_json(params, ())
+            assert out == _audit_json_by_dumps(params), n - room
+            kept.add("_more" not in out)
+        assert kept == {True, False}  # both sides of the bound were met
