@@ -34,13 +34,14 @@ local: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest
 
-## ruff, mypy, import-linter (the layering contracts in pyproject.toml), hadolint on the Dockerfiles and
+## ruff, mypy (the packages, then bench/), import-linter (the layering contracts in pyproject.toml), hadolint on the Dockerfiles and
 ## actionlint on the workflows (both from PyPI wheels, which exist for Linux x86-64 only: elsewhere they
 ## are skipped with a note).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src extauthz operator tests bench
 	$(BIN)/ruff format --check src extauthz operator tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	$(BIN)/lint-imports --no-cache
 	@if [ -x $(BIN)/hadolint ]; then $(BIN)/hadolint extauthz/Dockerfile deploy/kind/localstripe.Dockerfile && echo "hadolint: ok"; \
 	else echo "hadolint: skipped (no wheel for this platform)"; fi

@@ -73,6 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_redis(workdir=Path(tmp))
+        assert proc.url is not None
         try:
             asyncio.run(run(proc.url, args.calls))
         finally:

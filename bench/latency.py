@@ -13,7 +13,7 @@ grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and
 checks/s as a ratio of each. Other work on the same cores moves the absolute figures from run to
 run; the ratios, measured seconds apart under the same conditions, compare across machines.
 
-    python bench/latency.py [--rate 500] [--seconds 10] [--extauthz-procs N (default: one per core)]
+    python bench/latency.py [--rate 500] [--seconds 10] [--repeats 1] [--extauthz-procs N (default: one per core)]
 """
 
 from __future__ import annotations
@@ -361,8 +361,8 @@ def measured(
 
 def _parts(gw: LocalGateway, upstream: ManagedProcess) -> dict[str, list[int]]:
     """The processes sharing the cores during the gated load, by role (pids)."""
-    procs = {
-        "ext_authz": gw.extauthz,
+    procs: dict[str, list[ManagedProcess | None]] = {
+        "ext_authz": list(gw.extauthz),
         "envoy": [gw.envoy],
         "redis": [gw.redis],
         "audit ingester": [gw.auditor],
@@ -418,7 +418,7 @@ def envoy_params(
 
 
 def floor_latency(
-    upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path
+    upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path, repeats: int = 1
 ) -> tuple[list[float], float]:
     """Latencies through an Envoy rendered as the gateway's, whose ext_authz is the one-EVALSHA floor:
     what Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate;
@@ -431,9 +431,11 @@ def floor_latency(
     pids = [p.pid for p in servers if p.pid is not None]
     try:
         before = cpu_s(pids)
-        latencies = open_loop(
-            f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir
-        )
+        latencies: list[float] = []
+        for _ in range(repeats):
+            latencies += open_loop(
+                f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir
+            )
         return latencies, (cpu_s(pids) - before) / max(1, len(latencies)) * 1e6
     finally:
         for proc in (envoy, *servers, redis):
@@ -488,6 +490,13 @@ def main() -> None:
     ap.add_argument(
         "--only-checks", action="store_true", help="skip the latency through Envoy: checks/s, floors, RSS"
     )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="send each latency load this many times (baseline and gateway alternating) and pool the "
+        "requests: on a machine whose load moves, one 10 s run's p99 can move by ±1.5 ms",
+    )
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
 
@@ -514,7 +523,7 @@ def main() -> None:
     floor_before = floors(gw.extauthz_ports, "tgk_floor", args.check_seconds, workdir)
     if not args.only_checks:
         floor_gated, floor_gated_cpu = floor_latency(
-            up_port, args.extauthz_procs, args.rate, args.seconds, workdir
+            up_port, args.extauthz_procs, args.rate, args.seconds, workdir, args.repeats
         )
     try:
         gw.start()
@@ -524,16 +533,22 @@ def main() -> None:
             base = baseline_envoy(params, workdir)
             try:
                 path = "/stripe/v1/charges"
-                plain = open_loop(
-                    f"http://127.0.0.1:{params.listen_port}{path}", token, args.rate, args.seconds, workdir
-                )
                 inside_before = check_histogram(gw.metrics_ports)
                 parts = _parts(gw, upstream)
-                cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
-                gated = open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
-                shares = {
-                    name: (cpu_s(pids) - cpu_before[name]) / args.seconds for name, pids in parts.items()
-                }
+                spent = dict.fromkeys(parts, 0.0)  # each part's CPU seconds during the gated loads
+                for _ in range(args.repeats):
+                    plain += open_loop(
+                        f"http://127.0.0.1:{params.listen_port}{path}",
+                        token,
+                        args.rate,
+                        args.seconds,
+                        workdir,
+                    )
+                    cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
+                    gated += open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
+                    for name, pids in parts.items():
+                        spent[name] += cpu_s(pids) - cpu_before[name]
+                shares = {name: cpu / (args.seconds * args.repeats) for name, cpu in spent.items()}
                 inside = _minus(check_histogram(gw.metrics_ports), inside_before)
             finally:
                 base.stop()
@@ -585,7 +600,10 @@ def main() -> None:
         f"{args.extauthz_procs} ext_authz process(es); load average {load_before:.2f} before, {load_after:.2f} after"
     )
     if gated:
-        print(f"load: {args.rate} req/s of POST /v1/charges for {args.seconds:g}s per path")
+        print(
+            f"load: {args.rate} req/s of POST /v1/charges for {args.seconds:g}s per path"
+            + (f", {args.repeats} times (requests pooled)" if args.repeats > 1 else "")
+        )
         print(
             f"baseline Envoy   p50 {figures['baseline_p50_ms']:.3f} ms   p99 {figures['baseline_p99_ms']:.3f} ms"
         )
