@@ -242,7 +242,7 @@ class AuditStore:
         self.engine = engine
         # Built once: a statement built per write costs the ingester more than the write itself.
         self._inserts: dict[str, Any] = {}
-        self._checkpoint_upsert = self._upsert_checkpoint()
+        self._checkpoint_upsert: Any = None
 
     @classmethod
     def from_url(cls, url: str, *, sqlite_lock_wait_s: float | None = None) -> AuditStore:
@@ -358,20 +358,6 @@ class AuditStore:
             self._inserts[table.name] = stmt
         return stmt
 
-    def _upsert_checkpoint(self) -> Any:
-        """Insert or move a source's checkpoint; its values are bound at execution."""
-        if self.engine.dialect.name not in ("postgresql", "sqlite"):
-            return None  # refused at the first write (_dialect), with the database's name
-        stmt = self._dialect().insert(checkpoints)
-        return stmt.on_conflict_do_update(
-            index_elements=["source"],
-            set_={
-                "identity": stmt.excluded.identity,
-                "offset": stmt.excluded.offset,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-
     def _dialect(self) -> Any:
         if self.engine.dialect.name == "postgresql":
             return postgresql
@@ -380,8 +366,16 @@ class AuditStore:
         raise AuditStoreUnavailable(f"unsupported database {self.engine.dialect.name}")
 
     def _save_checkpoint(self, conn: Connection, source: str, cp: Checkpoint) -> None:
-        if self._checkpoint_upsert is None:
-            self._dialect()  # raises: no upsert for this database
+        if self._checkpoint_upsert is None:  # insert or move the source's row; values bound per call
+            stmt = self._dialect().insert(checkpoints)
+            self._checkpoint_upsert = stmt.on_conflict_do_update(
+                index_elements=["source"],
+                set_={
+                    "identity": stmt.excluded.identity,
+                    "offset": stmt.excluded.offset,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+            )
         values = {
             "source": source,
             "identity": cp.identity,
