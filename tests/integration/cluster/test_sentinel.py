@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,26 +54,29 @@ def _stalled(s: Sentinels, log: Path, seen: list[tuple[float, int | None]], sinc
         for line in log.read_text().splitlines()[-200:]
         if "detail=" in line
     )
-    nodes = []
-    for proc in (s.master, s.replica):
-        try:
-            with redis.Redis(host=LOOPBACK, port=proc.port, decode_responses=True, socket_timeout=2) as r:
-                info = r.info("replication")
-            nodes.append(f"{proc.name}:{proc.port} role={info.get('role')} link={info.get('master_link_status')} "
-                         f"replicas={info.get('connected_slaves')}")  # fmt: skip
-        except redis.RedisError as e:
-            nodes.append(f"{proc.name}:{proc.port} {type(e).__name__}: {e}")
-    views = []
-    for sentinel in s.sentinels:
-        try:
-            with redis.Redis(host=LOOPBACK, port=sentinel.port, decode_responses=True, socket_timeout=2) as r:
-                views.append(f"{sentinel.name}: master at {r.sentinel_get_master_addr_by_name(MASTER_NAME)}")
-        except redis.RedisError as e:
-            views.append(f"{sentinel.name}: {type(e).__name__}: {e}")
+    nodes = [_ask(proc.name, proc.port, _replication) for proc in (s.master, s.replica)]
+    views = [
+        _ask(x.name, x.port, lambda r: f"master at {r.sentinel_get_master_addr_by_name(MASTER_NAME)}")
+        for x in s.sentinels
+    ]
     return (
         f"no payout reached the cap within 60 s of the old master's return: answers since {dict(after)}; "
         f"ext_authz's last refusals {dict(details)}; {'; '.join(nodes)}; {'; '.join(views)}"
     )
+
+
+def _replication(r: redis.Redis) -> str:
+    info = r.info("replication")
+    return f"role={info.get('role')} link={info.get('master_link_status')} replicas={info.get('connected_slaves')}"
+
+
+def _ask(name: str, port: int | None, question: Callable[[redis.Redis], str]) -> str:
+    """One node's answer for a diagnosis, or why it gave none."""
+    try:
+        with redis.Redis(host=LOOPBACK, port=port or 0, decode_responses=True, socket_timeout=2) as r:
+            return f"{name}:{port} {question(r)}"
+    except redis.RedisError as e:
+        return f"{name}:{port} {type(e).__name__}: {e}"
 
 
 def _master_port(s: Sentinels) -> int | None:
@@ -162,13 +165,12 @@ def test_through_the_gateway_on_sentinel_money_calls_fail_closed_during_a_failov
             old = sentinels.master
             sentinels.master = sentinels.restart(old, "--replicaof", LOOPBACK, str(sentinels.replica.port))
             restarted = time.monotonic()
-            if not capped.wait(60):
-                capped.set()  # stop the payers, then say where the failover stalled instead of hanging
-                for p in payers:
-                    p.result(timeout=30)
-                pytest.fail(_stalled(sentinels, gw.workdir / "extauthz.log", seen, restarted))
+            stalled = not capped.wait(60)
+            capped.set()  # a stalled failover: stop the payers, then say where it stalled instead of hanging
             for p in payers:
                 p.result(timeout=30)
+            if stalled:
+                pytest.fail(_stalled(sentinels, gw.workdir / "extauthz.log", seen, restarted))
         gw.wait_audited()
         with redis.Redis(host=LOOPBACK, port=sentinels.replica.port, decode_responses=True) as r:
             spent = int(r.get(keys.spend(agent.key_id, "stripe", today())) or 0)
