@@ -133,8 +133,9 @@ def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: 
 
 
 def test_a_sqlite_file_can_be_queried_while_a_writer_holds_its_lock(tmp_path) -> None:
-    # A write-ahead log: `tollgate audit query` and the dashboard read while the ingester writes (with a
-    # rollback journal, a reader waits out the writer's exclusive lock, then fails "database is locked").
+    # A write-ahead log: `tollgate audit sql` and the other audit commands read while the ingester writes
+    # (with a rollback journal, a reader waits out the writer's exclusive lock, then fails "database is
+    # locked").
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     audit = AuditStore.from_url(url)
     audit.migrate()

@@ -406,10 +406,10 @@ class AuditStore:
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
     """Write-ahead log, synced at its checkpoints rather than at each commit: a commit stops costing the
-    ingester a journal file and two fsyncs (about 0.5 ms of CPU each), and readers (`tollgate audit
-    query`, the dashboard) no longer wait for the writer. A crash of the process loses nothing; a power
-    loss can roll the last commits back, rows and checkpoint together, and those lines are read from the
-    access log again (which Envoy does not sync either)."""
+    ingester a journal file and two fsyncs (about 0.5 ms of CPU each), and readers (`tollgate audit sql`
+    and the other audit commands) no longer wait for the writer. A crash of the process loses nothing;
+    a power loss can roll the last commits back, rows and checkpoint together, and those lines are read
+    from the access log again (which Envoy does not sync either)."""
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
