@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, text
 from tests.support.ci import unavailable
 from tests.unit.audit.test_record import ALLOWED, line
 
 from tollgate.audit.record import from_line
-from tollgate.audit.sql import SCHEMA_VERSION, AuditStore, AuditStoreUnavailable, Checkpoint
+from tollgate.audit.sql import SCHEMA_VERSION, AuditStore, AuditStoreUnavailable, Checkpoint, calls
 
 PG_ADMIN = os.environ.get("TOLLGATE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -132,6 +132,23 @@ def test_rows_and_checkpoint_are_written_together_and_duplicates_ignored(audit: 
     assert data[0] == ("req-0", "settled", 15_000_000)
 
 
+def test_rows_are_stored_exactly_as_sqlalchemys_own_insert_stores_them(audit: AuditStore) -> None:
+    """append() binds values on the driver itself: each column must hold what conn.execute(insert, dicts)
+    would have stored (SQLite keeps datetimes, dates and booleans as its own text and integers)."""
+    full = from_line(line(request_id="full", replay=True, start_time="2026-11-25T06:36:48.733Z"), "f@0")
+    full = full.model_copy(update={"replay": True, "reason": "50% off 'quoted' %(name)s ?"})
+    sparse = from_line(line(authz=None, request_id="sparse", response_code_details="route_not_found"), "f@1")
+    audit.append([full, sparse], "src", Checkpoint("x", 1))
+    with audit.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE expected AS SELECT * FROM tollgate_calls WHERE 1 = 0"))
+        table = calls.to_metadata(MetaData(), name="expected")
+        conn.execute(table.insert(), [full.model_dump(), sparse.model_dump()])
+        got = conn.exec_driver_sql("SELECT * FROM tollgate_calls ORDER BY row_id").fetchall()
+        want = conn.exec_driver_sql("SELECT * FROM expected ORDER BY row_id").fetchall()
+    assert [tuple(r) for r in got] == [tuple(r) for r in want]
+    assert got[0][list(calls.columns.keys()).index("replay")] in (True, 1)  # the full row, a bound boolean
+
+
 def test_a_sqlite_file_can_be_queried_while_a_writer_holds_its_lock(tmp_path) -> None:
     # A write-ahead log: `tollgate audit sql` and the other audit commands read while the ingester writes
     # (with a rollback journal, a reader waits out the writer's exclusive lock, then fails "database is
@@ -183,6 +200,18 @@ def test_over_long_values_from_agents_do_not_stall_the_audit(audit: AuditStore) 
     assert audit.query("SELECT LENGTH(idempotency_key), amount_minor FROM tollgate_calls")[1] == [
         (5000, None)
     ]
+
+
+def test_a_line_only_json_reads_is_stored_and_a_lone_surrogate_does_not_stall_the_audit(
+    audit: AuditStore,
+) -> None:
+    """Escaped lone surrogates (no database stores one) and NaN: orjson refuses the line, json reads it."""
+    text_ = line(request_id="odd", agent_run_id="run-\ud800", duration_ms=float("nan"))
+    assert "\\ud800" in text_ and "NaN" in text_
+    row = from_line(text_, "f@1")
+    assert (row.rule, row.agent_run_id, row.duration_ms) == ("tollgate_allowed", "run-\ufffd", None)
+    audit.append([row], "src", Checkpoint("x", 1))
+    assert audit.query("SELECT agent_run_id FROM tollgate_calls")[1] == [("run-\ufffd",)]
 
 
 def test_an_unreachable_store_raises_and_commits_nothing() -> None:

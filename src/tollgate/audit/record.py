@@ -12,6 +12,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from tollgate.decide.rules import Rule
@@ -112,7 +113,7 @@ class AuditRow(BaseModel):
 def from_line(line: str, position: str) -> AuditRow:
     """`position` (file and offset) names the line when Envoy gave it no request id."""
     try:
-        entry = json.loads(line)
+        entry = _loads(line)
         if not isinstance(entry, dict):
             raise ValueError("not a JSON object")
         return from_entry(entry, position)
@@ -126,6 +127,27 @@ def from_line(line: str, position: str) -> AuditRow:
             rule=UNPARSED,
             reason=f"{type(exc).__name__}: {exc}; line: {line[:500]}",
         )
+
+
+def _loads(line: str) -> Any:
+    """orjson reads a line in a third of json's time (a tenth of an ingester's CPU per line). What it
+    refuses goes to json, which takes NaN and an escaped lone surrogate; such a surrogate becomes U+FFFD,
+    as an invalid byte does when the file is read: no database stores one, and a row that cannot be
+    written would stall the audit behind it."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return _valid_text(json.loads(line))
+
+
+def _valid_text(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(v, dict):
+        return {_valid_text(k): _valid_text(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_valid_text(x) for x in v]
+    return v
 
 
 def from_entry(entry: dict[str, Any], position: str) -> AuditRow:
