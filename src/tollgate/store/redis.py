@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from tollgate.errors import StoreUnavailable
 from tollgate.policy.grant import Grant
 from tollgate.store import keys
-from tollgate.store.autopipeline import AutoPipeline, pipelined, run_scripts
+from tollgate.store.autopipeline import AutoPipeline, Send, pipelined, run_scripts
 from tollgate.store.base import (
     NO_LIMITS,
     ApprovalEvent,
@@ -80,10 +80,15 @@ class RedisStore:
         self._approval = client.register_script(_script("approval.lua"))
         self._move_out_lua = client.register_script(_script("move_out.lua"))
         self._move_in_lua = client.register_script(_script("move_in.lua"))
-        # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, whose pipelines
-        # split by node and retry by slot, nor with replica_acks, whose WAIT must follow its own script.
+        # One connection of our own for the hot round trips (store/link.py): the commits and settlement's
+        # pipelines. None on a cluster, whose pipelines split by node and retry by slot, and wherever
+        # redis-py alone can connect (Sentinel, TLS): redis-py's pipeline sends them there.
+        self._link = None if isinstance(client, RedisCluster) else Link.for_client(client)
+        self._send: Send = self._link.round_trip if self._link is not None else partial(pipelined, client)
+        # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, nor with
+        # replica_acks, whose WAIT must follow its own script.
         self._commit_pipelined = (
-            AutoPipeline(client, self._commit, link=Link.for_client(client))
+            AutoPipeline(client, self._commit, link=self._link)
             if autopipeline and not replica_acks and not isinstance(client, RedisCluster)
             else None
         )
@@ -312,7 +317,7 @@ class RedisStore:
 
     async def _pipelined(self, calls: list[tuple[Any, list[str], list[Any]]]) -> None:
         """The scripts in one pipeline (autopipeline.run_scripts); any error reply fails the batch."""
-        replies = await run_scripts(self._r, calls, partial(pipelined, self._r))
+        replies = await run_scripts(self._r, calls, self._send)
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             raise failed[0]
@@ -672,14 +677,17 @@ class RedisStore:
         return v
 
     async def save_settle_checkpoint(self, source: str, position: str) -> None:
-        await self._do(lambda: self._r.set(keys.settle_checkpoint(source), position))
+        # After every batch the ingester settles: through the link, as the batch's scripts went.
+        (reply,) = await self._do(lambda: self._send([("SET", keys.settle_checkpoint(source), position)]))
+        if isinstance(reply, Exception):
+            raise StoreUnavailable(f"redis: {type(reply).__name__}: {reply}")
 
     async def ping(self) -> None:
         await self._do(lambda: self._r.ping())
 
     async def close(self) -> None:
-        if self._commit_pipelined is not None:
-            await self._commit_pipelined.close()
+        if self._link is not None:
+            await self._link.close()
         await self._r.aclose()
 
 
