@@ -252,7 +252,9 @@ class AuditStore:
         sqlite3 waits 5 s); the ingester waits less, since it retries and settles meanwhile."""
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # A pooled PostgreSQL connection may have died; a SQLite file's cannot, and pinging it cost a
+        # statement per transaction.
+        kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
         if url.startswith("postgresql"):
             kwargs["connect_args"] = {"connect_timeout": 3}
         elif url.startswith("sqlite") and sqlite_lock_wait_s is not None:
