@@ -488,6 +488,11 @@ def main() -> None:
         help="checks driven at each ext_authz process before its RSS is read (0: read it without)",
     )
     ap.add_argument(
+        "--audit-url",
+        help="the audit store's URL (default: a SQLite file, as local mode); e.g. postgresql://…, as in a "
+        "cluster (an empty database: the ingester migrates it)",
+    )
+    ap.add_argument(
         "--only-checks", action="store_true", help="skip the latency through Envoy: checks/s, floors, RSS"
     )
     ap.add_argument(
@@ -510,6 +515,7 @@ def main() -> None:
             workdir=workdir,
             extauthz_procs=args.extauthz_procs,
             audit=not args.no_audit,
+            audit_url=args.audit_url,
         )
     )
     plain: list[float] = []
