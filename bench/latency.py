@@ -522,6 +522,7 @@ def main() -> None:
     inside: dict[float, float] = {}
     shares: dict[str, float] = {}
     gated: list[float] = []
+    each_added_p99: list[float] = []  # per repeat, ms
     floor_gated: list[float] = []  # the same load through an Envoy whose ext_authz is the one-EVALSHA floor
     floor_gated_cpu = 0.0  # the floor servers' CPU per check meanwhile, µs
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
@@ -543,7 +544,7 @@ def main() -> None:
                 parts = _parts(gw, upstream)
                 spent = dict.fromkeys(parts, 0.0)  # each part's CPU seconds during the gated loads
                 for _ in range(args.repeats):
-                    plain += open_loop(
+                    one_plain = open_loop(
                         f"http://127.0.0.1:{params.listen_port}{path}",
                         token,
                         args.rate,
@@ -551,7 +552,11 @@ def main() -> None:
                         workdir,
                     )
                     cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
-                    gated += open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
+                    one = open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
+                    if one and one_plain:  # each repeat's own figure: how far one run's p99 moves
+                        each_added_p99.append(round(pct(one, 99) - pct(one_plain, 99), 2))
+                    plain += one_plain
+                    gated += one
                     for name, pids in parts.items():
                         spent[name] += cpu_s(pids) - cpu_before[name]
                 shares = {name: cpu / (args.seconds * args.repeats) for name, cpu in spent.items()}
@@ -582,6 +587,7 @@ def main() -> None:
         "gateway_p99_ms": round(pct(gated, 99), 3) if gated else None,
         "added_p50_ms": round(pct(gated, 50) - pct(plain, 50), 3) if gated else None,
         "added_p99_ms": round(pct(gated, 99) - pct(plain, 99), 3) if gated else None,
+        "added_p99_ms_each_repeat": each_added_p99,  # type: ignore[dict-item]
         "floor_added_p50_ms": round(pct(floor_gated, 50) - pct(plain, 50), 3) if floor_gated else None,
         "floor_added_p99_ms": round(pct(floor_gated, 99) - pct(plain, 99), 3) if floor_gated else None,
         "inside_check_p50_ms_at_most": bucket_pct(inside, 50) if gated else None,
@@ -617,6 +623,8 @@ def main() -> None:
             f"Tollgate         p50 {figures['gateway_p50_ms']:.3f} ms   p99 {figures['gateway_p99_ms']:.3f} ms"
         )
         print(f"added            p50 {figures['added_p50_ms']:.3f} ms   p99 {figures['added_p99_ms']:.3f} ms")
+        if len(each_added_p99) > 1:
+            print(f"  added p99 of each repeat alone: {', '.join(f'{v:.2f}' for v in each_added_p99)} ms")
         print(
             f"floor added      p50 {figures['floor_added_p50_ms']:.3f} ms   p99 {figures['floor_added_p99_ms']:.3f} ms"
             "   (the same Envoy, its ext_authz the one-EVALSHA servicer: what gRPC and one Redis round trip add here)"
