@@ -311,14 +311,17 @@ def _str(v: object) -> str | None:
 
 
 def _int(v: object) -> int | None:
-    """An integer that fits a BIGINT column, or None."""
-    n: int | None = None
-    if isinstance(v, bool):
-        return None
-    if (
-        isinstance(v, int)
-        or (isinstance(v, float) and v.is_integer())
-        or (isinstance(v, str) and v.lstrip("-").isdigit() and len(v) < 20)
-    ):
+    """An integer that fits a BIGINT column, or None. Only ASCII digits: int() reads other Unicode digits,
+    or raises on some of them, and a value must never make its whole line unreadable."""
+    if type(v) is str:  # most: ext_authz writes its numbers as strings
+        if len(v) < 19 and v.isdigit() and v.isascii():  # under 10**18: fits
+            return int(v)
+        digits = v[1:] if v.startswith("-") else v
+        n = int(v) if len(v) < 20 and digits.isdigit() and digits.isascii() else None
+    elif type(v) is int:
+        n = v
+    elif type(v) is float and v.is_integer():
         n = int(v)
+    else:  # a bool among them: JSON's true is no number
+        return None
     return n if n is not None and -(2**63) <= n < 2**63 else None

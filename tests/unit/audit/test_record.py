@@ -104,6 +104,15 @@ def test_an_unreadable_line_is_kept_not_dropped() -> None:
     assert row.rule == UNPARSED and "not json" in (row.reason or "")
 
 
+@pytest.mark.parametrize("odd", ["²", "١٢", "--5", "-", "9" * 19, "1e3", " 7"])
+def test_a_number_that_is_not_plain_ascii_digits_is_no_number_and_the_line_still_reads(odd: str) -> None:
+    """int() reads some Unicode digits and raises on others: neither may cost the row its other fields."""
+    authz = {**ALLOWED["authz"], "amount_minor": odd, "spent_micro_usd": odd}  # type: ignore[dict-item]
+    row = from_line(line(authz=authz, duration_ms=odd), "f@0")
+    assert row.rule == "tollgate_allowed" and row.reservation_id == "r1"
+    assert (row.amount_minor, row.spent_micro_usd, row.duration_ms) == (None, None, None)
+
+
 REFUND_SEEN = {"id": "re_1", "object": "refund", "amount": "1500", "currency": "usd", "status": "succeeded"}
 
 
