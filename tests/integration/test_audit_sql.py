@@ -214,6 +214,17 @@ def test_a_line_only_json_reads_is_stored_and_a_lone_surrogate_does_not_stall_th
     assert audit.query("SELECT agent_run_id FROM tollgate_calls")[1] == [("run-\ufffd",)]
 
 
+def test_a_nul_in_a_line_is_stored_as_u_fffd_not_refused_by_the_database(audit: AuditStore) -> None:
+    """PostgreSQL refuses NUL in text, and one refused row would hold back every row behind it."""
+    escaped = line(request_id="nul", agent_run_id="run-\x00", authz={**ALLOWED["authz"], "reason": "a\x00b"})
+    assert "\\u0000" in escaped
+    raw = '{"request_id": "raw\x00'  # not JSON: kept as an unreadable line, with its text
+    rows = [from_line(escaped, "f@1"), from_line(raw, "f@2")]
+    assert rows[0].agent_run_id == "run-\ufffd" and "\x00" not in (rows[1].reason or "")
+    audit.append(rows, "src", Checkpoint("x", 2))
+    assert audit.count() == 2
+
+
 def test_an_unreachable_store_raises_and_commits_nothing() -> None:
     store = AuditStore.from_url("postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(AuditStoreUnavailable):
