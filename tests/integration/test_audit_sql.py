@@ -225,6 +225,26 @@ def test_a_nul_in_a_line_is_stored_as_u_fffd_not_refused_by_the_database(audit: 
     assert audit.count() == 2
 
 
+def test_a_row_the_database_refuses_is_stored_made_storable_and_holds_nothing_back(
+    audit: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows not read from a line (from_line already cleans what no database stores) can still carry such
+    text: the batch goes row by row, the refused row is kept with replacements and a reason, the
+    checkpoint moves, and the next batch goes as one again."""
+    good = [from_line(line(request_id=f"ok-{i}"), f"f@{i}") for i in range(3)]
+    bad = good[0].model_copy(update={"row_id": "bad", "customer": "cus_\ud800", "idempotency_key": "k\x00"})
+    audit.append([good[0], bad, good[1]], "src", Checkpoint("x", 3))
+    assert audit.checkpoint("src") == Checkpoint("x", 3)
+    _cols, data = audit.query(
+        "SELECT row_id, customer, idempotency_key, reason FROM tollgate_calls ORDER BY row_id"
+    )
+    assert [r[0] for r in data] == ["bad", "ok-0", "ok-1"]
+    assert data[0][1] == "cus_?" and "refused a value" in data[0][3]
+    assert "refused a value of row bad" in caplog.text
+    audit.append([good[2]], "src", Checkpoint("x", 4))
+    assert audit.count() == 4 and audit.checkpoint("src") == Checkpoint("x", 4)
+
+
 def test_an_unreachable_store_raises_and_commits_nothing() -> None:
     store = AuditStore.from_url("postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(AuditStoreUnavailable):

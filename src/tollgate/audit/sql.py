@@ -7,6 +7,7 @@ covers, so a crash or an outage can neither lose a row nor write one twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -33,16 +34,23 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from tollgate.audit.record import AuditRow
 from tollgate.errors import TollgateError
 from tollgate.record import record
 from tollgate.store.base import ApprovalEvent
 
+log = logging.getLogger("tollgate.audit")
+
 
 class AuditStoreUnavailable(TollgateError):
     """The SQL store could not be reached or refused the write; nothing was committed."""
+
+
+class _ValueRefused(AuditStoreUnavailable):
+    """The database or its driver would not take a value (PostgreSQL refuses NUL in text, no driver
+    encodes a lone surrogate): the store is up, a row is at fault."""
 
 
 metadata = MetaData()
@@ -275,7 +283,28 @@ class AuditStore:
         return SCHEMA_VERSION
 
     def append(self, rows: Sequence[AuditRow], source: str, checkpoint: Checkpoint) -> int:
-        """Insert rows (ignoring any already present) and move the checkpoint, atomically."""
+        """Insert rows (ignoring any already present) and move the checkpoint, atomically.
+
+        A value the database will not store must not hold back every row behind it, retried forever: the
+        rows then go one at a time, and one refused goes with its text made storable and the database's
+        complaint in its reason. Rows already in place are ignored if this is cut short and run again."""
+        try:
+            self._write(rows, (source, checkpoint))
+        except _ValueRefused:
+            for row in rows:
+                try:
+                    self._write([row])
+                except _ValueRefused as exc:
+                    log.error(
+                        "the audit store refused a value of row %s (%s); storing it made storable",
+                        row.row_id,
+                        exc,
+                    )
+                    self._write([_storable(row, exc)])
+            self._write([], (source, checkpoint))
+        return len(rows)
+
+    def _write(self, rows: Sequence[AuditRow], checkpoint: tuple[str, Checkpoint] | None = None) -> None:
         with self._begin() as conn:
             if rows:
                 if self._row_insert is None:
@@ -284,8 +313,8 @@ class AuditStore:
                 insert = self._row_insert
                 # A row's fields are the table's columns (its model's __dict__ holds them as they are).
                 conn.exec_driver_sql(insert.sql, [insert.values(r.__dict__) for r in rows])
-            self._save_checkpoint(conn, source, checkpoint)
-        return len(rows)
+            if checkpoint is not None:
+                self._save_checkpoint(conn, *checkpoint)
 
     def append_approval_events(self, events: Sequence[ApprovalEvent]) -> int:
         """Insert decisions (ignoring any already present) and move their checkpoint, atomically."""
@@ -396,6 +425,10 @@ class AuditStore:
         try:
             with self.engine.begin() as conn:
                 yield conn
+        except (DataError, UnicodeError) as exc:  # a value, not the store (sqlite3 raises the latter bare)
+            cause = getattr(exc, "orig", None) or exc
+            first = str(cause).splitlines()[0] if str(cause) else ""
+            raise _ValueRefused(f"audit store: {type(cause).__name__}: {first[:200]}") from exc
         except SQLAlchemyError as exc:
             raise AuditStoreUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
 
@@ -446,6 +479,18 @@ class _RowInsert:
             processors[name](fields[name]) if name in processors else fields[name] for name in self._names
         )
         return out if self._positional else dict(zip(self._names, out, strict=True))
+
+
+def _storable(row: AuditRow, exc: Exception) -> AuditRow:
+    """The row with every text made of what any database stores (no NUL, no lone surrogate), and why."""
+
+    def plain(text: str) -> str:
+        return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+    fields = {k: plain(v) if isinstance(v, str) else v for k, v in row.__dict__.items()}
+    note = f"the audit store refused a value ({exc}); its text is stored with replacements"
+    fields["reason"] = plain(f"{row.reason}; {note}" if row.reason else note)
+    return AuditRow(**fields)
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
