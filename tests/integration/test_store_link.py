@@ -164,7 +164,8 @@ def test_only_connections_it_opens_as_redis_py_would_get_a_link() -> None:
 async def test_the_store_commits_over_the_link_and_denies_when_redis_is_gone(server: ManagedProcess) -> None:
     store = RedisStore.from_url(str(server.url), timeout_s=0.5, audited=False)
     pipe = store._commit_pipelined
-    assert pipe is not None and pipe._link is not None
+    assert pipe is not None and store._link is not None
+    assert pipe._round_trip == store._link.round_trip  # the commits' round trips go over the link
     try:
         g = grant()
         await store.put_grant(g)

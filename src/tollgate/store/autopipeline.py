@@ -11,8 +11,8 @@ error goes to its caller alone, and an error of the whole round trip (a connecti
 every caller in it, so each of them is denied. A script Redis no longer holds (a restart, SCRIPT FLUSH)
 is loaded again and only the calls it refused are sent again (a refused EVALSHA ran nothing).
 
-Round trips go over store/link.py's own connection where it can open one (TCP or a unix socket), else
-through redis-py's pipeline (TLS, Sentinel).
+Round trips go by `send`: the store's (store/link.py's own connection where it can open one, TCP or a
+unix socket; else redis-py's pipeline, as by default here).
 """
 
 from __future__ import annotations
@@ -26,20 +26,17 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from tollgate.store.link import Link
-
 MAX_BATCH = 256  # calls per pipeline: bounds one write and one reply buffer
 Send = Callable[[list[tuple[Any, ...]]], Awaitable[list[Any]]]  # commands → their replies, one round trip
 
 
 class AutoPipeline:
     def __init__(
-        self, client: Any, script: AsyncScript, *, max_batch: int = MAX_BATCH, link: Link | None = None
+        self, client: Any, script: AsyncScript, *, max_batch: int = MAX_BATCH, send: Send | None = None
     ) -> None:
         self._client = client
         self._script = script
-        self._link = link
-        self._round_trip: Send = link.round_trip if link is not None else partial(pipelined, client)
+        self._round_trip: Send = send if send is not None else partial(pipelined, client)
         self._max = max_batch
         self._queue: list[tuple[Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
         self._busy = False  # a round trip is in flight: calls queue behind it
@@ -99,10 +96,6 @@ class AutoPipeline:
         return await run_scripts(
             self._client, [(self._script, keys, args) for keys, args in calls], self._round_trip
         )
-
-    async def close(self) -> None:
-        if self._link is not None:
-            await self._link.close()
 
 
 async def run_scripts(

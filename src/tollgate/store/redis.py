@@ -88,7 +88,7 @@ class RedisStore:
         # Concurrent commits share round trips (store/autopipeline.py). Not on a cluster, nor with
         # replica_acks, whose WAIT must follow its own script.
         self._commit_pipelined = (
-            AutoPipeline(client, self._commit, link=self._link)
+            AutoPipeline(client, self._commit, send=self._send)
             if autopipeline and not replica_acks and not isinstance(client, RedisCluster)
             else None
         )
