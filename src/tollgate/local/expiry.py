@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tollgate.errors import TollgateError
+from tollgate.local.background import Background
 from tollgate.reconcile.approvals import expire
 from tollgate.store.base import Approvals
 from tollgate.store.redis import RedisStore
@@ -29,7 +29,7 @@ log = logging.getLogger("tollgate.local")
 SWEEP_S = 1.0
 
 
-class ApprovalSweeper:
+class ApprovalSweeper(Background):
     """Every `interval_s`, marks the approvals of the Redis at `redis_url` that are past their expiry."""
 
     def __init__(
@@ -39,21 +39,11 @@ class ApprovalSweeper:
         interval_s: float = SWEEP_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__("tollgate-approval-sweeper")
         self._url = redis_url
         self._interval = interval_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tollgate-approval-sweeper", daemon=True)
         self.rounds = 0  # sweeps finished, failed ones included: a caller can wait for the next one
-
-    def start(self) -> ApprovalSweeper:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=35)
 
     def _run(self) -> None:
         while not self._stop.is_set():

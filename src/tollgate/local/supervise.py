@@ -9,10 +9,10 @@ over once it has stayed up for a minute.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 
+from tollgate.local.background import Background
 from tollgate.local.processes import ManagedProcess, ProcessError
 
 log = logging.getLogger("tollgate.local")
@@ -21,7 +21,7 @@ MAX_BACKOFF_S = 30.0
 STABLE_S = 60.0  # up this long: the next death starts the backoff over
 
 
-class Supervisor:
+class Supervisor(Background):
     """`processes` is called on every round, so a gateway that replaces a process is watched as it is now."""
 
     def __init__(
@@ -31,23 +31,13 @@ class Supervisor:
         interval_s: float = 0.2,
         on_restart: Callable[[ManagedProcess], None] | None = None,
     ) -> None:
+        super().__init__("tollgate-supervisor")
         self._processes = processes
         self._interval = interval_s
         self._on_restart = on_restart
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tollgate-supervisor", daemon=True)
         self._backoff: dict[str, float] = {}
         self._not_before: dict[str, float] = {}
         self._started_at: dict[str, float] = {}
-
-    def start(self) -> Supervisor:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=35)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tollgate.local.background import Background
 from tollgate.policy.manifests import InvalidManifests, Manifests, load_path
 
 log = logging.getLogger("tollgate.local")
@@ -43,7 +44,7 @@ def signature(path: Path) -> Signature:
     return tuple(out)
 
 
-class ManifestWatcher:
+class ManifestWatcher(Background):
     """Calls `apply(manifests)` after each settled change of `path` that loads; `report(problems)` for
     one that does not. `applied` and `refused` count them, so a caller can wait for the next one."""
 
@@ -55,26 +56,16 @@ class ManifestWatcher:
         report: Callable[[list[str]], None] | None = None,
         interval_s: float = 0.1,
     ) -> None:
+        super().__init__("tollgate-watcher")
         self.path = path
         self._apply = apply
         self._report = report or _log_problems
         self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tollgate-watcher", daemon=True)
         self._seen = signature(path)  # what the gateway was started from
         self._pending: Signature | None = None  # a change read once, applied if the next read agrees
         self.applied = 0
         self.refused = 0
         self.changed = threading.Condition()
-
-    def start(self) -> ManifestWatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=35)
 
     def wait(
         self, *, applied: int | None = None, refused: int | None = None, timeout_s: float = 10.0
