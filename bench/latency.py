@@ -3,10 +3,12 @@
 One run starts redis-server, a stand-in vendor (an Envoy answering every request), the ext_authz
 server and two real Envoys in front of that vendor: one with the ext_authz filter (the gateway) and one without (the
 baseline). It then sends the same open-loop load (default 500 req/s of money-moving
-`POST /v1/charges`) through each and prints p50/p99 of both and the difference. The same load then goes
-through a third Envoy, rendered as the gateway's but with the one-EVALSHA floor (below) as its ext_authz:
-what Envoy's filter, gRPC and one Redis round trip add on this machine without Tollgate, the yardstick
-for the added latency. Finally it drives ext_authz's Check directly, as hard as it will go, for checks/s.
+`POST /v1/charges`) through each and prints p50/p99 of both and the difference. Right after each
+gateway load the same load goes through a third Envoy, rendered as the gateway's but with the
+one-EVALSHA floor (below) as its ext_authz: what Envoy's filter, gRPC and one Redis round trip add on
+this machine without Tollgate, the yardstick for the added latency; sent back to back with Tollgate's,
+so "beyond the floor" (Tollgate's percentiles less the floor's) is what Tollgate's own work adds, at
+the same moment's load on the cores. Finally it drives ext_authz's Check directly, as hard as it will go, for checks/s.
 
 Then, on the same ports and with the same driver, it measures the floors (bench/floor.py): a bare
 grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and prints Tollgate's
@@ -417,28 +419,38 @@ def envoy_params(
     )
 
 
-def floor_latency(
-    upstream_port: int, procs: int, rate: int, seconds: float, workdir: Path, repeats: int = 1
-) -> tuple[list[float], float]:
-    """Latencies through an Envoy rendered as the gateway's, whose ext_authz is the one-EVALSHA floor:
-    what Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate;
-    and the floor servers' CPU per check (µs) meanwhile. Measured before the gateway starts, so nothing
-    of Tollgate's (the audit catching up) shares the cores."""
-    redis = start_redis(workdir=workdir / "floor-latency-redis")
-    listen, *ports = free_ports(procs + 1)
-    servers = start_floors("evalsha", ports, str(redis.url), workdir)
-    envoy = run_envoy("floor", render(envoy_params(listen, ports, upstream_port, workdir)), listen, workdir)
-    pids = [p.pid for p in servers if p.pid is not None]
-    try:
+class FloorGateway:
+    """An Envoy rendered as the gateway's whose ext_authz is the one-EVALSHA floor (its own Redis): what
+    Envoy's ext_authz filter, gRPC and one Redis round trip add on this machine, with no Tollgate. It
+    stays up while the gateway runs, so each repeat sends the floor's load right after Tollgate's and
+    both meet the same moment's load on the cores."""
+
+    def __init__(self, upstream_port: int, procs: int, workdir: Path) -> None:
+        self._redis = start_redis(workdir=workdir / "floor-latency-redis")
+        self.listen, *ports = free_ports(procs + 1)
+        self._servers = start_floors("evalsha", ports, str(self._redis.url), workdir)
+        self._envoy = run_envoy(
+            "floor", render(envoy_params(self.listen, ports, upstream_port, workdir)), self.listen, workdir
+        )
+        self._workdir = workdir
+        self.latencies: list[float] = []
+        self._cpu_s = 0.0  # the floor servers' CPU during its loads
+
+    def send(self, rate: int, seconds: float) -> list[float]:
+        pids = [p.pid for p in self._servers if p.pid is not None]
         before = cpu_s(pids)
-        latencies: list[float] = []
-        for _ in range(repeats):
-            latencies += open_loop(
-                f"http://127.0.0.1:{listen}/stripe/v1/charges", "tgk_floor", rate, seconds, workdir
-            )
-        return latencies, (cpu_s(pids) - before) / max(1, len(latencies)) * 1e6
-    finally:
-        for proc in (envoy, *servers, redis):
+        one = open_loop(
+            f"http://127.0.0.1:{self.listen}/stripe/v1/charges", "tgk_floor", rate, seconds, self._workdir
+        )
+        self._cpu_s += cpu_s(pids) - before
+        self.latencies += one
+        return one
+
+    def cpu_us_per_check(self) -> float:
+        return self._cpu_s / max(1, len(self.latencies)) * 1e6
+
+    def stop(self) -> None:
+        for proc in (self._envoy, *self._servers, self._redis):
             proc.stop()
 
 
@@ -499,7 +511,7 @@ def main() -> None:
         "--repeats",
         type=int,
         default=1,
-        help="send each latency load this many times (baseline and gateway alternating) and pool the "
+        help="send each latency load this many times (baseline, gateway and floor in turn) and pool the "
         "requests: on a machine whose load moves, one 10 s run's p99 can move by ±1.5 ms",
     )
     args = ap.parse_args()
@@ -523,15 +535,11 @@ def main() -> None:
     shares: dict[str, float] = {}
     gated: list[float] = []
     each_added_p99: list[float] = []  # per repeat, ms
-    floor_gated: list[float] = []  # the same load through an Envoy whose ext_authz is the one-EVALSHA floor
-    floor_gated_cpu = 0.0  # the floor servers' CPU per check meanwhile, µs
+    each_beyond: list[tuple[float, float]] = []  # per repeat: Tollgate's p50 and p99 less the floor's, ms
     # The floors run just before and just after Tollgate, on the ports ext_authz uses: their mean
     # brackets Tollgate's figure in time on a machine whose load drifts.
     floor_before = floors(gw.extauthz_ports, "tgk_floor", args.check_seconds, workdir)
-    if not args.only_checks:
-        floor_gated, floor_gated_cpu = floor_latency(
-            up_port, args.extauthz_procs, args.rate, args.seconds, workdir, args.repeats
-        )
+    floor_gw = None if args.only_checks else FloorGateway(up_port, args.extauthz_procs, workdir)
     try:
         gw.start()
         token = gw.apply(manifests())["bench/k"]
@@ -553,12 +561,22 @@ def main() -> None:
                     )
                     cpu_before = {name: cpu_s(pids) for name, pids in parts.items()}
                     one = open_loop(f"{gw.base_url()}/v1/charges", token, args.rate, args.seconds, workdir)
-                    if one and one_plain:  # each repeat's own figure: how far one run's p99 moves
-                        each_added_p99.append(round(pct(one, 99) - pct(one_plain, 99), 2))
-                    plain += one_plain
-                    gated += one
                     for name, pids in parts.items():
                         spent[name] += cpu_s(pids) - cpu_before[name]
+                    time.sleep(1)  # the audit ingester catches up with the last flush before the floor's load
+                    assert floor_gw is not None
+                    one_floor = floor_gw.send(args.rate, args.seconds)
+                    if one and one_plain:  # each repeat's own figure: how far one run's p99 moves
+                        each_added_p99.append(round(pct(one, 99) - pct(one_plain, 99), 2))
+                    if one and one_floor:
+                        each_beyond.append(
+                            (
+                                round(pct(one, 50) - pct(one_floor, 50), 3),
+                                round(pct(one, 99) - pct(one_floor, 99), 2),
+                            )
+                        )
+                    plain += one_plain
+                    gated += one
                 shares = {name: cpu / (args.seconds * args.repeats) for name, cpu in spent.items()}
                 inside = _minus(check_histogram(gw.metrics_ports), inside_before)
             finally:
@@ -570,8 +588,12 @@ def main() -> None:
             drive(gw.extauthz_ports, token, 0, workdir, count=args.rss_checks)
         rss = max(rss_mib(pid) for pid in pids)
     finally:
+        if floor_gw is not None:
+            floor_gw.stop()
         gw.stop()
         upstream.stop()
+    floor_gated = floor_gw.latencies if floor_gw is not None else []
+    floor_gated_cpu = floor_gw.cpu_us_per_check() if floor_gw is not None else 0.0
     floor_after = floors(gw.extauthz_ports, token, args.check_seconds, workdir)
     floor = {k: (floor_before[k][0] + floor_after[k][0]) / 2 for k in floor_before}
     floor_cpu = {k: (floor_before[k][1] + floor_after[k][1]) / 2 for k in floor_before}
@@ -590,6 +612,9 @@ def main() -> None:
         "added_p99_ms_each_repeat": each_added_p99,  # type: ignore[dict-item]
         "floor_added_p50_ms": round(pct(floor_gated, 50) - pct(plain, 50), 3) if floor_gated else None,
         "floor_added_p99_ms": round(pct(floor_gated, 99) - pct(plain, 99), 3) if floor_gated else None,
+        "beyond_floor_p50_ms": round(pct(gated, 50) - pct(floor_gated, 50), 3) if floor_gated else None,
+        "beyond_floor_p99_ms": round(pct(gated, 99) - pct(floor_gated, 99), 3) if floor_gated else None,
+        "beyond_floor_each_repeat": each_beyond,  # type: ignore[dict-item]
         "inside_check_p50_ms_at_most": bucket_pct(inside, 50) if gated else None,
         "inside_check_p99_ms_at_most": bucket_pct(inside, 99) if gated else None,
         "extauthz_checks_per_s": round(cps),
@@ -629,6 +654,16 @@ def main() -> None:
             f"floor added      p50 {figures['floor_added_p50_ms']:.3f} ms   p99 {figures['floor_added_p99_ms']:.3f} ms"
             "   (the same Envoy, its ext_authz the one-EVALSHA servicer: what gRPC and one Redis round trip add here)"
         )
+        print(
+            f"beyond the floor p50 {figures['beyond_floor_p50_ms']:.3f} ms   p99 {figures['beyond_floor_p99_ms']:.3f} ms"
+            "   (Tollgate less the floor, each repeat sending both loads back to back: Tollgate's own work)"
+        )
+        if len(each_beyond) > 1:
+            print(
+                "  beyond the floor in each repeat alone (p50 / p99): "
+                + ", ".join(f"{a:.2f} / {b:.2f}" for a, b in each_beyond)
+                + " ms"
+            )
         print(
             f"  of which inside Check (ext_authz's histogram): p50 ≤ {figures['inside_check_p50_ms_at_most']:g} ms, "
             f"p99 ≤ {figures['inside_check_p99_ms_at_most']:g} ms; the rest is gRPC, Envoy and the wait for a core"
