@@ -8,7 +8,8 @@ gateway load the same load goes through a third Envoy, rendered as the gateway's
 one-EVALSHA floor (below) as its ext_authz: what Envoy's filter, gRPC and one Redis round trip add on
 this machine without Tollgate, the yardstick for the added latency; sent back to back with Tollgate's,
 so "beyond the floor" (Tollgate's percentiles less the floor's) is what Tollgate's own work adds, at
-the same moment's load on the cores. Finally it drives ext_authz's Check directly, as hard as it will go, for checks/s.
+the same moment's load on the cores. Finally it drives ext_authz's Check directly, as hard as it will
+go, for checks/s.
 
 Then, on the same ports and with the same driver, it measures the floors (bench/floor.py): a bare
 grpc.aio servicer that answers OK, and one that does a single EVALSHA first; and prints Tollgate's
