@@ -678,9 +678,12 @@ class RedisStore:
 
     async def save_settle_checkpoint(self, source: str, position: str) -> None:
         # After every batch the ingester settles: through the link, as the batch's scripts went.
-        (reply,) = await self._do(lambda: self._send([("SET", keys.settle_checkpoint(source), position)]))
-        if isinstance(reply, Exception):
-            raise StoreUnavailable(f"redis: {type(reply).__name__}: {reply}")
+        async def save() -> None:
+            (reply,) = await self._send([("SET", keys.settle_checkpoint(source), position)])
+            if isinstance(reply, Exception):  # an error reply: _do reports it as it does any Redis error
+                raise reply
+
+        await self._do(save)
 
     async def ping(self) -> None:
         await self._do(lambda: self._r.ping())
